@@ -1,0 +1,61 @@
+"""Roles and what each may do: the one place that decides it.
+
+Views, API views and services ask ``role_can(role, action)`` (or the helpers built on it in
+``opshero.tenancy`` and ``opshero.api.permissions``); nothing else compares role names.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from django.db import models
+
+
+class Role(models.TextChoices):
+    VIEWER = "viewer", "Viewer"
+    PLANNER = "planner", "Planner"
+    APPROVER = "approver", "Approver"
+    ADMIN = "admin", "Admin"
+
+
+ROLE_DESCRIPTIONS = {
+    Role.VIEWER: "Reads every page of the organisation; changes nothing.",
+    Role.PLANNER: (
+        "Ops leader: placement decisions, stack scorecards, ROI scenarios, the 90-day plan."
+    ),
+    Role.APPROVER: "Technical manager: fleet, models, validation, signing and rollout approval.",
+    Role.ADMIN: (
+        "Members and roles, enrollment tokens and signing keys, plus everything an approver does."
+    ),
+}
+
+
+class Action(StrEnum):
+    """Things a member can do inside an organisation."""
+
+    VIEW = "org.view"
+    VIEW_AUDIT = "audit.view"
+    MANAGE_MEMBERS = "members.manage"
+
+
+_EVERYONE = frozenset(Role)
+
+PERMISSIONS: dict[Action, frozenset[Role]] = {
+    Action.VIEW: _EVERYONE,
+    Action.VIEW_AUDIT: frozenset({Role.APPROVER, Role.ADMIN}),
+    Action.MANAGE_MEMBERS: frozenset({Role.ADMIN}),
+}
+
+
+def role_can(role: str, action: Action) -> bool:
+    """True when members with ``role`` may perform ``action``."""
+    try:
+        allowed = PERMISSIONS[action]
+    except KeyError:  # an action nobody listed is an action nobody may perform
+        return False
+    return role in allowed
+
+
+def roles_that_can(action: Action) -> list[Role]:
+    """The roles allowed ``action``, in the order of ``Role`` (for help texts and docs)."""
+    return [role for role in Role if role in PERMISSIONS.get(action, ())]

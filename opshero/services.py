@@ -1,0 +1,169 @@
+"""Platform writes: organisations, memberships and the audit log.
+
+Every function is one transaction and writes its audit event inside it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils.text import slugify
+
+from .actors import Actor
+from .errors import Conflict, InvalidInput
+from .models import ApiToken, AuditEvent, Membership, Organization
+from .roles import Role
+from .tokens import hash_token, new_token
+
+
+def record_audit_event(
+    *,
+    organization: Organization,
+    actor: Actor,
+    verb: str,
+    target: Any = None,
+    target_type: str = "",
+    target_id: str = "",
+    target_label: str = "",
+    data: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one audit event. Call it inside the transaction of the change it describes.
+
+    ``target`` may be a model instance, from which type, id and label are taken.
+    """
+    if target is not None:
+        meta = target._meta
+        target_type = target_type or f"{meta.app_label}.{meta.model_name}"
+        target_id = target_id or str(target.pk)
+        target_label = target_label or str(target)[:200]
+    return AuditEvent.objects.create(
+        organization=organization,
+        actor_kind=actor.kind,
+        actor_user=actor.user if actor.kind == AuditEvent.ActorKind.USER else None,
+        actor_device_id=actor.device_id,
+        actor_label=actor.label[:150],
+        verb=verb,
+        target_type=target_type,
+        target_id=target_id,
+        target_label=target_label,
+        data=data or {},
+        ip=actor.ip,
+    )
+
+
+@transaction.atomic
+def create_organization(*, name: str, actor: Actor, slug: str = "") -> Organization:
+    """Create an organisation; a user actor becomes its first admin."""
+    name = name.strip()
+    if not name:
+        raise InvalidInput("An organisation needs a name.", fields={"name": ["Required."]})
+    slug = slugify(slug or name)[:60]
+    if not slug:
+        raise InvalidInput(
+            "The name gives an empty address; choose a slug.", fields={"slug": ["Required."]}
+        )
+    if Organization.objects.filter(slug=slug).exists():
+        raise Conflict(
+            f"An organisation with the address '{slug}' exists.", fields={"slug": ["Taken."]}
+        )
+    org = Organization.objects.create(name=name, slug=slug)
+    if actor.user is not None:
+        Membership.objects.create(user=actor.user, organization=org, role=Role.ADMIN)
+    record_audit_event(organization=org, actor=actor, verb="organization.created", target=org)
+    return org
+
+
+@transaction.atomic
+def add_member(*, organization: Organization, username: str, role: str, actor: Actor) -> Membership:
+    """Give an existing user a role in the organisation."""
+    if role not in Role.values:
+        raise InvalidInput(f"Unknown role '{role}'.", fields={"role": ["Unknown role."]})
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        raise InvalidInput(
+            f"No user is called '{username}'.", fields={"username": ["No such user."]}
+        )
+    membership, created = Membership.objects.get_or_create(
+        user=user, organization=organization, defaults={"role": role}
+    )
+    if not created:
+        raise Conflict(
+            f"{username} is already a member.", fields={"username": ["Already a member."]}
+        )
+    record_audit_event(
+        organization=organization,
+        actor=actor,
+        verb="member.added",
+        target=membership,
+        target_label=username,
+        data={"role": role},
+    )
+    return membership
+
+
+def _lock_admins(organization: Organization) -> int:
+    """Count admins while holding row locks, so two demotions cannot leave none."""
+    admins = Membership.objects.select_for_update().filter(
+        organization=organization, role=Role.ADMIN
+    )
+    return len(list(admins))
+
+
+@transaction.atomic
+def change_member_role(*, membership: Membership, role: str, actor: Actor) -> Membership:
+    """Change a member's role; an organisation always keeps at least one admin."""
+    if role not in Role.values:
+        raise InvalidInput(f"Unknown role '{role}'.", fields={"role": ["Unknown role."]})
+    membership = Membership.objects.select_for_update().select_related("user").get(pk=membership.pk)
+    old = membership.role
+    if old == role:
+        return membership
+    if old == Role.ADMIN and _lock_admins(membership.organization) <= 1:
+        raise Conflict(
+            "This is the organisation's last admin; make someone else admin first.",
+            code="last_admin",
+        )
+    membership.role = role
+    membership.save(update_fields=["role"])
+    record_audit_event(
+        organization=membership.organization,
+        actor=actor,
+        verb="member.role_changed",
+        target=membership,
+        target_label=membership.user.username,
+        data={"from": old, "to": role},
+    )
+    return membership
+
+
+@transaction.atomic
+def remove_member(*, membership: Membership, actor: Actor) -> None:
+    """Remove a user from the organisation; the last admin cannot be removed."""
+    membership = Membership.objects.select_for_update().select_related("user").get(pk=membership.pk)
+    if membership.role == Role.ADMIN and _lock_admins(membership.organization) <= 1:
+        raise Conflict("The organisation's last admin cannot be removed.", code="last_admin")
+    username = membership.user.username
+    record_audit_event(
+        organization=membership.organization,
+        actor=actor,
+        verb="member.removed",
+        target=membership,
+        target_label=username,
+        data={"role": membership.role},
+    )
+    membership.delete()
+
+
+def issue_api_token(*, user, name: str = "") -> tuple[ApiToken, str]:
+    """Create a personal API token; returns the record and the token, which is never stored."""
+    token = new_token()
+    record = ApiToken.objects.create(
+        user=user, name=name[:80], prefix=token[:12], key_hash=hash_token(token)
+    )
+    return record, token
+
+
+def revoke_api_token(*, token: ApiToken) -> None:
+    token.delete()

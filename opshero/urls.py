@@ -1,0 +1,78 @@
+"""URL map. Organisation pages live under /o/<org>/, the user API under /api/v1/."""
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.http import HttpResponsePermanentRedirect
+from django.templatetags.static import static
+from django.urls import Resolver404, include, path, re_path, resolve
+from drf_spectacular.views import (
+    SpectacularAPIView,
+    SpectacularRedocView,
+    SpectacularSwaggerSplitView,
+)
+
+from . import views
+from .api.errors import error_response
+
+handler403 = "opshero.urls.handle_403"
+handler404 = "opshero.urls.handle_404"
+handler500 = "opshero.urls.handle_500"
+
+
+def _api_or_page(status: int, message: str, page_view):
+    def handler(request, exception=None):
+        if request.path.startswith("/api/"):
+            return error_response(status, message)
+        return page_view(request, exception) if exception is not None else page_view(request)
+
+    return handler
+
+
+handle_403 = _api_or_page(
+    403, "You do not have permission to perform this action.", views.error_403
+)
+handle_404 = _api_or_page(404, "Not found.", views.error_404)
+handle_500 = _api_or_page(500, "The server failed to handle this request.", views.error_500)
+
+
+def api_not_found(request, rest=""):
+    """Unknown /api/ paths answer JSON, naming the endpoint the caller probably meant."""
+    path_ = request.path
+    alternative = path_[:-1] if path_.endswith("/") else path_ + "/"
+    try:
+        match = resolve(alternative)
+    except Resolver404:
+        match = None
+    if match is not None and match.func is not api_not_found:
+        return error_response(404, f"No API endpoint at {path_}; did you mean {alternative}?")
+    return error_response(404, f"No API endpoint at {path_}.")
+
+
+def favicon(request):
+    return HttpResponsePermanentRedirect(static("opshero/img/logo.svg"))
+
+
+org_patterns = [
+    path("", views.overview, name="overview"),
+    path("members/", views.members, name="members"),
+    path("members/add/", views.member_add, name="member-add"),
+    path("members/<int:membership_id>/role/", views.member_role, name="member-role"),
+    path("members/<int:membership_id>/remove/", views.member_remove, name="member-remove"),
+    path("audit/", views.audit, name="audit"),
+]
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("login/", views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("favicon.ico", favicon),
+    path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
+    path("o/<slug:org>/", include(org_patterns)),
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    path("api/v1/", include("opshero.api.urls")),
+    re_path(r"^api/(?P<rest>.*)$", api_not_found),
+]

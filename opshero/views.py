@@ -1,0 +1,214 @@
+"""Platform pages: home redirect, overview, members, audit log, login, health, errors."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from . import selectors, services
+from .actors import Actor
+from .errors import DomainError
+from .forms import AddMemberForm, MemberRoleForm, ThrottledAuthenticationForm
+from .health import readiness
+from .htmx import render_page
+from .models import AuditEvent, Membership
+from .roles import ROLE_DESCRIPTIONS, Action, Role
+from .tenancy import SESSION_ORG_KEY, org_view
+
+
+class LoginView(auth_views.LoginView):
+    form_class = ThrottledAuthenticationForm
+    template_name = "registration/login.html"
+    redirect_authenticated_user = True
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    """Send the user to the organisation they used last, or the one they joined first."""
+    memberships = list(selectors.memberships_for_user(user=request.user))
+    if not memberships:
+        return render(request, "opshero/no_organization.html", status=200)
+    last = request.session.get(SESSION_ORG_KEY)
+    first_joined = min(memberships, key=lambda m: (m.created_at, m.pk))
+    chosen = next((m for m in memberships if m.organization.slug == last), first_joined)
+    return redirect("overview", org=chosen.organization.slug)
+
+
+@org_view()
+def overview(request: HttpRequest) -> HttpResponse:
+    org = request.org
+    members = list(selectors.members_for_org(org=org))
+    context = {
+        "members": members,
+        "role_counts": {role.label: sum(1 for m in members if m.role == role) for role in Role},
+        "can_view_audit": request.membership.can(Action.VIEW_AUDIT),
+    }
+    if context["can_view_audit"]:
+        context["recent_events"] = list(selectors.audit_events_for_org(org=org)[:8])
+    return render(request, "opshero/overview.html", context)
+
+
+def _members_context(request: HttpRequest, **extra) -> dict:
+    return {
+        "members": selectors.members_for_org(org=request.org),
+        "roles": Role.choices,
+        "can_manage": request.membership.can(Action.MANAGE_MEMBERS),
+        "role_descriptions": [(role.label, ROLE_DESCRIPTIONS[role]) for role in Role],
+        "add_form": extra.pop("add_form", None) or AddMemberForm(),
+        **extra,
+    }
+
+
+@org_view()
+def members(request: HttpRequest) -> HttpResponse:
+    return render(request, "opshero/members.html", _members_context(request))
+
+
+@require_POST
+@org_view(Action.MANAGE_MEMBERS)
+def member_add(request: HttpRequest) -> HttpResponse:
+    form = AddMemberForm(request.POST)
+    if form.is_valid():
+        try:
+            services.add_member(
+                organization=request.org,
+                username=form.cleaned_data["username"],
+                role=form.cleaned_data["role"],
+                actor=Actor.from_request(request),
+            )
+        except DomainError as exc:
+            for field, reasons in exc.fields.items():
+                for reason in reasons:
+                    form.add_error(field if field in form.fields else None, reason)
+            if not exc.fields:
+                form.add_error(None, exc.message)
+        else:
+            messages.success(request, f"{form.cleaned_data['username']} was added.")
+            return redirect("members", org=request.org.slug)
+    return render(
+        request, "opshero/members.html", _members_context(request, add_form=form), status=422
+    )
+
+
+@require_POST
+@org_view(Action.MANAGE_MEMBERS)
+def member_role(request: HttpRequest, membership_id: int) -> HttpResponse:
+    membership = get_object_or_404(
+        Membership.objects.select_related("user"), pk=membership_id, organization=request.org
+    )
+    form = MemberRoleForm(request.POST)
+    error = None
+    if not form.is_valid():
+        error = "Choose one of the listed roles."
+    else:
+        try:
+            membership = services.change_member_role(
+                membership=membership,
+                role=form.cleaned_data["role"],
+                actor=Actor.from_request(request),
+            )
+        except DomainError as exc:
+            error = exc.message
+    membership.refresh_from_db()
+    context = {"m": membership, "roles": Role.choices, "can_manage": True, "error": error}
+    if not error:
+        messages.success(request, f"{membership.user.username} is now {membership.role}.")
+    return render_page(
+        request,
+        "opshero/members.html",
+        {**_members_context(request), **context},
+        fragment="opshero/partials/member_row.html",
+        status=409 if error else 200,
+    )
+
+
+@require_POST
+@org_view(Action.MANAGE_MEMBERS)
+def member_remove(request: HttpRequest, membership_id: int) -> HttpResponse:
+    membership = get_object_or_404(
+        Membership.objects.select_related("user"), pk=membership_id, organization=request.org
+    )
+    try:
+        services.remove_member(membership=membership, actor=Actor.from_request(request))
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"{membership.user.username} was removed.")
+    return redirect("members", org=request.org.slug)
+
+
+def _parse_date(value: str | None) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+@require_GET
+@org_view(Action.VIEW_AUDIT)
+def audit(request: HttpRequest) -> HttpResponse:
+    params = request.GET
+    filters = selectors.AuditFilters(
+        q=params.get("q", "").strip()[:100],
+        verb=params.get("verb", ""),
+        actor_kind=params.get("actor_kind", ""),
+        target_type=params.get("target_type", ""),
+        since=_parse_date(params.get("since")),
+        until=_parse_date(params.get("until")),
+    )
+    events = selectors.audit_events_for_org(org=request.org, filters=filters).select_related(None)
+    page = Paginator(events, 25).get_page(params.get("page"))
+    query = params.copy()
+    query.pop("page", None)
+    context = {
+        "page": page,
+        "filters": filters,
+        "facets": selectors.audit_facets_for_org(org=request.org),
+        "actor_kinds": AuditEvent.ActorKind.choices,
+        "querystring": query.urlencode(),
+        "bad_dates": [
+            name
+            for name in ("since", "until")
+            if params.get(name) and _parse_date(params.get(name)) is None
+        ],
+    }
+    return render_page(
+        request, "opshero/audit.html", context, fragment="opshero/partials/audit_table.html"
+    )
+
+
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """The process is up and serving requests."""
+    return JsonResponse({"status": "ok"})
+
+
+@never_cache
+@require_GET
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Database, broker and a worker answer; 503 with the failing check otherwise."""
+    ready, checks = readiness()
+    return JsonResponse(
+        {"status": "ok" if ready else "fail", "checks": checks}, status=200 if ready else 503
+    )
+
+
+def error_404(request: HttpRequest, exception=None) -> HttpResponse:
+    return render(request, "404.html", status=404)
+
+
+def error_403(request: HttpRequest, exception=None) -> HttpResponse:
+    return render(request, "403.html", {"reason": str(exception or "")}, status=403)
+
+
+def error_500(request: HttpRequest) -> HttpResponse:
+    return render(request, "500.html", status=500)

@@ -1,0 +1,36 @@
+// OpsHero page behaviour. No inline scripts: the content security policy forbids them.
+(function () {
+  "use strict";
+
+  // Charts: <script type="application/json" data-plotly-for="ID"> holds a Plotly figure.
+  function renderCharts(root) {
+    if (!window.Plotly) return;
+    root.querySelectorAll("script[type='application/json'][data-plotly-for]").forEach(function (node) {
+      var target = document.getElementById(node.dataset.plotlyFor);
+      if (!target) return;
+      var figure = JSON.parse(node.textContent);
+      var config = Object.assign({ responsive: true, displaylogo: false }, figure.config || {});
+      window.Plotly.react(target, figure.data || [], figure.layout || {}, config);
+    });
+  }
+
+  // <form data-confirm="question"> asks before submitting (removing a member, retiring a key).
+  function wireConfirm(root) {
+    root.querySelectorAll("form[data-confirm]").forEach(function (form) {
+      if (form.dataset.confirmWired) return;
+      form.dataset.confirmWired = "1";
+      form.addEventListener("submit", function (event) {
+        if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+      });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    renderCharts(document);
+    wireConfirm(document);
+  });
+  document.addEventListener("htmx:afterSettle", function (event) {
+    renderCharts(event.target);
+    wireConfirm(event.target);
+  });
+})();

@@ -1,0 +1,165 @@
+"""Organisation isolation, proven for every organisation-scoped URL.
+
+How to use it from a new app:
+
+1. Write a probe builder: a function taking the ``World`` (two tenants, ``a`` and ``b``)
+   that creates whatever object the URL needs *in tenant a* and returns the ``Probe``s
+   (method, URL, body) that touch it.
+2. Register it in ``CASES`` under the URL's name. ``tests/opshero/test_isolation.py`` fails
+   for any organisation-scoped URL (one with ``<org>`` in its route) that has no case.
+
+For each probe the shared test checks that an outsider (tenant b's admin, a member of
+another organisation with every permission there) gets 404 from both the HTML and the API
+side, that nothing the outsider sent changed anything, and that an insider with the
+right role gets the expected status.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from opshero.models import AuditEvent
+from opshero.roles import Role
+from tests.factories import World
+
+
+@dataclass
+class Probe:
+    method: str
+    url: str
+    data: dict[str, Any] | None = None
+    insider_role: str = Role.ADMIN
+    insider_status: int = 200
+    # For writes: returns a value that must be equal before and after the outsider's request.
+    state: Callable[[], Any] | None = None
+    json_body: bool = field(default=False)
+
+
+def org_scoped_url_names() -> set[str]:
+    """Every named URL whose route contains the organisation parameter."""
+    found: set[str] = set()
+
+    def walk(patterns, prefix: str, namespace: str) -> None:
+        for p in patterns:
+            route = prefix + str(p.pattern)
+            if isinstance(p, URLResolver):
+                ns = namespace
+                if p.namespace:
+                    ns = f"{namespace}{p.namespace}:"
+                walk(p.url_patterns, route, ns)
+            elif isinstance(p, URLPattern) and p.name and "<slug:org>" in route:
+                found.add(namespace + p.name)
+
+    walk(get_resolver().url_patterns, "", "")
+    return found
+
+
+def _send(client, probe: Probe):
+    method = getattr(client, probe.method.lower())
+    if probe.data is None:
+        return method(probe.url)
+    if probe.json_body:
+        return method(probe.url, data=json.dumps(probe.data), content_type="application/json")
+    return method(probe.url, data=probe.data)
+
+
+def assert_outsider_gets_404(client, probe: Probe, outsider) -> None:
+    client.force_login(outsider)
+    before = probe.state() if probe.state else None
+    events_before = AuditEvent.objects.count()
+    response = _send(client, probe)
+    assert response.status_code == 404, (
+        f"{probe.method} {probe.url} answered {response.status_code} to a member of another "
+        "organisation; it must be 404"
+    )
+    if probe.url.startswith("/api/"):
+        assert response.json()["error"]["code"] == "not_found"
+    if probe.state:
+        assert probe.state() == before, f"{probe.method} {probe.url} changed state for an outsider"
+    assert AuditEvent.objects.count() == events_before
+    client.logout()
+
+
+def assert_insider_allowed(client, probe: Probe, insider) -> None:
+    client.force_login(insider)
+    response = _send(client, probe)
+    assert response.status_code == probe.insider_status, (
+        f"{probe.method} {probe.url} answered {response.status_code} to a {probe.insider_role}; "
+        f"expected {probe.insider_status}"
+    )
+    client.logout()
+
+
+# --- Cases, one per organisation-scoped URL name ------------------------------------------------
+
+
+def _org_page(name: str, role: str = Role.ADMIN) -> Callable[[World], list[Probe]]:
+    def build(world: World) -> list[Probe]:
+        return [Probe("GET", reverse(name, kwargs={"org": world.a.org.slug}), insider_role=role)]
+
+    return build
+
+
+def _member_write(name: str, data: dict, insider_status: int) -> Callable[[World], list[Probe]]:
+    def build(world: World) -> list[Probe]:
+        target = world.a.members[Role.VIEWER]
+        url = reverse(name, kwargs={"org": world.a.org.slug, "membership_id": target.pk})
+
+        def state():
+            return list(world.a.org.memberships.order_by("pk").values_list("pk", "role"))
+
+        return [Probe("POST", url, data=data, insider_status=insider_status, state=state)]
+
+    return build
+
+
+def _member_add(world: World) -> list[Probe]:
+    from tests.factories import make_user
+
+    newcomer = make_user()
+
+    def state():
+        return list(world.a.org.memberships.order_by("pk").values_list("pk", "role"))
+
+    url = reverse("member-add", kwargs={"org": world.a.org.slug})
+    return [
+        Probe(
+            "POST",
+            url,
+            data={"username": newcomer.username, "role": "viewer"},
+            insider_status=302,
+            state=state,
+        )
+    ]
+
+
+def _api_member(world: World) -> list[Probe]:
+    target = world.a.members[Role.VIEWER]
+    url = reverse("api-member", kwargs={"org": world.a.org.slug, "membership_id": target.pk})
+
+    def state():
+        return list(world.a.org.memberships.order_by("pk").values_list("pk", "role"))
+
+    return [
+        Probe("GET", url),
+        Probe("PATCH", url, data={"role": "planner"}, json_body=True, state=state),
+    ]
+
+
+CASES: dict[str, Callable[[World], list[Probe]]] = {
+    "overview": _org_page("overview"),
+    "members": _org_page("members"),
+    "member-add": _member_add,
+    "member-role": _member_write("member-role", {"role": "planner"}, 200),
+    "member-remove": _member_write("member-remove", {}, 302),
+    "audit": _org_page("audit", Role.APPROVER),
+    "api-org": _org_page("api-org"),
+    "api-members": _org_page("api-members"),
+    "api-member": _api_member,
+    "api-audit-events": _org_page("api-audit-events", Role.APPROVER),
+}

@@ -1,0 +1,59 @@
+"""Test settings: the real settings with fast hashing and isolated Redis databases.
+
+``DATABASE_URL`` and ``REDIS_URL`` come from the environment exactly as in production
+(CI sets both: PostgreSQL and Redis). Without them, SQLite and the filesystem broker.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from opshero.settings import *  # noqa: F403
+from opshero.settings import REDIS_URL, STORAGES
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES = {
+    **STORAGES,
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
+
+_tmp = Path(tempfile.mkdtemp(prefix="opshero-tests-"))
+MEDIA_ROOT = _tmp / "media"
+
+
+def _redis_db(url: str, db: int) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{db}"))
+
+
+if REDIS_URL:
+    # Tests flush their cache; keep that away from any other user of the server.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": _redis_db(REDIS_URL, 14),
+            "KEY_PREFIX": "opshero-test",
+        }
+    }
+    CELERY_BROKER_URL = _redis_db(REDIS_URL, 15)
+    CELERY_RESULT_BACKEND = _redis_db(REDIS_URL, 15)
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    _broker = _tmp / "broker"
+    _broker.mkdir()
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker),
+        "data_folder_out": str(_broker),
+        "processed_folder": str(_broker),
+        "store_processed": False,
+        "control_folder": str(_broker / "control"),
+    }
+    (_tmp / "results").mkdir()
+    CELERY_RESULT_BACKEND = f"file://{_tmp / 'results'}"
+
+READINESS_WORKER_TIMEOUT = float(os.environ.get("READINESS_WORKER_TIMEOUT", "5"))
+LOGGING = {"version": 1, "disable_existing_loggers": False}
