@@ -46,3 +46,15 @@ class Conflict(DomainError):
 
     status = 409
     code = "conflict"
+
+
+class Unauthenticated(DomainError):
+    """Credentials are missing or wrong (401): bad enrollment token, bad device signature."""
+
+    status = 401
+    code = "not_authenticated"
+
+
+class TooLarge(DomainError):
+    status = 413
+    code = "payload_too_large"

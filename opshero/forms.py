@@ -48,3 +48,15 @@ class MemberRoleForm(forms.Form):
 class AddMemberForm(forms.Form):
     username = forms.CharField(max_length=150)
     role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
+
+
+def apply_domain_error(form: forms.Form, error) -> None:
+    """Show a service's DomainError on the form: per field where it names one, else on top."""
+    placed = False
+    for field_name, reasons in error.fields.items():
+        target = field_name if field_name in form.fields else None
+        for reason in reasons:
+            form.add_error(target, reason if target else f"{field_name}: {reason}")
+            placed = True
+    if not placed:
+        form.add_error(None, error.message)

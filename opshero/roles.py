@@ -36,6 +36,9 @@ class Action(StrEnum):
     VIEW = "org.view"
     VIEW_AUDIT = "audit.view"
     MANAGE_MEMBERS = "members.manage"
+    MANAGE_FLEET = "fleet.manage"  # sites, devices, groups, hardware targets
+    ENROLL_DEVICES = "fleet.enroll"  # create enrollment tokens
+    REVOKE_DEVICES = "fleet.revoke"  # revoke or retire device credentials
 
 
 _EVERYONE = frozenset(Role)
@@ -44,6 +47,9 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.VIEW: _EVERYONE,
     Action.VIEW_AUDIT: frozenset({Role.APPROVER, Role.ADMIN}),
     Action.MANAGE_MEMBERS: frozenset({Role.ADMIN}),
+    Action.MANAGE_FLEET: frozenset({Role.APPROVER, Role.ADMIN}),
+    Action.ENROLL_DEVICES: frozenset({Role.ADMIN}),
+    Action.REVOKE_DEVICES: frozenset({Role.APPROVER, Role.ADMIN}),
 }
 
 

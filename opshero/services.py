@@ -116,7 +116,11 @@ def change_member_role(*, membership: Membership, role: str, actor: Actor) -> Me
     """Change a member's role; an organisation always keeps at least one admin."""
     if role not in Role.values:
         raise InvalidInput(f"Unknown role '{role}'.", fields={"role": ["Unknown role."]})
-    membership = Membership.objects.select_for_update().select_related("user").get(pk=membership.pk)
+    membership = (
+        Membership.objects.select_for_update(of=("self",))
+        .select_related("user")
+        .get(pk=membership.pk)
+    )
     old = membership.role
     if old == role:
         return membership
@@ -141,7 +145,11 @@ def change_member_role(*, membership: Membership, role: str, actor: Actor) -> Me
 @transaction.atomic
 def remove_member(*, membership: Membership, actor: Actor) -> None:
     """Remove a user from the organisation; the last admin cannot be removed."""
-    membership = Membership.objects.select_for_update().select_related("user").get(pk=membership.pk)
+    membership = (
+        Membership.objects.select_for_update(of=("self",))
+        .select_related("user")
+        .get(pk=membership.pk)
+    )
     if membership.role == Role.ADMIN and _lock_admins(membership.organization) <= 1:
         raise Conflict("The organisation's last admin cannot be removed.", code="last_admin")
     username = membership.user.username

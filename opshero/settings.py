@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "csp",
     "opshero",
+    "fleet",
 ]
 
 MIDDLEWARE = [
@@ -164,6 +165,13 @@ LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=900)
 # How many reverse proxies in front of the app append to X-Forwarded-For (0: trust none).
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
+# --- Fleet ----------------------------------------------------------------------------------
+# An active device that has not been heard from for this long counts as offline.
+DEVICE_OFFLINE_AFTER_SECONDS = env.int("DEVICE_OFFLINE_AFTER_SECONDS", default=600)
+# Device CSV import limits (bytes, rows).
+FLEET_CSV_MAX_BYTES = env.int("FLEET_CSV_MAX_BYTES", default=5 * 1024 * 1024)
+FLEET_CSV_MAX_ROWS = env.int("FLEET_CSV_MAX_ROWS", default=20_000)
+
 # --- Internationalisation -------------------------------------------------------------------
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
@@ -233,7 +241,7 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "opshero.api.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_THROTTLE_RATES": {"token": "10/min"},
+    "DEFAULT_THROTTLE_RATES": {"token": "10/min", "enroll": "20/min"},
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 if DEBUG:
@@ -253,6 +261,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "PlacementEnum": "fleet.models.Placement",
+        "SiteKindEnum": "fleet.models.Site.Kind",
+        "ExecutionProviderEnum": "fleet.models.ExecutionProvider",
+        "RoleEnum": "opshero.roles.Role",
+    },
 }
 
 # --- Celery ---------------------------------------------------------------------------------
@@ -298,6 +312,10 @@ CELERY_BEAT_SCHEDULE = {
     "clear-expired-sessions": {
         "task": "opshero.clear_expired_sessions",
         "schedule": 6 * 3600,
+    },
+    "purge-device-nonces": {
+        "task": "fleet.purge_device_nonces",
+        "schedule": 3600,
     },
 }
 # How long /readyz waits for a worker to answer the ping task.

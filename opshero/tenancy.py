@@ -40,7 +40,8 @@ def org_view(action: Action = Action.VIEW) -> Callable:
                 )
             request.org = membership.organization
             request.membership = membership
-            request.session[SESSION_ORG_KEY] = membership.organization.slug
+            if request.session.get(SESSION_ORG_KEY) != org:  # write the session only on a switch
+                request.session[SESSION_ORG_KEY] = org
             return view(request, *args, **kwargs)
 
         wrapper.org_action = action

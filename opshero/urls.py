@@ -74,5 +74,9 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("api/v1/", include("opshero.api.urls")),
+    # Each app's API and pages are mounted here, the project's one composition point.
+    path("api/v1/orgs/<slug:org>/", include("fleet.api.urls")),
+    path("api/v1/device/", include("fleet.api.device_urls")),
+    path("o/<slug:org>/", include("fleet.urls")),
     re_path(r"^api/(?P<rest>.*)$", api_not_found),
 ]

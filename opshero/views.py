@@ -16,7 +16,12 @@ from django.views.decorators.http import require_GET, require_POST
 from . import selectors, services
 from .actors import Actor
 from .errors import DomainError
-from .forms import AddMemberForm, MemberRoleForm, ThrottledAuthenticationForm
+from .forms import (
+    AddMemberForm,
+    MemberRoleForm,
+    ThrottledAuthenticationForm,
+    apply_domain_error,
+)
 from .health import readiness
 from .htmx import render_page
 from .models import AuditEvent, Membership
@@ -85,11 +90,7 @@ def member_add(request: HttpRequest) -> HttpResponse:
                 actor=Actor.from_request(request),
             )
         except DomainError as exc:
-            for field, reasons in exc.fields.items():
-                for reason in reasons:
-                    form.add_error(field if field in form.fields else None, reason)
-            if not exc.fields:
-                form.add_error(None, exc.message)
+            apply_domain_error(form, exc)
         else:
             messages.success(request, f"{form.cleaned_data['username']} was added.")
             return redirect("members", org=request.org.slug)

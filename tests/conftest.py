@@ -28,7 +28,7 @@ def _redis_error() -> str | None:
         import redis
 
         redis.Redis.from_url(os.environ["REDIS_URL"], socket_connect_timeout=2).ping()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - reported verbatim
         return f"Redis at REDIS_URL does not answer: {exc}"
     return None
 
@@ -48,7 +48,7 @@ def _postgres_error() -> str | None:
             dbname="postgres",
             connect_timeout=3,
         ).close()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - reported verbatim
         return f"PostgreSQL does not answer: {exc}"
     return None
 

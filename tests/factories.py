@@ -55,3 +55,64 @@ def make_tenant(name: str, slug: str) -> Tenant:
 
 def make_world() -> World:
     return World(a=make_tenant("Acme Docks", "acme"), b=make_tenant("Globex Clinics", "globex"))
+
+
+# --- fleet ---------------------------------------------------------------------------------------
+
+
+def make_site(org: Organization, name: str | None = None, **values):
+    from fleet.models import Site
+
+    values.setdefault("kind", "dock")
+    values.setdefault("time_zone", "Europe/Amsterdam")
+    return Site.objects.create(organization=org, name=name or f"Site {next(_seq)}", **values)
+
+
+def make_device(org: Organization, site=None, **values):
+    from fleet.models import Device
+
+    n = next(_seq)
+    values.setdefault("name", f"device-{n}")
+    values.setdefault("serial", f"SN-{n:06d}")
+    return Device.objects.create(organization=org, site=site or make_site(org), **values)
+
+
+def enroll_device(org: Organization, site=None, serial: str | None = None, **token_values):
+    """Enroll a device through the real services; returns (device, private key)."""
+    from fleet import services
+    from opshero.actors import Actor
+    from protocol import device_auth
+
+    site = site or make_site(org)
+    _, token = services.create_enrollment_token(
+        organization=org, site=site, actor=Actor.system("tests"), **token_values
+    )
+    key = device_auth.generate_device_key()
+    device = services.enroll_device(
+        token=token,
+        public_key=device_auth.public_key_text(key),
+        facts=services.EnrollmentFacts(serial=serial or f"GW-{next(_seq):06d}"),
+    )
+    return device, key
+
+
+def make_target(org: Organization, name: str | None = None, **values):
+    from fleet.models import HardwareTarget
+
+    values.setdefault("runtime", "onnxruntime 1.32.0")
+    values.setdefault("execution_provider", "CPU")
+    values.setdefault(
+        "operators",
+        [{"domain": "", "op_type": "Conv", "min_opset": None, "max_opset": None, "note": ""}],
+    )
+    return HardwareTarget.objects.create(
+        organization=org, name=name or f"Target {next(_seq)}", **values
+    )
+
+
+def make_group(org: Organization, name: str | None = None, rules=None):
+    from fleet.models import DeviceGroup
+
+    return DeviceGroup.objects.create(
+        organization=org, name=name or f"Group {next(_seq)}", rules=rules or {}
+    )

@@ -151,6 +151,88 @@ def _api_member(world: World) -> list[Probe]:
     ]
 
 
+# --- fleet --------------------------------------------------------------------------------------
+
+
+def _fleet_state(world: World):
+    from fleet.models import Device, DeviceGroup, EnrollmentToken, HardwareTarget, Site
+
+    org = world.a.org
+
+    def state():
+        return (
+            list(Site.objects.filter(organization=org).order_by("pk").values_list("pk", "name")),
+            list(
+                Device.objects.filter(organization=org)
+                .order_by("pk")
+                .values_list("pk", "name", "status", "site_id")
+            ),
+            list(DeviceGroup.objects.filter(organization=org).values_list("pk", "name", "rules")),
+            list(HardwareTarget.objects.filter(organization=org).values_list("pk", "name")),
+            EnrollmentToken.objects.filter(organization=org).count(),
+            list(
+                Device.objects.filter(organization=org).values_list(
+                    "credentials__fingerprint", "credentials__revoked_at"
+                )
+            ),
+        )
+
+    return state
+
+
+def _fleet_objects(world: World) -> dict:
+    from tests.factories import enroll_device, make_group, make_site, make_target
+
+    org = world.a.org
+    site = make_site(org, "Isolation Dock")
+    device, _ = enroll_device(org, site)
+    return {
+        "org": org.slug,
+        "site": site,
+        "empty_site": make_site(org, "Empty Dock"),
+        "device": device,
+        "group": make_group(org, "Isolation group", {"site_ids": [site.pk]}),
+        "target": make_target(org, "Isolation target"),
+    }
+
+
+def _fleet_get(name: str, role: str = Role.VIEWER, **ids) -> Callable[[World], list[Probe]]:
+    def build(world: World) -> list[Probe]:
+        objs = _fleet_objects(world)
+        kwargs = {"org": objs["org"], **{k: objs[v].pk for k, v in ids.items()}}
+        return [Probe("GET", reverse(name, kwargs=kwargs), insider_role=role)]
+
+    return build
+
+
+def _fleet_post(
+    name: str,
+    data: dict | None = None,
+    status: int = 302,
+    role: str = Role.ADMIN,
+    json_body: bool = False,
+    method: str = "POST",
+    **ids,
+) -> Callable[[World], list[Probe]]:
+    def build(world: World) -> list[Probe]:
+        objs = _fleet_objects(world)
+        kwargs = {"org": objs["org"], **{k: objs[v].pk for k, v in ids.items()}}
+        payload = data(objs) if callable(data) else (data or {})
+        return [
+            Probe(
+                method,
+                reverse(name, kwargs=kwargs),
+                data=payload,
+                insider_role=role,
+                insider_status=status,
+                state=_fleet_state(world),
+                json_body=json_body,
+            )
+        ]
+
+    return build
+
+
 CASES: dict[str, Callable[[World], list[Probe]]] = {
     "overview": _org_page("overview"),
     "members": _org_page("members"),
@@ -162,4 +244,83 @@ CASES: dict[str, Callable[[World], list[Probe]]] = {
     "api-members": _org_page("api-members"),
     "api-member": _api_member,
     "api-audit-events": _org_page("api-audit-events", Role.APPROVER),
+    # fleet pages
+    "fleet:devices": _fleet_get("fleet:devices"),
+    "fleet:device": _fleet_get("fleet:device", device_id="device"),
+    "fleet:device-new": _fleet_get("fleet:device-new", Role.APPROVER),
+    "fleet:device-revoke": _fleet_post("fleet:device-revoke", device_id="device"),
+    "fleet:device-retire": _fleet_post("fleet:device-retire", device_id="device"),
+    "fleet:import": _fleet_get("fleet:import", Role.APPROVER),
+    "fleet:export": _fleet_get("fleet:export"),
+    "fleet:sites": _fleet_get("fleet:sites"),
+    "fleet:site": _fleet_get("fleet:site", site_id="site"),
+    "fleet:site-delete": _fleet_post("fleet:site-delete", site_id="empty_site"),
+    "fleet:enroll": _fleet_post(
+        "fleet:enroll",
+        lambda o: {"site": o["site"].pk, "placement": "near_edge", "expires_in_hours": 2},
+        status=201,
+    ),
+    "fleet:groups": _fleet_get("fleet:groups"),
+    "fleet:group": _fleet_get("fleet:group", group_id="group"),
+    "fleet:group-preview": _fleet_post(
+        "fleet:group-preview", lambda o: {"site_ids": [o["site"].pk]}, status=200
+    ),
+    "fleet:group-delete": _fleet_post("fleet:group-delete", group_id="group"),
+    "fleet:targets": _fleet_get("fleet:targets"),
+    "fleet:target": _fleet_get("fleet:target", target_id="target"),
+    "fleet:target-clone": _fleet_post("fleet:target-clone", target_id="target"),
+    # fleet API
+    "api-sites": _fleet_get("api-sites"),
+    "api-site": _fleet_post(
+        "api-site",
+        {"name": "Renamed"},
+        status=200,
+        json_body=True,
+        method="PATCH",
+        site_id="site",
+    ),
+    "api-devices": _fleet_get("api-devices"),
+    "api-devices-import": _fleet_post(
+        "api-devices-import", {}, status=422, role=Role.APPROVER, json_body=False
+    ),
+    "api-devices-export": _fleet_get("api-devices-export"),
+    "api-device": _fleet_post(
+        "api-device",
+        {"name": "renamed"},
+        status=200,
+        json_body=True,
+        method="PATCH",
+        device_id="device",
+    ),
+    "api-device-revoke": _fleet_post(
+        "api-device-revoke", {}, status=200, json_body=True, device_id="device"
+    ),
+    "api-device-retire": _fleet_post(
+        "api-device-retire", {}, status=200, json_body=True, device_id="device"
+    ),
+    "api-groups": _fleet_get("api-groups"),
+    "api-group": _fleet_post(
+        "api-group",
+        {"name": "Renamed group"},
+        status=200,
+        json_body=True,
+        method="PATCH",
+        group_id="group",
+    ),
+    "api-group-devices": _fleet_get("api-group-devices", group_id="group"),
+    "api-targets": _fleet_get("api-targets"),
+    "api-target": _fleet_post(
+        "api-target",
+        {"notes": "changed"},
+        status=200,
+        json_body=True,
+        method="PATCH",
+        target_id="target",
+    ),
+    "api-target-clone": _fleet_post(
+        "api-target-clone", {}, status=201, json_body=True, target_id="target"
+    ),
+    "api-enrollment-tokens": _fleet_post(
+        "api-enrollment-tokens", lambda o: {"site": o["site"].pk}, status=201, json_body=True
+    ),
 }

@@ -1,0 +1,2 @@
+"""Fleet and models: sites, devices, hardware targets, enrollment, model registry, validation,
+signing."""

@@ -1,0 +1,19 @@
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def _sync_builtin_targets(sender, using="default", **kwargs) -> None:
+    """Reference data, like Django's own content types: refreshed after every migrate."""
+    from .services import sync_builtin_targets
+
+    sync_builtin_targets(using=using)
+
+
+class FleetConfig(AppConfig):
+    name = "fleet"
+    verbose_name = "Fleet and models"
+
+    def ready(self) -> None:
+        from .api import schema  # noqa: F401 - registers the device-signature OpenAPI scheme
+
+        post_migrate.connect(_sync_builtin_targets, sender=self)

@@ -1,0 +1,296 @@
+"""Sites, hardware targets, devices, device groups, enrollment tokens and device credentials."""
+
+from __future__ import annotations
+
+import uuid
+import zoneinfo
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from opshero.models import Organization
+
+
+class Placement(models.TextChoices):
+    """Where inference runs (the seed's three locations)."""
+
+    ON_DEVICE = "on_device", "On-device"
+    NEAR_EDGE = "near_edge", "Near-edge gateway"
+    CLOUD = "cloud", "Cloud"
+
+
+class Site(models.Model):
+    """A place where AI runs: a dock, hub, clinic, field team or shop."""
+
+    class Kind(models.TextChoices):
+        DOCK = "dock", "Logistics dock"
+        HUB = "hub", "Hub"
+        CLINIC = "clinic", "Clinic"
+        FIELD = "field", "Field team"
+        RETAIL = "retail", "Retail"
+        OTHER = "other", "Other"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="sites")
+    name = models.CharField(max_length=120)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.OTHER)
+    region = models.CharField(max_length=80, blank=True)
+    time_zone = models.CharField(max_length=64, default="UTC")
+    # Share of time the site is expected online (0..1); offline planning reads it.
+    expected_connectivity = models.FloatField(default=1.0)
+    # [{"day": 0-6 (Monday=0), "start": "HH:MM", "end": "HH:MM"}] in the site's time zone.
+    maintenance_windows = models.JSONField(default=list, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="site_name_unique"),
+            models.CheckConstraint(
+                condition=Q(expected_connectivity__gte=0) & Q(expected_connectivity__lte=1),
+                name="site_connectivity_share",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        try:
+            zoneinfo.ZoneInfo(self.time_zone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValidationError({"time_zone": f"Unknown time zone '{self.time_zone}'."}) from exc
+
+
+class ExecutionProvider(models.TextChoices):
+    CPU = "CPU", "CPU"
+    NNAPI = "NNAPI", "NNAPI (Android)"
+    COREML = "CoreML", "Core ML (Apple)"
+    QNN = "QNN", "QNN (Qualcomm)"
+    TENSORRT = "TensorRT", "TensorRT (NVIDIA)"
+    CUDA = "CUDA", "CUDA (NVIDIA)"
+    OPENVINO = "OpenVINO", "OpenVINO (Intel)"
+    DIRECTML = "DirectML", "DirectML (Windows)"
+    OTHER = "other", "Other"
+
+
+class HardwareTarget(models.Model):
+    """A runtime + accelerator profile that models are validated against.
+
+    Built-in targets (organization NULL) are shared by every organisation and read-only; an
+    organisation adds its own or clones a built-in one to adjust it.
+    """
+
+    organization = models.ForeignKey(
+        Organization,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="hardware_targets",
+    )
+    name = models.CharField(max_length=120)
+    builtin_key = models.CharField(max_length=40, blank=True)  # stable id of a built-in profile
+    runtime = models.CharField(max_length=80, help_text="e.g. onnxruntime 1.32.0")
+    execution_provider = models.CharField(max_length=16, choices=ExecutionProvider.choices)
+    # [{"domain": "", "op_type": "Conv", "min_opset": 1, "max_opset": null, "note": ""}]
+    operators = models.JSONField(default=list, blank=True)
+    static_shapes_only = models.BooleanField(default=False)
+    quantized_only = models.BooleanField(default=False)
+    max_model_bytes = models.BigIntegerField(null=True, blank=True)
+    memory_budget_bytes = models.BigIntegerField(null=True, blank=True)
+    typical_power_watts = models.FloatField(null=True, blank=True)
+    source = models.TextField(blank=True, help_text="Where the operator list comes from")
+    notes = models.TextField(blank=True)
+    cloned_from = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="clones"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["organization_id", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "name"],
+                name="target_name_unique_per_org",
+                condition=Q(organization__isnull=False),
+            ),
+            models.UniqueConstraint(
+                fields=["builtin_key"],
+                name="target_builtin_key_unique",
+                condition=Q(organization__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_builtin(self) -> bool:
+        return self.organization_id is None
+
+
+class Device(models.Model):
+    """A phone, handheld, gateway or cloud endpoint that runs a model.
+
+    ``status`` is the lifecycle (provisioning → active → retired); whether an active device
+    is currently offline is derived from ``last_seen_at`` by the selectors, so it is always
+    current without a background job.
+    """
+
+    class Status(models.TextChoices):
+        PROVISIONING = "provisioning", "Provisioning"
+        ACTIVE = "active", "Active"
+        RETIRED = "retired", "Retired"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="devices")
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="devices")
+    name = models.CharField(max_length=120)
+    serial = models.CharField(max_length=120)
+    placement = models.CharField(
+        max_length=16, choices=Placement.choices, default=Placement.NEAR_EDGE
+    )
+    hardware_target = models.ForeignKey(
+        HardwareTarget, on_delete=models.PROTECT, null=True, blank=True, related_name="devices"
+    )
+    agent_version = models.CharField(max_length=40, blank=True)
+    runtime_version = models.CharField(max_length=40, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PROVISIONING)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    hardware_facts = models.JSONField(default=dict, blank=True)
+    reported_model_version = models.CharField(max_length=120, blank=True)
+    notes = models.TextField(blank=True)
+    enrolled_at = models.DateTimeField(null=True, blank=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "serial"], name="device_serial_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["organization", "site"], name="device_org_site"),
+            models.Index(fields=["organization", "status", "last_seen_at"], name="device_status"),
+            models.Index(fields=["organization", "name"], name="device_org_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DeviceCredential(models.Model):
+    """A device's Ed25519 public key. One is active at a time; rotation and revocation keep
+    the history so audit events and old signatures stay explainable."""
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="credentials")
+    public_key = models.CharField(max_length=64)  # base64 of the 32 raw bytes
+    fingerprint = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_reason = models.CharField(max_length=32, blank=True)  # rotated | revoked | retired
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["device"],
+                condition=Q(revoked_at__isnull=True),
+                name="one_active_credential_per_device",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.device} key {self.fingerprint[:16]}"
+
+
+class DeviceNonce(models.Model):
+    """Replay cache fallback when Redis is not configured or not reachable."""
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="+")
+    nonce = models.CharField(max_length=64)
+    seen_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["device", "nonce"], name="device_nonce_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.device_id}:{self.nonce}"
+
+
+class EnrollmentToken(models.Model):
+    """A one-time secret that lets one gateway enroll at one site. Only its hash is stored."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="enrollment_tokens"
+    )
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="enrollment_tokens")
+    placement = models.CharField(
+        max_length=16, choices=Placement.choices, default=Placement.NEAR_EDGE
+    )
+    hardware_target = models.ForeignKey(
+        HardwareTarget, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # Re-enrollment of an existing (revoked) device keeps its id and history.
+    device = models.ForeignKey(
+        Device, on_delete=models.CASCADE, null=True, blank=True, related_name="reenrollment_tokens"
+    )
+    token_hash = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=16)
+    note = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    used_by = models.ForeignKey(
+        Device, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… for {self.site}"
+
+    @property
+    def state(self) -> str:
+        if self.used_at:
+            return "used"
+        if self.expires_at <= timezone.now():
+            return "expired"
+        return "open"
+
+
+class DeviceGroup(models.Model):
+    """A named set of devices that rollouts target: static members, dynamic rules, or both.
+
+    ``rules`` (all optional, AND across keys, OR within a key):
+    {"site_ids": [..], "site_kinds": [..], "tags": [..], "placements": [..], "target_ids": [..]}
+    """
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="device_groups"
+    )
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True)
+    rules = models.JSONField(default=dict, blank=True)
+    static_members = models.ManyToManyField(Device, blank=True, related_name="static_groups")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="group_name_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

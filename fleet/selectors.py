@@ -1,0 +1,241 @@
+"""Fleet reads, each starting from an organisation (or, for the device API, from a device)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Case, CharField, Count, Q, QuerySet, Value, When
+from django.utils import timezone
+
+from opshero.models import AuditEvent, Organization
+
+from .models import Device, DeviceGroup, EnrollmentToken, HardwareTarget, Site
+
+
+class Connectivity:
+    """The status shown for a device: its lifecycle, with "active" split by last contact."""
+
+    PROVISIONING = "provisioning"
+    ONLINE = "online"
+    OFFLINE = "offline"
+    RETIRED = "retired"
+    CHOICES = (
+        (PROVISIONING, "Provisioning"),
+        (ONLINE, "Online"),
+        (OFFLINE, "Offline"),
+        (RETIRED, "Retired"),
+    )
+
+
+def offline_cutoff():
+    return timezone.now() - timedelta(seconds=settings.DEVICE_OFFLINE_AFTER_SECONDS)
+
+
+def with_connectivity(qs: QuerySet[Device]) -> QuerySet[Device]:
+    """Annotate ``connectivity``: offline once an active device is silent for the threshold."""
+    return qs.annotate(
+        connectivity=Case(
+            When(status=Device.Status.RETIRED, then=Value(Connectivity.RETIRED)),
+            When(status=Device.Status.PROVISIONING, then=Value(Connectivity.PROVISIONING)),
+            When(last_seen_at__gte=offline_cutoff(), then=Value(Connectivity.ONLINE)),
+            default=Value(Connectivity.OFFLINE),
+            output_field=CharField(),
+        )
+    )
+
+
+def tag_filter(tags: list[str], field: str = "tags") -> Q:
+    """Devices carrying any of ``tags`` (JSON text match, portable across SQLite/PostgreSQL)."""
+    q = Q()
+    for tag in tags:
+        q |= Q(**{f"{field}__icontains": f'"{tag}"'})
+    return q
+
+
+@dataclass(frozen=True)
+class DeviceFilters:
+    q: str = ""
+    site: int | None = None
+    site_kind: str = ""
+    status: str = ""
+    placement: str = ""
+    target: int | None = None
+    tag: str = ""
+    ordering: str = "name"
+
+
+DEVICE_ORDERINGS = {
+    "name": ("name", "pk"),
+    "-name": ("-name", "-pk"),
+    "site": ("site__name", "name", "pk"),
+    "-site": ("-site__name", "name", "pk"),
+    "last_seen": ("last_seen_at", "pk"),
+    "-last_seen": ("-last_seen_at", "-pk"),
+    "status": ("connectivity", "name", "pk"),
+    "-status": ("-connectivity", "name", "pk"),
+    "serial": ("serial", "pk"),
+    "-serial": ("-serial", "-pk"),
+}
+
+
+def devices_for_org(*, org: Organization, filters: DeviceFilters | None = None) -> QuerySet[Device]:
+    """Devices with their site and target, annotated with connectivity, filtered and ordered."""
+    f = filters or DeviceFilters()
+    qs = with_connectivity(
+        Device.objects.filter(organization=org)
+        .select_related("site", "hardware_target")
+        # A target's operator list runs to hundreds of entries; lists never show it.
+        .defer("hardware_target__operators", "hardware_target__source", "hardware_target__notes")
+    )
+    if f.q:
+        qs = qs.filter(Q(name__icontains=f.q) | Q(serial__icontains=f.q))
+    if f.site:
+        qs = qs.filter(site_id=f.site)
+    if f.site_kind:
+        qs = qs.filter(site__kind=f.site_kind)
+    if f.status:
+        qs = qs.filter(connectivity=f.status)
+    if f.placement:
+        qs = qs.filter(placement=f.placement)
+    if f.target:
+        qs = qs.filter(hardware_target_id=f.target)
+    if f.tag:
+        qs = qs.filter(tag_filter([f.tag]))
+    return qs.order_by(*DEVICE_ORDERINGS.get(f.ordering, DEVICE_ORDERINGS["name"]))
+
+
+def device_for_org(*, org: Organization, pk: int) -> Device | None:
+    return devices_for_org(org=org).filter(pk=pk).first()
+
+
+def connectivity_counts(*, org: Organization, site: Site | None = None) -> dict[str, int]:
+    qs = with_connectivity(Device.objects.filter(organization=org))
+    if site is not None:
+        qs = qs.filter(site=site)
+    counts = dict(
+        qs.values_list("connectivity").annotate(n=Count("pk")).values_list("connectivity", "n")
+    )
+    return {key: counts.get(key, 0) for key, _ in Connectivity.CHOICES}
+
+
+def sites_for_org(*, org: Organization) -> QuerySet[Site]:
+    cutoff = offline_cutoff()
+    return (
+        Site.objects.filter(organization=org)
+        .annotate(
+            device_count=Count("devices", filter=~Q(devices__status=Device.Status.RETIRED)),
+            online_count=Count(
+                "devices",
+                filter=Q(devices__status=Device.Status.ACTIVE, devices__last_seen_at__gte=cutoff),
+            ),
+        )
+        .order_by("name")
+    )
+
+
+def site_choices(*, org: Organization) -> list[tuple[str, str]]:
+    """(id, name) pairs for filter drop-downs, without building model instances."""
+    return [
+        (str(pk), name)
+        for pk, name in Site.objects.filter(organization=org)
+        .order_by("name")
+        .values_list("pk", "name")
+    ]
+
+
+def target_choices(*, org: Organization) -> list[tuple[str, str]]:
+    return [(str(pk), name) for pk, name in targets_for_org(org=org).values_list("pk", "name")]
+
+
+def site_for_org(*, org: Organization, pk: int) -> Site | None:
+    return Site.objects.filter(organization=org, pk=pk).first()
+
+
+def targets_for_org(*, org: Organization) -> QuerySet[HardwareTarget]:
+    """The organisation's own targets and the built-in ones."""
+    return HardwareTarget.objects.filter(
+        Q(organization=org) | Q(organization__isnull=True)
+    ).order_by("organization_id", "name")
+
+
+def target_for_org(*, org: Organization, pk: int) -> HardwareTarget | None:
+    return targets_for_org(org=org).filter(pk=pk).first()
+
+
+def groups_for_org(*, org: Organization) -> QuerySet[DeviceGroup]:
+    return (
+        DeviceGroup.objects.filter(organization=org)
+        .annotate(static_count=Count("static_members"))
+        .order_by("name")
+    )
+
+
+def group_for_org(*, org: Organization, pk: int) -> DeviceGroup | None:
+    return DeviceGroup.objects.filter(organization=org, pk=pk).first()
+
+
+def rules_query(rules: dict) -> Q | None:
+    """The Q for a group's dynamic rules; None when the group has no rules."""
+    parts = []
+    if rules.get("site_ids"):
+        parts.append(Q(site_id__in=rules["site_ids"]))
+    if rules.get("site_kinds"):
+        parts.append(Q(site__kind__in=rules["site_kinds"]))
+    if rules.get("tags"):
+        parts.append(tag_filter(rules["tags"]))
+    if rules.get("placements"):
+        parts.append(Q(placement__in=rules["placements"]))
+    if rules.get("target_ids"):
+        parts.append(Q(hardware_target_id__in=rules["target_ids"]))
+    if not parts:
+        return None
+    q = parts[0]
+    for part in parts[1:]:
+        q &= part
+    return q
+
+
+def group_members(
+    *, org: Organization, rules: dict, static_ids: list[int] | None = None
+) -> QuerySet[Device]:
+    """Devices in a group: its static members plus those matching its rules, never retired.
+
+    Takes rules and static ids rather than a saved group so the editor can preview changes.
+    """
+    match = Q(pk__in=static_ids or [])
+    dynamic = rules_query(rules)
+    if dynamic is not None:
+        match |= dynamic
+    return devices_for_org(org=org).filter(match).exclude(status=Device.Status.RETIRED)
+
+
+def members_of(group: DeviceGroup) -> QuerySet[Device]:
+    return group_members(
+        org=group.organization,
+        rules=group.rules,
+        static_ids=list(group.static_members.values_list("pk", flat=True)),
+    )
+
+
+def enrollment_tokens_for_org(*, org: Organization) -> QuerySet[EnrollmentToken]:
+    return EnrollmentToken.objects.filter(organization=org).select_related(
+        "site", "created_by", "used_by", "device"
+    )
+
+
+def audit_events_for_device(*, device: Device, limit: int = 15) -> list[AuditEvent]:
+    """What happened to or was done by this device, newest first."""
+    return list(
+        AuditEvent.objects.filter(organization_id=device.organization_id)
+        .filter(
+            Q(target_type="fleet.device", target_id=str(device.pk))
+            | Q(actor_device_id=str(device.uid))
+        )
+        .order_by("-at", "-id")[:limit]
+    )
+
+
+def active_credential(device: Device):
+    return device.credentials.filter(revoked_at__isnull=True).first()

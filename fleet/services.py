@@ -1,0 +1,983 @@
+"""Fleet writes: sites, hardware targets, devices, groups, enrollment, credentials, CSV import.
+
+Each function is one transaction with its audit event inside it. Validation errors name the
+field and the reason (``InvalidInput.fields``) so forms and the API show them where they belong.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import zoneinfo
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from opshero.actors import Actor
+from opshero.errors import Conflict, InvalidInput, Unauthenticated
+from opshero.models import Organization
+from opshero.services import record_audit_event
+from opshero.tokens import hash_token
+from protocol import device_auth
+
+from .models import (
+    Device,
+    DeviceCredential,
+    DeviceGroup,
+    EnrollmentToken,
+    ExecutionProvider,
+    HardwareTarget,
+    Placement,
+    Site,
+)
+
+ENROLLMENT_TOKEN_PREFIX = "ohe_"  # noqa: S105 - a public marker, not a secret
+MAX_TAGS = 20
+_TAG_RE = re.compile(r"^[\w.:/-]{1,40}$")
+_TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+_VERSION_MAX = 40
+
+
+# --- value checks shared by forms, API and CSV import ---------------------------------------------
+
+
+def normalize_tags(tags: Any, *, field_name: str = "tags") -> list[str]:
+    """Tags as a sorted list of distinct short words; a string may separate them with , or ;."""
+    if tags is None or tags == "":
+        return []
+    if isinstance(tags, str):
+        tags = re.split(r"[;,]", tags)
+    if not isinstance(tags, list | tuple):
+        raise InvalidInput("Tags must be a list of words.", fields={field_name: ["Not a list."]})
+    cleaned = sorted({str(t).strip() for t in tags if str(t).strip()})
+    bad = [t for t in cleaned if not _TAG_RE.match(t)]
+    if bad:
+        raise InvalidInput(
+            f"Tag '{bad[0][:50]}' is not allowed.",
+            fields={field_name: [f"'{bad[0][:50]}': use letters, digits and . _ : / - (max 40)."]},
+        )
+    if len(cleaned) > MAX_TAGS:
+        raise InvalidInput(
+            "Too many tags.", fields={field_name: [f"At most {MAX_TAGS} tags per object."]}
+        )
+    return cleaned
+
+
+def validate_maintenance_windows(windows: Any) -> list[dict]:
+    """[{"day": 0-6, "start": "HH:MM", "end": "HH:MM"}]; end after start (no midnight wrap)."""
+    if windows in (None, ""):
+        return []
+    if not isinstance(windows, list):
+        raise InvalidInput(
+            "Maintenance windows must be a list.", fields={"maintenance_windows": ["Not a list."]}
+        )
+    cleaned, errors = [], []
+    for index, window in enumerate(windows, start=1):
+        if not isinstance(window, dict):
+            errors.append(f"Window {index}: not an object with day, start and end.")
+            continue
+        day, start, end = window.get("day"), window.get("start", ""), window.get("end", "")
+        if not isinstance(day, int) or isinstance(day, bool) or not 0 <= day <= 6:
+            errors.append(f"Window {index}: day must be 0 (Monday) to 6 (Sunday).")
+            continue
+        if not (isinstance(start, str) and _TIME_RE.match(start)) or not (
+            isinstance(end, str) and (_TIME_RE.match(end) or end == "24:00")
+        ):
+            errors.append(f"Window {index}: start and end must be HH:MM (24-hour).")
+            continue
+        if end <= start:
+            errors.append(f"Window {index}: end {end} is not after start {start}.")
+            continue
+        cleaned.append({"day": day, "start": start, "end": end})
+    if errors:
+        raise InvalidInput(
+            "Some maintenance windows are invalid.", fields={"maintenance_windows": errors}
+        )
+    return sorted(cleaned, key=lambda w: (w["day"], w["start"]))
+
+
+def _check_time_zone(name: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise InvalidInput(
+            f"Unknown time zone '{name}'.",
+            fields={"time_zone": [f"'{name}' is not an IANA time zone, e.g. Europe/Berlin."]},
+        ) from exc
+    return name
+
+
+def _check_share(value: Any, field_name: str) -> float:
+    try:
+        share = float(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(
+            "Not a number.", fields={field_name: ["A number between 0 and 1."]}
+        ) from exc
+    if not 0 <= share <= 1:
+        raise InvalidInput(
+            f"{field_name} must be between 0 and 1.",
+            fields={field_name: ["Share of time online: between 0 and 1 (e.g. 0.95)."]},
+        )
+    return share
+
+
+def _check_choice(value: str, choices: type, field_name: str) -> str:
+    if value not in choices.values:
+        allowed = ", ".join(choices.values)
+        raise InvalidInput(
+            f"'{value}' is not a valid {field_name}.",
+            fields={field_name: [f"'{value}' is not one of: {allowed}."]},
+        )
+    return value
+
+
+def _changes(instance, values: dict[str, Any]) -> dict[str, list]:
+    """Field → [old, new] for the values that differ (what the audit event records)."""
+    diff = {}
+    for name, new in values.items():
+        old = getattr(instance, name)
+        old_cmp = old.pk if hasattr(old, "pk") else old
+        new_cmp = new.pk if hasattr(new, "pk") else new
+        if old_cmp != new_cmp:
+            diff[name] = [
+                str(old) if hasattr(old, "pk") else old,
+                str(new) if hasattr(new, "pk") else new,
+            ]
+    return diff
+
+
+# --- sites ----------------------------------------------------------------------------------------
+
+SITE_FIELDS = (
+    "name",
+    "kind",
+    "region",
+    "time_zone",
+    "expected_connectivity",
+    "maintenance_windows",
+    "tags",
+    "notes",
+)
+
+
+def _clean_site_values(org: Organization, values: dict[str, Any], *, site: Site | None) -> dict:
+    cleaned = {k: v for k, v in values.items() if k in SITE_FIELDS}
+    if "name" in cleaned:
+        cleaned["name"] = (cleaned["name"] or "").strip()
+        if not cleaned["name"]:
+            raise InvalidInput("A site needs a name.", fields={"name": ["Required."]})
+        clash = Site.objects.filter(organization=org, name__iexact=cleaned["name"])
+        if site is not None:
+            clash = clash.exclude(pk=site.pk)
+        if clash.exists():
+            raise Conflict(
+                f"A site called '{cleaned['name']}' exists.",
+                fields={"name": ["Another site has this name."]},
+            )
+    if "kind" in cleaned:
+        _check_choice(cleaned["kind"], Site.Kind, "kind")
+    if "time_zone" in cleaned:
+        _check_time_zone(cleaned["time_zone"])
+    if "expected_connectivity" in cleaned:
+        cleaned["expected_connectivity"] = _check_share(
+            cleaned["expected_connectivity"], "expected_connectivity"
+        )
+    if "maintenance_windows" in cleaned:
+        cleaned["maintenance_windows"] = validate_maintenance_windows(
+            cleaned["maintenance_windows"]
+        )
+    if "tags" in cleaned:
+        cleaned["tags"] = normalize_tags(cleaned["tags"])
+    return cleaned
+
+
+@transaction.atomic
+def create_site(*, organization: Organization, actor: Actor, **values: Any) -> Site:
+    """Register a site. ``values`` are Site fields (name, kind, region, time_zone, ...)."""
+    if "name" not in values:
+        raise InvalidInput("A site needs a name.", fields={"name": ["Required."]})
+    cleaned = _clean_site_values(organization, values, site=None)
+    site = Site.objects.create(organization=organization, **cleaned)
+    record_audit_event(organization=organization, actor=actor, verb="site.created", target=site)
+    return site
+
+
+@transaction.atomic
+def update_site(*, site: Site, actor: Actor, **values: Any) -> Site:
+    cleaned = _clean_site_values(site.organization, values, site=site)
+    diff = _changes(site, cleaned)
+    if not diff:
+        return site
+    for name, value in cleaned.items():
+        setattr(site, name, value)
+    site.save()
+    record_audit_event(
+        organization=site.organization, actor=actor, verb="site.updated", target=site, data=diff
+    )
+    return site
+
+
+@transaction.atomic
+def delete_site(*, site: Site, actor: Actor) -> None:
+    if site.devices.exists():
+        raise Conflict(
+            f"{site.name} still has {site.devices.count()} devices; move or retire them first.",
+            code="site_has_devices",
+        )
+    record_audit_event(
+        organization=site.organization, actor=actor, verb="site.deleted", target=site
+    )
+    site.delete()
+
+
+# --- hardware targets -----------------------------------------------------------------------------
+
+
+def _provider_name(raw: str) -> str:
+    """Map onnxruntime provider names (e.g. 'NnapiExecutionProvider') to ExecutionProvider."""
+    short = raw.removesuffix("ExecutionProvider").lower()
+    for choice in ExecutionProvider.values:
+        if choice.lower() == short:
+            return choice
+    return ExecutionProvider.OTHER
+
+
+BUILTIN_TARGET_NAMES = {
+    "cpu": "x86/ARM CPU (onnxruntime)",
+    "nnapi": "Android NPU (NNAPI)",
+    "coreml-mlprogram": "Apple Neural Engine (Core ML, ML Program)",
+    "coreml-neuralnetwork": "Apple Neural Engine (Core ML, NeuralNetwork)",
+}
+
+
+def sync_builtin_targets(*, using: str = "default") -> list[HardwareTarget]:
+    """Create or refresh the built-in targets from the installed onnxruntime's operator lists."""
+    from .operator_lists import builtin_profiles
+
+    synced = []
+    for profile in builtin_profiles():
+        key = slugify(profile.name)[:40]
+        values = {
+            "name": BUILTIN_TARGET_NAMES.get(key, profile.name),
+            "runtime": profile.runtime,
+            "execution_provider": _provider_name(profile.execution_provider),
+            "operators": [
+                {
+                    "domain": op.domain,
+                    "op_type": op.op_type,
+                    "min_opset": op.min_opset,
+                    "max_opset": op.max_opset,
+                    "note": op.note,
+                }
+                for op in profile.operators
+            ],
+            "static_shapes_only": profile.static_shapes_only,
+            "quantized_only": profile.quantized_only,
+            "max_model_bytes": profile.max_model_bytes,
+            "memory_budget_bytes": profile.memory_budget_bytes,
+            "source": profile.source,
+        }
+        target, _ = HardwareTarget.objects.using(using).update_or_create(
+            organization=None, builtin_key=key, defaults=values
+        )
+        synced.append(target)
+    return synced
+
+
+TARGET_FIELDS = (
+    "name",
+    "runtime",
+    "execution_provider",
+    "operators",
+    "static_shapes_only",
+    "quantized_only",
+    "max_model_bytes",
+    "memory_budget_bytes",
+    "typical_power_watts",
+    "source",
+    "notes",
+)
+
+
+def _clean_operators(operators: Any) -> list[dict]:
+    if not isinstance(operators, list):
+        raise InvalidInput("Operators must be a list.", fields={"operators": ["Not a list."]})
+    cleaned, errors = [], []
+    for index, op in enumerate(operators, start=1):
+        if not isinstance(op, dict) or not str(op.get("op_type", "")).strip():
+            errors.append(f"Entry {index}: needs at least op_type.")
+            continue
+        domain = str(op.get("domain") or "").strip()
+        domain = "" if domain == "ai.onnx" else domain
+        entry = {
+            "domain": domain,
+            "op_type": str(op["op_type"]).strip(),
+            "min_opset": op.get("min_opset"),
+            "max_opset": op.get("max_opset"),
+            "note": str(op.get("note") or "")[:300],
+        }
+        for bound in ("min_opset", "max_opset"):
+            value = entry[bound]
+            if value is not None and (not isinstance(value, int) or not 1 <= value <= 100):
+                errors.append(f"Entry {index}: {bound} must be an opset number or empty.")
+        cleaned.append(entry)
+    if errors:
+        raise InvalidInput("Some operators are invalid.", fields={"operators": errors})
+    return cleaned
+
+
+def _clean_target_values(org: Organization, values: dict[str, Any], *, target=None) -> dict:
+    cleaned = {k: v for k, v in values.items() if k in TARGET_FIELDS}
+    if "name" in cleaned:
+        cleaned["name"] = (cleaned["name"] or "").strip()
+        if not cleaned["name"]:
+            raise InvalidInput("A target needs a name.", fields={"name": ["Required."]})
+        clash = HardwareTarget.objects.filter(organization=org, name__iexact=cleaned["name"])
+        if target is not None:
+            clash = clash.exclude(pk=target.pk)
+        if clash.exists():
+            raise Conflict(
+                f"A target called '{cleaned['name']}' exists.",
+                fields={"name": ["Another target has this name."]},
+            )
+    if "execution_provider" in cleaned:
+        _check_choice(cleaned["execution_provider"], ExecutionProvider, "execution_provider")
+    if "operators" in cleaned:
+        cleaned["operators"] = _clean_operators(cleaned["operators"])
+    for name in ("max_model_bytes", "memory_budget_bytes"):
+        if cleaned.get(name) is not None and cleaned[name] <= 0:
+            raise InvalidInput(f"{name} must be positive.", fields={name: ["Must be positive."]})
+    if cleaned.get("typical_power_watts") is not None and not (
+        0 < cleaned["typical_power_watts"] <= 10_000
+    ):
+        raise InvalidInput(
+            "Power must be between 0 and 10,000 W.",
+            fields={"typical_power_watts": ["Between 0 and 10,000 W."]},
+        )
+    return cleaned
+
+
+@transaction.atomic
+def create_target(*, organization: Organization, actor: Actor, **values: Any) -> HardwareTarget:
+    for required in ("name", "runtime", "execution_provider"):
+        if not values.get(required):
+            raise InvalidInput(f"{required} is required.", fields={required: ["Required."]})
+    cleaned = _clean_target_values(organization, values)
+    target = HardwareTarget.objects.create(organization=organization, **cleaned)
+    record_audit_event(organization=organization, actor=actor, verb="target.created", target=target)
+    return target
+
+
+@transaction.atomic
+def clone_target(
+    *, organization: Organization, source: HardwareTarget, actor: Actor, name: str = ""
+) -> HardwareTarget:
+    """Copy a built-in (or own) target into the organisation, to adjust it."""
+    name = name.strip() or f"{source.name} (copy)"
+    values = {f: getattr(source, f) for f in TARGET_FIELDS}
+    values["name"] = name
+    cleaned = _clean_target_values(organization, values)
+    target = HardwareTarget.objects.create(organization=organization, cloned_from=source, **cleaned)
+    record_audit_event(
+        organization=organization,
+        actor=actor,
+        verb="target.cloned",
+        target=target,
+        data={"from": source.name},
+    )
+    return target
+
+
+@transaction.atomic
+def update_target(*, target: HardwareTarget, actor: Actor, **values: Any) -> HardwareTarget:
+    if target.is_builtin:
+        raise Conflict("Built-in targets are read-only; clone it to change it.", code="builtin")
+    cleaned = _clean_target_values(target.organization, values, target=target)
+    diff = _changes(target, {k: v for k, v in cleaned.items() if k != "operators"})
+    if "operators" in cleaned and cleaned["operators"] != target.operators:
+        diff["operators"] = [len(target.operators), len(cleaned["operators"])]
+    if not diff:
+        return target
+    for name, value in cleaned.items():
+        setattr(target, name, value)
+    target.save()
+    record_audit_event(
+        organization=target.organization,
+        actor=actor,
+        verb="target.updated",
+        target=target,
+        data=diff,
+    )
+    return target
+
+
+# --- devices --------------------------------------------------------------------------------------
+
+DEVICE_FIELDS = (
+    "name",
+    "serial",
+    "site",
+    "placement",
+    "hardware_target",
+    "agent_version",
+    "runtime_version",
+    "tags",
+    "notes",
+)
+
+
+def _clean_device_values(org: Organization, values: dict[str, Any], *, device=None) -> dict:
+    cleaned = {k: v for k, v in values.items() if k in DEVICE_FIELDS}
+    if "name" in cleaned:
+        cleaned["name"] = (cleaned["name"] or "").strip()
+        if not cleaned["name"]:
+            raise InvalidInput("A device needs a name.", fields={"name": ["Required."]})
+    if "serial" in cleaned:
+        cleaned["serial"] = (cleaned["serial"] or "").strip()
+        if not cleaned["serial"]:
+            raise InvalidInput("A device needs a serial.", fields={"serial": ["Required."]})
+        clash = Device.objects.filter(organization=org, serial=cleaned["serial"])
+        if device is not None:
+            clash = clash.exclude(pk=device.pk)
+        other = clash.first()
+        if other is not None:
+            raise Conflict(
+                f"Serial '{cleaned['serial']}' is already registered ({other.name}).",
+                fields={"serial": [f"Already registered to {other.name}."]},
+            )
+    if "site" in cleaned and (cleaned["site"] is None or cleaned["site"].organization_id != org.id):
+        raise InvalidInput(
+            "Unknown site.", fields={"site": ["Choose a site of this organisation."]}
+        )
+    if "placement" in cleaned:
+        _check_choice(cleaned["placement"], Placement, "placement")
+    target = cleaned.get("hardware_target")
+    if target is not None and target.organization_id not in (None, org.id):
+        raise InvalidInput(
+            "Unknown hardware target.", fields={"hardware_target": ["Not available here."]}
+        )
+    for name in ("agent_version", "runtime_version"):
+        if name in cleaned:
+            cleaned[name] = str(cleaned[name] or "").strip()[:_VERSION_MAX]
+    if "tags" in cleaned:
+        cleaned["tags"] = normalize_tags(cleaned["tags"])
+    return cleaned
+
+
+@transaction.atomic
+def register_device(*, organization: Organization, actor: Actor, **values: Any) -> Device:
+    """Pre-register a device (status provisioning) so that its gateway can enroll into it."""
+    for required in ("name", "serial", "site"):
+        if not values.get(required):
+            raise InvalidInput(f"{required} is required.", fields={required: ["Required."]})
+    cleaned = _clean_device_values(organization, values)
+    device = Device.objects.create(organization=organization, **cleaned)
+    record_audit_event(
+        organization=organization, actor=actor, verb="device.registered", target=device
+    )
+    return device
+
+
+@transaction.atomic
+def update_device(*, device: Device, actor: Actor, **values: Any) -> Device:
+    if device.status == Device.Status.RETIRED:
+        raise Conflict("A retired device cannot be changed.", code="device_retired")
+    cleaned = _clean_device_values(device.organization, values, device=device)
+    diff = _changes(device, cleaned)
+    if not diff:
+        return device
+    for name, value in cleaned.items():
+        setattr(device, name, value)
+    device.save()
+    record_audit_event(
+        organization=device.organization,
+        actor=actor,
+        verb="device.updated",
+        target=device,
+        data=diff,
+    )
+    return device
+
+
+def _revoke_credentials(device: Device, reason: str) -> int:
+    return device.credentials.filter(revoked_at__isnull=True).update(
+        revoked_at=timezone.now(), revoked_reason=reason
+    )
+
+
+@transaction.atomic
+def revoke_device(*, device: Device, actor: Actor, reason: str = "") -> Device:
+    """Revoke the device's key: its next request is refused. Re-enroll it with a new token."""
+    device = Device.objects.select_for_update().get(pk=device.pk)
+    if device.status == Device.Status.RETIRED:
+        raise Conflict("The device is retired.", code="device_retired")
+    revoked = _revoke_credentials(device, "revoked")
+    if not revoked:
+        raise Conflict("The device has no active key to revoke.", code="no_active_key")
+    device.status = Device.Status.PROVISIONING
+    device.save(update_fields=["status"])
+    record_audit_event(
+        organization=device.organization,
+        actor=actor,
+        verb="device.revoked",
+        target=device,
+        data={"reason": reason[:200]} if reason else {},
+    )
+    return device
+
+
+@transaction.atomic
+def retire_device(*, device: Device, actor: Actor, reason: str = "") -> Device:
+    """Take a device out of service for good: keys revoked, excluded from rollouts."""
+    device = Device.objects.select_for_update().get(pk=device.pk)
+    if device.status == Device.Status.RETIRED:
+        raise Conflict("The device is already retired.", code="device_retired")
+    _revoke_credentials(device, "retired")
+    device.status = Device.Status.RETIRED
+    device.retired_at = timezone.now()
+    device.save(update_fields=["status", "retired_at"])
+    EnrollmentToken.objects.filter(device=device, used_at__isnull=True).delete()
+    record_audit_event(
+        organization=device.organization,
+        actor=actor,
+        verb="device.retired",
+        target=device,
+        data={"reason": reason[:200]} if reason else {},
+    )
+    return device
+
+
+# --- enrollment -----------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def create_enrollment_token(
+    *,
+    organization: Organization,
+    site: Site,
+    actor: Actor,
+    placement: str = Placement.NEAR_EDGE,
+    hardware_target: HardwareTarget | None = None,
+    expires_in: timedelta = timedelta(hours=24),
+    device: Device | None = None,
+    note: str = "",
+) -> tuple[EnrollmentToken, str]:
+    """A one-time token for one gateway at ``site``; the token itself is returned only here."""
+    if site.organization_id != organization.id:
+        raise InvalidInput(
+            "Unknown site.", fields={"site": ["Choose a site of this organisation."]}
+        )
+    _check_choice(placement, Placement, "placement")
+    if hardware_target is not None and hardware_target.organization_id not in (
+        None,
+        organization.id,
+    ):
+        raise InvalidInput("Unknown target.", fields={"hardware_target": ["Not available here."]})
+    if not timedelta(minutes=5) <= expires_in <= timedelta(days=30):
+        raise InvalidInput(
+            "Expiry must be between 5 minutes and 30 days.",
+            fields={"expires_in": ["Between 5 minutes and 30 days."]},
+        )
+    if device is not None:
+        if device.organization_id != organization.id:
+            raise InvalidInput("Unknown device.", fields={"device": ["Not in this organisation."]})
+        if device.status == Device.Status.RETIRED:
+            raise Conflict("A retired device cannot be re-enrolled.", code="device_retired")
+    token = ENROLLMENT_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    record = EnrollmentToken.objects.create(
+        organization=organization,
+        site=site,
+        placement=placement,
+        hardware_target=hardware_target,
+        device=device,
+        token_hash=hash_token(token),
+        prefix=token[:12],
+        note=note[:200],
+        created_by=actor.user,
+        expires_at=timezone.now() + expires_in,
+    )
+    record_audit_event(
+        organization=organization,
+        actor=actor,
+        verb="enrollment_token.created",
+        target=record,
+        target_label=f"token {record.prefix}… for {site.name}",
+        data={
+            "site": site.name,
+            "expires_at": record.expires_at.isoformat(),
+            "device": device.name if device else None,
+        },
+    )
+    return record, token
+
+
+@dataclass(frozen=True)
+class EnrollmentFacts:
+    """What a gateway says about itself when it enrolls."""
+
+    serial: str
+    name: str = ""
+    agent_version: str = ""
+    runtime_version: str = ""
+    hardware: dict[str, Any] = field(default_factory=dict)
+
+
+def _token_for_enrollment(token: str) -> EnrollmentToken:
+    if not isinstance(token, str) or not token.startswith(ENROLLMENT_TOKEN_PREFIX):
+        raise Unauthenticated("This is not an OpsHero enrollment token.", code="invalid_token")
+    record = (
+        EnrollmentToken.objects.select_for_update(of=("self",))
+        .select_related("organization", "site", "hardware_target", "device")
+        .filter(token_hash=hash_token(token))
+        .first()
+    )
+    if record is None:
+        raise Unauthenticated("Unknown enrollment token.", code="invalid_token")
+    if record.used_at is not None:
+        raise Unauthenticated(
+            f"This token was already used at {record.used_at:%Y-%m-%d %H:%M} UTC; "
+            "ask an admin for a new one.",
+            code="token_used",
+        )
+    if record.expires_at <= timezone.now():
+        raise Unauthenticated(
+            f"This token expired at {record.expires_at:%Y-%m-%d %H:%M} UTC; "
+            "ask an admin for a new one.",
+            code="token_expired",
+        )
+    return record
+
+
+@transaction.atomic
+def enroll_device(
+    *, token: str, public_key: str, facts: EnrollmentFacts, ip: str | None = None
+) -> Device:
+    """Bind a gateway's public key to a device of the token's organisation (one use only).
+
+    A new serial creates a device; a pre-registered serial (CSV import, no key yet) is taken
+    over; a token made for a specific device re-enrolls it after a revocation.
+    """
+    record = _token_for_enrollment(token)
+    org = record.organization
+    try:
+        key = device_auth.load_public_key(public_key)
+    except device_auth.DeviceAuthError as exc:
+        raise InvalidInput(exc.message, fields={"public_key": [exc.message]}) from exc
+    key_text = device_auth.canonical_public_key(key)
+    fingerprint = device_auth.key_fingerprint(key)
+    serial = (facts.serial or "").strip()
+    if not serial or len(serial) > 120:
+        raise InvalidInput("A serial is required.", fields={"serial": ["1 to 120 characters."]})
+    if DeviceCredential.objects.filter(fingerprint=fingerprint).exists():
+        raise Conflict(
+            "This public key is already registered; every device needs its own key.",
+            fields={"public_key": ["Already in use by a device."]},
+            code="key_in_use",
+        )
+
+    existing = Device.objects.select_for_update().filter(organization=org, serial=serial).first()
+    if record.device is not None:
+        device = Device.objects.select_for_update().get(pk=record.device_id)
+        if device.serial != serial:
+            raise Conflict(
+                f"This token re-enrolls serial {device.serial}, not {serial}.",
+                fields={"serial": ["Does not match the device this token is for."]},
+                code="serial_mismatch",
+            )
+    elif existing is not None:
+        if existing.status == Device.Status.RETIRED:
+            raise Conflict(
+                f"Serial {serial} belongs to a retired device.",
+                fields={"serial": ["Retired; register the hardware under a new serial."]},
+                code="device_retired",
+            )
+        if existing.credentials.filter(revoked_at__isnull=True).exists():
+            raise Conflict(
+                f"Serial {serial} is already enrolled; revoke it first to enroll it again.",
+                fields={"serial": ["Already enrolled."]},
+                code="already_enrolled",
+            )
+        device = existing
+    else:
+        device = None
+
+    now = timezone.now()
+    hardware = facts.hardware if isinstance(facts.hardware, dict) else {}
+    if device is None:
+        device = Device.objects.create(
+            organization=org,
+            site=record.site,
+            name=(facts.name or serial).strip()[:120],
+            serial=serial,
+            placement=record.placement,
+            hardware_target=record.hardware_target,
+        )
+    elif device.hardware_target is None and record.hardware_target is not None:
+        device.hardware_target = record.hardware_target
+    if record.device is None:
+        device.site = record.site
+    device.status = Device.Status.ACTIVE
+    device.agent_version = facts.agent_version.strip()[:_VERSION_MAX]
+    device.runtime_version = facts.runtime_version.strip()[:_VERSION_MAX]
+    device.hardware_facts = hardware
+    device.enrolled_at = now
+    device.last_seen_at = now
+    device.save()
+    DeviceCredential.objects.create(device=device, public_key=key_text, fingerprint=fingerprint)
+    record.used_at = now
+    record.used_by = device
+    record.save(update_fields=["used_at", "used_by"])
+    record_audit_event(
+        organization=org,
+        actor=Actor.for_device(device.uid, device.name, ip=ip),
+        verb="device.enrolled",
+        target=device,
+        data={"token": record.prefix, "site": record.site.name, "key_fingerprint": fingerprint},
+    )
+    return device
+
+
+@transaction.atomic
+def rotate_device_key(
+    *, device: Device, new_public_key: str, proof: str, ip: str | None = None
+) -> DeviceCredential:
+    """Replace the device's key. The request carrying this is signed with the old key; the
+    proof is a signature by the new key, so nobody can rotate to a key they do not hold."""
+    try:
+        key = device_auth.load_public_key(new_public_key)
+        key_text = device_auth.canonical_public_key(key)
+        device_auth.verify_rotation_proof(
+            new_public_key=key,
+            device_id=str(device.uid),
+            new_public_key_text=new_public_key,
+            proof=proof,
+        )
+    except device_auth.DeviceAuthError as exc:
+        field_name = "proof" if exc.code == "bad_rotation_proof" else "new_public_key"
+        raise InvalidInput(exc.message, fields={field_name: [exc.message]}, code=exc.code) from exc
+    fingerprint = device_auth.key_fingerprint(key)
+    if DeviceCredential.objects.filter(fingerprint=fingerprint).exists():
+        raise Conflict(
+            "This public key is already registered.",
+            fields={"new_public_key": ["Already in use."]},
+            code="key_in_use",
+        )
+    old = DeviceCredential.objects.select_for_update().filter(
+        device=device, revoked_at__isnull=True
+    )
+    old_fingerprints = list(old.values_list("fingerprint", flat=True))
+    old.update(revoked_at=timezone.now(), revoked_reason="rotated")
+    credential = DeviceCredential.objects.create(
+        device=device, public_key=key_text, fingerprint=fingerprint
+    )
+    record_audit_event(
+        organization=device.organization,
+        actor=Actor.for_device(device.uid, device.name, ip=ip),
+        verb="device.key_rotated",
+        target=device,
+        data={"from": old_fingerprints[0] if old_fingerprints else None, "to": fingerprint},
+    )
+    return credential
+
+
+@transaction.atomic
+def report_device_status(
+    *,
+    device: Device,
+    agent_version: str | None = None,
+    runtime_version: str | None = None,
+    model_version: str | None = None,
+    hardware: dict | None = None,
+) -> Device:
+    """A device reports what it runs; version changes are audited, plain check-ins are not."""
+    values = {
+        "agent_version": agent_version,
+        "runtime_version": runtime_version,
+        "reported_model_version": model_version,
+    }
+    changed = {}
+    for name, value in values.items():
+        if value is None:
+            continue
+        value = str(value).strip()[: 120 if name == "reported_model_version" else _VERSION_MAX]
+        if getattr(device, name) != value:
+            changed[name] = [getattr(device, name), value]
+            setattr(device, name, value)
+    if isinstance(hardware, dict) and hardware != device.hardware_facts:
+        device.hardware_facts = hardware
+    device.last_seen_at = timezone.now()
+    device.save()
+    if changed:
+        record_audit_event(
+            organization=device.organization,
+            actor=Actor.for_device(device.uid, device.name),
+            verb="device.versions_reported",
+            target=device,
+            data=changed,
+        )
+    return device
+
+
+# --- groups ---------------------------------------------------------------------------------------
+
+GROUP_RULE_KEYS = {
+    "site_ids": int,
+    "site_kinds": str,
+    "tags": str,
+    "placements": str,
+    "target_ids": int,
+}
+
+
+def clean_group_rules(org: Organization, rules: Any) -> dict[str, list]:
+    if rules in (None, ""):
+        return {}
+    if not isinstance(rules, dict):
+        raise InvalidInput("Rules must be an object.", fields={"rules": ["Not an object."]})
+    unknown = sorted(set(rules) - set(GROUP_RULE_KEYS))
+    if unknown:
+        raise InvalidInput(
+            f"Unknown rule '{unknown[0]}'.",
+            fields={"rules": [f"Unknown rule(s): {', '.join(unknown)}."]},
+        )
+    cleaned: dict[str, list] = {}
+    for key, kind in GROUP_RULE_KEYS.items():
+        values = rules.get(key) or []
+        if not isinstance(values, list) or not all(
+            isinstance(v, kind) and not isinstance(v, bool) for v in values
+        ):
+            raise InvalidInput(
+                f"Rule '{key}' must be a list.",
+                fields={"rules": [f"{key}: a list of {kind.__name__} values."]},
+            )
+        if values:
+            cleaned[key] = sorted(set(values))
+    if "site_ids" in cleaned:
+        found = set(
+            Site.objects.filter(organization=org, pk__in=cleaned["site_ids"]).values_list(
+                "pk", flat=True
+            )
+        )
+        if missing := sorted(set(cleaned["site_ids"]) - found):
+            raise InvalidInput(
+                "Unknown site in rules.", fields={"rules": [f"Unknown site id(s): {missing}."]}
+            )
+    if "target_ids" in cleaned:
+        found = set(
+            HardwareTarget.objects.filter(
+                pk__in=cleaned["target_ids"], organization__in=[org]
+            ).values_list("pk", flat=True)
+        ) | set(
+            HardwareTarget.objects.filter(
+                pk__in=cleaned["target_ids"], organization__isnull=True
+            ).values_list("pk", flat=True)
+        )
+        if missing := sorted(set(cleaned["target_ids"]) - found):
+            raise InvalidInput(
+                "Unknown target in rules.",
+                fields={"rules": [f"Unknown hardware target id(s): {missing}."]},
+            )
+    for key, choices in (("site_kinds", Site.Kind), ("placements", Placement)):
+        if bad := sorted(set(cleaned.get(key, [])) - set(choices.values)):
+            raise InvalidInput(
+                f"Unknown value in {key}.", fields={"rules": [f"{key}: unknown {bad}."]}
+            )
+    if "tags" in cleaned:
+        cleaned["tags"] = normalize_tags(cleaned["tags"], field_name="rules")
+    return cleaned
+
+
+def _clean_members(org: Organization, members: Any) -> list[Device]:
+    if members in (None, ""):
+        return []
+    ids = [m.pk if isinstance(m, Device) else m for m in members]
+    devices = list(Device.objects.filter(organization=org, pk__in=ids))
+    if len(devices) != len(set(ids)):
+        raise InvalidInput(
+            "Unknown device in members.", fields={"static_members": ["Unknown device id(s)."]}
+        )
+    return devices
+
+
+@transaction.atomic
+def create_group(
+    *,
+    organization: Organization,
+    actor: Actor,
+    name: str,
+    description: str = "",
+    rules: Any = None,
+    static_members: Any = None,
+) -> DeviceGroup:
+    name = (name or "").strip()
+    if not name:
+        raise InvalidInput("A group needs a name.", fields={"name": ["Required."]})
+    if DeviceGroup.objects.filter(organization=organization, name__iexact=name).exists():
+        raise Conflict(f"A group called '{name}' exists.", fields={"name": ["Taken."]})
+    cleaned_rules = clean_group_rules(organization, rules)
+    members = _clean_members(organization, static_members)
+    group = DeviceGroup.objects.create(
+        organization=organization, name=name, description=description, rules=cleaned_rules
+    )
+    group.static_members.set(members)
+    record_audit_event(
+        organization=organization,
+        actor=actor,
+        verb="group.created",
+        target=group,
+        data={"rules": cleaned_rules, "static_members": len(members)},
+    )
+    return group
+
+
+@transaction.atomic
+def update_group(*, group: DeviceGroup, actor: Actor, **values: Any) -> DeviceGroup:
+    org = group.organization
+    diff: dict[str, Any] = {}
+    if "name" in values:
+        name = (values["name"] or "").strip()
+        if not name:
+            raise InvalidInput("A group needs a name.", fields={"name": ["Required."]})
+        if (
+            DeviceGroup.objects.filter(organization=org, name__iexact=name)
+            .exclude(pk=group.pk)
+            .exists()
+        ):
+            raise Conflict(f"A group called '{name}' exists.", fields={"name": ["Taken."]})
+        if name != group.name:
+            diff["name"] = [group.name, name]
+            group.name = name
+    if "description" in values and values["description"] != group.description:
+        group.description = values["description"] or ""
+        diff["description"] = "changed"
+    if "rules" in values:
+        rules = clean_group_rules(org, values["rules"])
+        if rules != group.rules:
+            diff["rules"] = [group.rules, rules]
+            group.rules = rules
+    group.save()
+    if "static_members" in values:
+        members = _clean_members(org, values["static_members"])
+        before = set(group.static_members.values_list("pk", flat=True))
+        after = {d.pk for d in members}
+        if before != after:
+            group.static_members.set(members)
+            diff["static_members"] = [len(before), len(after)]
+    if diff:
+        record_audit_event(
+            organization=org, actor=actor, verb="group.updated", target=group, data=diff
+        )
+    return group
+
+
+@transaction.atomic
+def delete_group(*, group: DeviceGroup, actor: Actor) -> None:
+    record_audit_event(
+        organization=group.organization, actor=actor, verb="group.deleted", target=group
+    )
+    group.delete()

@@ -1,0 +1,178 @@
+"""HTTP client of the device API: enrollment, and signed requests afterwards.
+
+Standard library only (urllib), so the agent runs on a bare gateway image. The device's
+private key is created on the device and never leaves it; the state directory holds it with
+permissions 0600.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from protocol import device_auth
+
+AGENT_VERSION = "0.1.0"
+KEY_FILE = "device_key.pem"
+STATE_FILE = "device.json"
+
+
+class DeviceAPIError(Exception):
+    """The server refused a request; carries its status and JSON error."""
+
+    def __init__(self, status: int, code: str, message: str, fields: dict | None = None):
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.fields = fields or {}
+
+
+def _send(
+    url: str, *, method: str, body: bytes, headers: dict[str, str], timeout: float
+) -> dict[str, Any]:
+    request = urllib.request.Request(url, data=body or None, method=method)  # noqa: S310
+    for name, value in headers.items():
+        request.add_header(name, value)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            raw = response.read()
+    except urllib.error.HTTPError as exc:
+        raw = exc.read()
+        try:
+            error = json.loads(raw)["error"]
+        except (ValueError, KeyError, TypeError):
+            raise DeviceAPIError(
+                exc.code, "http_error", raw[:200].decode(errors="replace")
+            ) from exc
+        raise DeviceAPIError(
+            exc.code, error["code"], error["message"], error.get("fields")
+        ) from exc
+    return json.loads(raw) if raw else {}
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
+@dataclass
+class DeviceClient:
+    server: str
+    device_id: str
+    private_key: Ed25519PrivateKey
+    timeout: float = 10.0
+
+    @classmethod
+    def load(cls, state_dir: str | Path) -> DeviceClient:
+        state_dir = Path(state_dir)
+        state = json.loads((state_dir / STATE_FILE).read_text())
+        key = serialization.load_pem_private_key((state_dir / KEY_FILE).read_bytes(), None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ValueError("The device key is not an Ed25519 key.")
+        return cls(server=state["server"], device_id=state["device_id"], private_key=key)
+
+    def request(self, method: str, path: str, payload: Any = None) -> dict[str, Any]:
+        """Send one signed request; ``path`` may carry a query string."""
+        body = b"" if payload is None else json.dumps(payload).encode()
+        parsed = urllib.parse.urlsplit(path)
+        headers = device_auth.sign_request(
+            private_key=self.private_key,
+            device_id=self.device_id,
+            method=method,
+            path=parsed.path,
+            query=parsed.query,
+            body=body,
+        )
+        if body:
+            headers["Content-Type"] = "application/json"
+        return _send(
+            self.server + path, method=method, body=body, headers=headers, timeout=self.timeout
+        )
+
+    def me(self) -> dict[str, Any]:
+        return self.request("GET", "/api/v1/device/me")
+
+    def report_status(self, **fields: Any) -> dict[str, Any]:
+        return self.request("POST", "/api/v1/device/status", fields)
+
+    def rotate_key(self, state_dir: str | Path) -> str:
+        """Create a new key, register it (signed with the old one), then keep only the new."""
+        new_key = device_auth.generate_device_key()
+        new_public = device_auth.public_key_text(new_key)
+        proof = device_auth.sign_rotation_proof(
+            new_private_key=new_key, device_id=self.device_id, new_public_key=new_public
+        )
+        answer = self.request(
+            "POST", "/api/v1/device/rotate-key", {"new_public_key": new_public, "proof": proof}
+        )
+        _write_private(Path(state_dir) / KEY_FILE, _pem(new_key))
+        self.private_key = new_key
+        return answer["key_fingerprint"]
+
+
+def _pem(key: Ed25519PrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def enroll(
+    *,
+    server: str,
+    token: str,
+    serial: str,
+    state_dir: str | Path,
+    name: str = "",
+    runtime_version: str = "",
+    timeout: float = 10.0,
+) -> DeviceClient:
+    """Create the device key, enroll with the one-time token, and save the state."""
+    server = server.rstrip("/")
+    state_dir = Path(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = device_auth.generate_device_key()
+    payload = {
+        "token": token,
+        "public_key": device_auth.public_key_text(key),
+        "serial": serial,
+        "name": name,
+        "agent_version": AGENT_VERSION,
+        "runtime_version": runtime_version or _runtime_version(),
+        "hardware": {
+            "machine": platform.machine(),
+            "system": platform.system(),
+            "cores": os.cpu_count() or 0,
+        },
+    }
+    answer = _send(
+        f"{server}/api/v1/device/enroll",
+        method="POST",
+        body=json.dumps(payload).encode(),
+        headers={"Content-Type": "application/json"},
+        timeout=timeout,
+    )
+    _write_private(state_dir / KEY_FILE, _pem(key))
+    state = {"server": server, "device_id": answer["device_id"], "enrollment": answer}
+    (state_dir / STATE_FILE).write_text(json.dumps(state, indent=2))
+    return DeviceClient(server=server, device_id=answer["device_id"], private_key=key)
+
+
+def _runtime_version() -> str:
+    try:
+        import onnxruntime
+
+        return f"onnxruntime {onnxruntime.__version__}"
+    except ImportError:
+        return ""
