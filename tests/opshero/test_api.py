@@ -164,3 +164,13 @@ def test_openapi_schema_and_offline_docs(client, world):
     assert "swagger-ui" in docs and "cdn" not in docs.lower() and "https://" not in docs
     redoc = client.get("/api/redoc/").content.decode()
     assert "redoc" in redoc.lower() and "https://cdn" not in redoc
+
+
+def test_openapi_schema_generates_without_warnings(tmp_path):
+    from django.core.management import call_command
+
+    out = tmp_path / "schema.yaml"
+    call_command("spectacular", "--fail-on-warn", "--file", str(out))
+    text = out.read_text()
+    for path in ("/api/v1/device/enroll:", "/api/v1/orgs/{org}/devices/:", "deviceSignature"):
+        assert path in text
