@@ -17,3 +17,9 @@ class FleetConfig(AppConfig):
         from .api import schema  # noqa: F401 - registers the device-signature OpenAPI scheme
 
         post_migrate.connect(_sync_builtin_targets, sender=self)
+
+        from opshero import overview
+
+        from .overview import fleet_kpis
+
+        overview.register(fleet_kpis)

@@ -9,6 +9,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from opshero.actors import Actor
 from protocol import device_auth
 
 from . import services
@@ -16,14 +17,42 @@ from .models import Device, HardwareTarget, Placement, Site
 
 SITES = [
     # name, kind, region, time zone, expected uplink share, maintenance windows, tags
-    ("Rotterdam Dock 7", "dock", "NL", "Europe/Amsterdam", 0.97,
-     [{"day": 6, "start": "02:00", "end": "05:00"}], ["cold-chain", "pilot"]),
-    ("Hamburg Dock 3", "dock", "DE", "Europe/Berlin", 0.95,
-     [{"day": 6, "start": "01:00", "end": "04:00"}], ["pilot"]),
-    ("Antwerp Dock 12", "dock", "BE", "Europe/Brussels", 0.9,
-     [{"day": 5, "start": "23:00", "end": "24:00"}], []),
-    ("Northside Clinic", "clinic", "UK", "Europe/London", 0.99,
-     [{"day": 0, "start": "03:00", "end": "05:00"}], ["phi"]),
+    (
+        "Rotterdam Dock 7",
+        "dock",
+        "NL",
+        "Europe/Amsterdam",
+        0.97,
+        [{"day": 6, "start": "02:00", "end": "05:00"}],
+        ["cold-chain", "pilot"],
+    ),
+    (
+        "Hamburg Dock 3",
+        "dock",
+        "DE",
+        "Europe/Berlin",
+        0.95,
+        [{"day": 6, "start": "01:00", "end": "04:00"}],
+        ["pilot"],
+    ),
+    (
+        "Antwerp Dock 12",
+        "dock",
+        "BE",
+        "Europe/Brussels",
+        0.9,
+        [{"day": 5, "start": "23:00", "end": "24:00"}],
+        [],
+    ),
+    (
+        "Northside Clinic",
+        "clinic",
+        "UK",
+        "Europe/London",
+        0.99,
+        [{"day": 0, "start": "03:00", "end": "05:00"}],
+        ["phi"],
+    ),
     ("Harbour Street Clinic", "clinic", "UK", "Europe/London", 0.98, [], ["phi"]),
     ("North Sea Field Team", "field", "NO", "Europe/Oslo", 0.6, [], ["offline-first"]),
 ]
@@ -37,21 +66,99 @@ DEVICES = [
     ("Hamburg Dock 3", "ham3-scanner-a", "HH-HAM3-11", Placement.ON_DEVICE, "nnapi", True, 4),
     ("Antwerp Dock 12", "ant12-gateway", "GW-ANT12-01", Placement.NEAR_EDGE, "cpu", False, None),
     ("Northside Clinic", "northside-triage-box", "GW-NS-01", Placement.NEAR_EDGE, "cpu", True, 1),
-    ("Northside Clinic", "northside-ipad-1", "IP-NS-21", Placement.ON_DEVICE, "coreml-mlprogram",
-     True, 6),
-    ("Harbour Street Clinic", "harbour-ipad-1", "IP-HS-21", Placement.ON_DEVICE,
-     "coreml-mlprogram", True, 2),
-    ("North Sea Field Team", "field-tablet-1", "TB-NSF-31", Placement.ON_DEVICE, "nnapi", True,
-     180),
-    ("North Sea Field Team", "field-tablet-2", "TB-NSF-32", Placement.ON_DEVICE, "nnapi", False,
-     None),
+    (
+        "Northside Clinic",
+        "northside-ipad-1",
+        "IP-NS-21",
+        Placement.ON_DEVICE,
+        "coreml-mlprogram",
+        True,
+        6,
+    ),
+    (
+        "Harbour Street Clinic",
+        "harbour-ipad-1",
+        "IP-HS-21",
+        Placement.ON_DEVICE,
+        "coreml-mlprogram",
+        True,
+        2,
+    ),
+    (
+        "North Sea Field Team",
+        "field-tablet-1",
+        "TB-NSF-31",
+        Placement.ON_DEVICE,
+        "nnapi",
+        True,
+        180,
+    ),
+    (
+        "North Sea Field Team",
+        "field-tablet-2",
+        "TB-NSF-32",
+        Placement.ON_DEVICE,
+        "nnapi",
+        False,
+        None,
+    ),
 ]
 
 
-@transaction.atomic
 def seed(context: dict, stdout=None) -> None:
-    org, actor = context["org"], context["actor"]
     services.sync_builtin_targets()
+    _seed_fleet(context, stdout)
+    _seed_models(context, stdout)
+
+
+def _seed_models(context: dict, stdout=None) -> None:
+    """A signing key and a model with one uploaded (not yet validated) version.
+
+    The version is SqueezeNet from the ``onnx`` wheel's test data (random weights): a real
+    architecture to validate for operators and latency, not a real dock damage detector.
+    """
+    from pathlib import Path
+
+    import onnx
+    from django.core.files.base import ContentFile
+
+    from . import model_services, signing_services
+    from .models import Model, SigningKey
+
+    org, users = context["org"], context["users"]
+    admin = Actor.for_user(users["demo-admin"])
+    approver = Actor.for_user(users["demo-approver"])
+    if not SigningKey.objects.filter(organization=org, status=SigningKey.Status.ACTIVE).exists():
+        signing_services.create_signing_key(organization=org, actor=admin)
+    if Model.objects.filter(organization=org, name="dock-damage-classifier").exists():
+        return
+    model = model_services.create_model(
+        organization=org,
+        actor=approver,
+        name="dock-damage-classifier",
+        task="classification",
+        workflow="Logistics dock: damage and label exceptions",
+        description="Demo: SqueezeNet architecture from the onnx wheel's test data (random "
+        "weights); validate it for operators and latency on each target.",
+        latency_budget_ms=150,
+    )
+    squeezenet = (
+        Path(onnx.__file__).parent / "backend" / "test" / "data" / "light" / "light_squeezenet.onnx"
+    )
+    model_services.upload_version(
+        model=model,
+        actor=approver,
+        artifact=ContentFile(squeezenet.read_bytes(), name="squeezenet.onnx"),
+        version="0.9.0",
+        release_notes="First candidate for the dock pilot.",
+    )
+    if stdout is not None:
+        stdout.write("Demo model: dock-damage-classifier 0.9.0 (not validated yet)")
+
+
+@transaction.atomic
+def _seed_fleet(context: dict, stdout=None) -> None:
+    org, actor = context["org"], context["actor"]
     if Site.objects.filter(organization=org, name=SITES[0][0]).exists():
         return
     sites = {}

@@ -39,6 +39,10 @@ class Action(StrEnum):
     MANAGE_FLEET = "fleet.manage"  # sites, devices, groups, hardware targets
     ENROLL_DEVICES = "fleet.enroll"  # create enrollment tokens
     REVOKE_DEVICES = "fleet.revoke"  # revoke or retire device credentials
+    EDIT_PLANS = "plan.edit"  # wizard assessments, scorecards, ROI scenarios, 90-day plans
+    MANAGE_MODELS = "models.manage"  # create models, upload versions, run validations
+    SIGN_MODELS = "models.sign"  # sign a validated version (four-eyes starts here)
+    MANAGE_SIGNING_KEYS = "signing_keys.manage"  # create, rotate, retire signing keys
 
 
 _EVERYONE = frozenset(Role)
@@ -50,6 +54,11 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.MANAGE_FLEET: frozenset({Role.APPROVER, Role.ADMIN}),
     Action.ENROLL_DEVICES: frozenset({Role.ADMIN}),
     Action.REVOKE_DEVICES: frozenset({Role.APPROVER, Role.ADMIN}),
+    Action.EDIT_PLANS: frozenset({Role.PLANNER, Role.ADMIN}),
+    Action.MANAGE_MODELS: frozenset({Role.APPROVER, Role.ADMIN}),
+    # Signing vouches for a model reaching devices: the technical manager's decision alone.
+    Action.SIGN_MODELS: frozenset({Role.APPROVER}),
+    Action.MANAGE_SIGNING_KEYS: frozenset({Role.ADMIN}),
 }
 
 

@@ -11,6 +11,7 @@ filesystem Celery broker under ``var/``. Setting ``DATABASE_URL`` and ``REDIS_UR
 
 from __future__ import annotations
 
+import base64
 import secrets
 from pathlib import Path
 
@@ -74,6 +75,7 @@ INSTALLED_APPS = [
     "csp",
     "opshero",
     "fleet",
+    "roi",
 ]
 
 MIDDLEWARE = [
@@ -172,6 +174,45 @@ DEVICE_OFFLINE_AFTER_SECONDS = env.int("DEVICE_OFFLINE_AFTER_SECONDS", default=6
 FLEET_CSV_MAX_BYTES = env.int("FLEET_CSV_MAX_BYTES", default=5 * 1024 * 1024)
 FLEET_CSV_MAX_ROWS = env.int("FLEET_CSV_MAX_ROWS", default=20_000)
 
+# --- Model registry and validation --------------------------------------------------------------
+MODEL_UPLOAD_MAX_BYTES = env.int("MODEL_UPLOAD_MAX_BYTES", default=500 * 1024 * 1024)
+# Scratch space of validation runs (inputs, step logs, variants before they are stored).
+VALIDATION_WORKDIR = Path(env.str("VALIDATION_WORKDIR", default=str(VAR_DIR / "validation")))
+VALIDATION_MAX_ATTEMPTS = env.int("VALIDATION_MAX_ATTEMPTS", default=2)
+# A running validation that has not finished a step for this long lost its worker.
+VALIDATION_STALE_SECONDS = env.int("VALIDATION_STALE_SECONDS", default=3 * 3600)
+VALIDATION_TASK_TIME_LIMIT = env.int("VALIDATION_TASK_TIME_LIMIT", default=2 * 3600)
+VALIDATION_THREADS = env.int("VALIDATION_THREADS", default=0) or None
+# Optional address-space cap for each validation step's child process (bytes).
+VALIDATION_ADDRESS_SPACE_BYTES = env.int("VALIDATION_ADDRESS_SPACE_BYTES", default=0) or None
+MANIFEST_VALIDITY_DAYS = env.int("MANIFEST_VALIDITY_DAYS", default=180)
+
+
+def _signing_master_key() -> bytes:
+    """The key that encrypts signing keys at rest: required in production, generated once
+    into var/ in development."""
+    value = env.str("SIGNING_MASTER_KEY", default="")
+    if not value:
+        if PRODUCTION:
+            raise ImproperlyConfigured(
+                "SIGNING_MASTER_KEY must be set in production (base64 of 32+ random bytes)."
+            )
+        key_file = VAR_DIR / "signing_master_key"
+        if not key_file.exists():
+            key_file.write_text(base64.b64encode(secrets.token_bytes(32)).decode())
+            key_file.chmod(0o600)
+        value = key_file.read_text().strip()
+    try:
+        key = base64.b64decode(value, validate=True)
+    except ValueError as exc:
+        raise ImproperlyConfigured("SIGNING_MASTER_KEY is not valid base64.") from exc
+    if len(key) < 32:
+        raise ImproperlyConfigured("SIGNING_MASTER_KEY must decode to at least 32 bytes.")
+    return key
+
+
+SIGNING_MASTER_KEY = _signing_master_key()
+
 # --- Internationalisation -------------------------------------------------------------------
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
@@ -266,6 +307,10 @@ SPECTACULAR_SETTINGS = {
         "SiteKindEnum": "fleet.models.Site.Kind",
         "ExecutionProviderEnum": "fleet.models.ExecutionProvider",
         "RoleEnum": "opshero.roles.Role",
+        "DeviceStatusEnum": "fleet.models.Device.Status",
+        "ModelVersionStatusEnum": "fleet.models.ModelVersion.Status",
+        "ValidationRunStatusEnum": "fleet.models.ValidationRun.Status",
+        "SigningKeyStatusEnum": "fleet.models.SigningKey.Status",
     },
 }
 
@@ -316,6 +361,10 @@ CELERY_BEAT_SCHEDULE = {
     "purge-device-nonces": {
         "task": "fleet.purge_device_nonces",
         "schedule": 3600,
+    },
+    "fail-stale-validation-runs": {
+        "task": "fleet.fail_stale_validation_runs",
+        "schedule": 600,
     },
 }
 # How long /readyz waits for a worker to answer the ping task.

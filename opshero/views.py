@@ -25,6 +25,7 @@ from .forms import (
 from .health import readiness
 from .htmx import render_page
 from .models import AuditEvent, Membership
+from .overview import kpis_for as overview_kpis
 from .roles import ROLE_DESCRIPTIONS, Action, Role
 from .tenancy import SESSION_ORG_KEY, org_view
 
@@ -55,6 +56,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         "members": members,
         "role_counts": {role.label: sum(1 for m in members if m.role == role) for role in Role},
         "can_view_audit": request.membership.can(Action.VIEW_AUDIT),
+        "kpis": overview_kpis(org),
     }
     if context["can_view_audit"]:
         context["recent_events"] = list(selectors.audit_events_for_org(org=org)[:8])

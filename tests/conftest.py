@@ -89,6 +89,12 @@ def _fresh_cache():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _own_media_root(settings, tmp_path):
+    """Each test stores uploads in its own directory, so "nothing was stored" is checkable."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
 @pytest.fixture
 def world(db):
     """Two organisations (acme, globex), each with one member per role."""
@@ -184,6 +190,8 @@ class PageWatch:
         self.console_errors: list[str] = []
         self.foreign_requests: list[str] = []
         self.failed_requests: list[str] = []
+        self.aborted_navigations: list[str] = []
+        self.downloads: list[str] = []  # URL fragments the test downloads on purpose
 
     def on_console(self, message):
         if message.type == "error":
@@ -195,12 +203,21 @@ class PageWatch:
             self.foreign_requests.append(url)
 
     def on_failed(self, request):
+        # A navigation that turns into a file download is reported as aborted; that is the
+        # browser saving the file, not a failure.
+        if request.failure == "net::ERR_ABORTED" and request.is_navigation_request():
+            self.aborted_navigations.append(request.url)
+            return
         self.failed_requests.append(f"{request.url} {request.failure}")
 
     def assert_clean(self):
         assert self.console_errors == [], f"console errors: {self.console_errors}"
         assert self.foreign_requests == [], f"requests to other hosts: {self.foreign_requests}"
         assert self.failed_requests == [], f"failed requests: {self.failed_requests}"
+        unexpected = [
+            url for url in self.aborted_navigations if not any(d in url for d in self.downloads)
+        ]
+        assert unexpected == [], f"aborted page loads: {unexpected}"
 
 
 @pytest.fixture

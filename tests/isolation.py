@@ -233,6 +233,22 @@ def _fleet_post(
     return build
 
 
+def _app_cases() -> dict[str, Callable[[World], list[Probe]]]:
+    """Cases kept beside an app's own tests (tests/<app>/isolation_cases.py, CASES)."""
+    from importlib import import_module
+
+    cases: dict[str, Callable[[World], list[Probe]]] = {}
+    for app in ("fleet", "roi"):
+        try:
+            module = import_module(f"tests.{app}.isolation_cases")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"tests.{app}.isolation_cases":
+                raise
+            continue
+        cases.update(module.CASES)
+    return cases
+
+
 CASES: dict[str, Callable[[World], list[Probe]]] = {
     "overview": _org_page("overview"),
     "members": _org_page("members"),
@@ -324,3 +340,4 @@ CASES: dict[str, Callable[[World], list[Probe]]] = {
         "api-enrollment-tokens", lambda o: {"site": o["site"].pk}, status=201, json_body=True
     ),
 }
+CASES.update(_app_cases())

@@ -21,7 +21,9 @@ WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 
 _tmp = Path(tempfile.mkdtemp(prefix="opshero-tests-"))
-MEDIA_ROOT = _tmp / "media"
+# A worker started by a test in another process must see the same files.
+MEDIA_ROOT = Path(os.environ.get("OPSHERO_TEST_MEDIA_ROOT") or _tmp / "media")
+VALIDATION_WORKDIR = _tmp / "validation"
 
 
 def _redis_db(url: str, db: int) -> str:

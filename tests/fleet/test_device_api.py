@@ -364,7 +364,7 @@ def test_key_rotation_needs_the_old_key_and_proof_of_the_new(client, gateway):
 
 
 def test_a_device_cannot_act_as_another_device(client, world, gateway):
-    device, key = gateway
+    _device, key = gateway
     other, _ = enroll_device(world.a.org)
     response = signed(client, "GET", "/api/v1/device/me", key, other.uid)
     assert response.status_code == 401 and error_of(response)["code"] == "bad_signature"

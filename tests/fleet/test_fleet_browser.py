@@ -28,7 +28,7 @@ def test_site_token_enrollment_and_fleet_list(page_factory, live_server, tmp_pat
     page.fill("#id_maintenance_windows", "Sun 01:00-04:00")
     page.click("form.card button[type=submit]")
     expect(page.locator("h2.page-title")).to_have_text("Felixstowe Berth 9")
-    expect(page.locator("[data-testid=site-windows]")).to_contain_text("Sunday 01:00–04:00")
+    expect(page.locator("[data-testid=site-windows]")).to_contain_text("Sunday 01:00\u201304:00")
     screenshot(page, "fleet-site-created")
 
     page.click("text=Enroll a gateway here")

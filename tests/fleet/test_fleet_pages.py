@@ -151,7 +151,7 @@ def test_site_form_keeps_what_was_typed_and_marks_the_field(world, client):
 
 
 def test_device_page_shows_identity_and_history(world, client):
-    device, key = enroll_device(world.a.org, serial="GW-777")
+    device, _key = enroll_device(world.a.org, serial="GW-777")
     client.force_login(world.a.user(Role.VIEWER))
     html = client.get(f"/o/acme/fleet/devices/{device.pk}/").content.decode()
     fingerprint = device.credentials.get().fingerprint

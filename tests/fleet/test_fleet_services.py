@@ -147,7 +147,7 @@ def test_dynamic_group_membership(world, actor):
     dock = make_site(org, "Dock", kind="dock")
     clinic = make_site(org, "Clinic", kind="clinic")
     cpu = HardwareTarget.objects.get(builtin_key="cpu")
-    gw_dock = make_device(
+    make_device(
         org, dock, name="gw-dock", placement="near_edge", hardware_target=cpu, tags=["pilot"]
     )
     hh_dock = make_device(org, dock, name="hh-dock", placement="on_device", tags=["pilot"])

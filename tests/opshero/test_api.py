@@ -172,5 +172,5 @@ def test_openapi_schema_generates_without_warnings(tmp_path):
     out = tmp_path / "schema.yaml"
     call_command("spectacular", "--fail-on-warn", "--file", str(out))
     text = out.read_text()
-    for path in ("/api/v1/device/enroll:", "/api/v1/orgs/{org}/devices/:", "deviceSignature"):
-        assert path in text
+    for expected in ("/api/v1/device/enroll:", "/api/v1/orgs/{org}/devices/:", "deviceSignature"):
+        assert expected in text

@@ -97,3 +97,18 @@ def test_error_pages_are_product_pages_not_debug_pages(world, client):
     forbidden = client.get("/o/acme/audit/")
     assert forbidden.status_code == 403
     assert "Your role does not allow this" in forbidden.content.decode()
+
+
+def test_overview_shows_the_fleet_cards_from_the_fleet_app(world, client):
+    from django.utils import timezone
+
+    from tests.factories import make_device, make_site
+
+    site = make_site(world.a.org)
+    make_device(world.a.org, site, status="active", last_seen_at=timezone.now())
+    make_device(world.a.org, site, status="active", last_seen_at=None)
+    make_device(world.b.org, status="active", last_seen_at=timezone.now())
+    client.force_login(world.a.user(Role.VIEWER))
+    html = client.get("/o/acme/").content.decode()
+    assert "Devices online" in html and "1 / 2" in html
+    assert "1 offline" in html and "0 signed" in html

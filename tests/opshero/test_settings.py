@@ -34,6 +34,7 @@ SERVICE_VARS = (
     "MEDIA_ROOT",
     "OPSHERO_VAR_DIR",
     "DJANGO_ALLOW_ASYNC_UNSAFE",
+    "SIGNING_MASTER_KEY",
 )
 
 
@@ -102,6 +103,7 @@ def test_check_deploy_is_clean_under_production_settings(tmp_path):
         "OPSHERO_ENV": "production",
         "SECRET_KEY": "k" * 20 + "8f3Jx!2mQz#" * 5,
         "ALLOWED_HOSTS": "ops.example.com",
+        "SIGNING_MASTER_KEY": "c2lnbmluZy1tYXN0ZXIta2V5LWZvci10aGUtdGVzdC1ydW4hIQ==",
         "DEBUG": "true",  # ignored in production
     }
     result = run(
@@ -114,3 +116,16 @@ def test_check_deploy_is_clean_under_production_settings(tmp_path):
     settings_dump = run(env, tmp_path)
     assert json.loads(settings_dump.stdout)["ssl_redirect"] is True
     assert json.loads(settings_dump.stdout)["debug"] is False
+
+
+def test_production_requires_a_signing_master_key(tmp_path):
+    env = {
+        "OPSHERO_ENV": "production",
+        "SECRET_KEY": "k" * 60,
+        "ALLOWED_HOSTS": "ops.example.com",
+    }
+    result = run(env, tmp_path)
+    assert result.returncode != 0
+    assert "SIGNING_MASTER_KEY must be set in production" in result.stderr
+    result = run({**env, "SIGNING_MASTER_KEY": "dG9vIHNob3J0"}, tmp_path)
+    assert "at least 32 bytes" in result.stderr

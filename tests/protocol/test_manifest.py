@@ -858,6 +858,8 @@ def _model_signing_or_skip():
     # Skip only when the package is absent. If it is installed but cannot import (it needs
     # pyOpenSSL without declaring it), fail loudly: that is a broken dev environment.
     if importlib.util.find_spec("model_signing") is None:
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail("model_signing (a dev dependency) must be installed in CI")
         pytest.skip("model_signing is not installed (dev extra)")
     import model_signing
 

@@ -1,0 +1,994 @@
+"""The 90-day plan, its success metrics, and how they meet live measurements.
+
+:func:`generate_plan` turns a wizard result into the seed's four phases (Days 1-15, 16-45,
+46-70, 71-90) with the seed's tasks, plus tasks tailored to the answer: gateway provisioning
+for near-edge, model packaging for on-device, data-minimisation work when privacy is high,
+an escalation contract for hybrid, and so on. Each task has a stable ``id`` (so saved statuses
+survive regeneration), an owner role and a status.
+
+Success metrics carry a target, a direction and a ``measure_key``: the name of the live
+measurement they are checked against. Measurements come from *sources*: small functions
+registered by key (:func:`register_source`) and called by :func:`collect`. Today the sources are
+validation reports (P95 on a target profile, INT8 accuracy drop, operator coverage, ECE); fleet
+telemetry and rollout times plug in later as new functions under the same keys, without
+touching the plan, the metrics or the calculator. A key nobody has registered yet is reported
+honestly as "not measured yet".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from roi.rules import (
+    LOCAL_TIERS,
+    Placement,
+    PlanningInputError,
+    PrivacyRisk,
+    Tier,
+    WizardResult,
+    Workflow,
+    raise_for_field_errors,
+)
+
+
+class OwnerRole(StrEnum):
+    """Who does it; the same names as the platform's organisation roles."""
+
+    PLANNER = "planner"
+    APPROVER = "approver"
+    ADMIN = "admin"
+
+
+class TaskStatus(StrEnum):
+    TODO = "todo"
+    DOING = "doing"
+    DONE = "done"
+    BLOCKED = "blocked"
+
+
+@dataclass(frozen=True)
+class Phase:
+    key: str
+    first_day: int
+    last_day: int
+    title: str
+
+
+PHASES: tuple[Phase, ...] = (
+    Phase("days_1_15", 1, 15, "Choose the architecture and success metrics"),
+    Phase("days_16_45", 16, 45, "Build a reference deployment"),
+    Phase("days_46_70", 46, 70, "Run field-like tests"),
+    Phase("days_71_90", 71, 90, "Ship a staged rollout"),
+)
+PHASE_KEYS = tuple(phase.key for phase in PHASES)
+
+
+@dataclass(frozen=True)
+class PlanTask:
+    """One task of the plan; ``source`` says whether it is the seed's or tailored, and why."""
+
+    id: str
+    phase: str
+    title: str
+    detail: str
+    owner: OwnerRole
+    status: TaskStatus
+    source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "phase": self.phase,
+            "title": self.title,
+            "detail": self.detail,
+            "owner": str(self.owner),
+            "status": str(self.status),
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PlanTask:
+        return cls(
+            id=str(data["id"]),
+            phase=str(data["phase"]),
+            title=str(data["title"]),
+            detail=str(data.get("detail", "")),
+            owner=OwnerRole(data["owner"]),
+            status=TaskStatus(data["status"]),
+            source=str(data.get("source", "")),
+        )
+
+
+class Direction(StrEnum):
+    AT_MOST = "at_most"  # on track when the measured value <= target
+    AT_LEAST = "at_least"  # on track when the measured value >= target
+
+
+class MeasureKey(StrEnum):
+    """Names of live measurements; a source registers under one of these (or a new one)."""
+
+    LATENCY_P95_MS = "latency.p95_ms"
+    OFFLINE_COVERAGE = "offline.coverage_share"
+    ACCURACY = "validation.accuracy"
+    INT8_ACCURACY_DROP = "validation.int8_accuracy_drop_points"
+    ECE = "validation.ece"
+    OPERATOR_COVERAGE = "validation.operator_coverage"
+    ROLLOUT_HOURS = "rollout.duration_hours"
+    ROLLBACK_MINUTES = "rollout.rollback_minutes"
+    TIME_TO_DIAGNOSE_HOURS = "support.time_to_diagnose_hours"
+
+
+@dataclass(frozen=True)
+class SuccessMetric:
+    key: str
+    label: str
+    target: float
+    unit: str
+    direction: Direction
+    measure_key: str
+    rationale: str
+
+    def is_met_by(self, value: float) -> bool:
+        """Boundary inclusive: hitting the target exactly is on track."""
+        if self.direction is Direction.AT_MOST:
+            return value <= self.target
+        return value >= self.target
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "label": self.label,
+            "target": self.target,
+            "unit": self.unit,
+            "direction": str(self.direction),
+            "measure_key": self.measure_key,
+            "rationale": self.rationale,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SuccessMetric:
+        return cls(
+            key=str(data["key"]),
+            label=str(data["label"]),
+            target=float(data["target"]),
+            unit=str(data["unit"]),
+            direction=Direction(data["direction"]),
+            measure_key=str(data["measure_key"]),
+            rationale=str(data.get("rationale", "")),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetricTargets:
+    """Targets the planner may override; ``None`` derives the target from the wizard answer.
+
+    Defaults and why: INT8 drop 1 point (MLPerf edge accepts 99 % of FP32, about 1 point);
+    ECE 0.05 with 15 bins and accuracy 0.90 are OpsHero assumptions to be set from the
+    baseline on real data; operator coverage 98 % matches a 4/5 on the scorecard; support
+    KPIs (rollout, rollback, time-to-diagnose) are assumptions for an SMB team.
+    """
+
+    latency_p95_ms: float | None = None
+    offline_coverage: float | None = None
+    accuracy: float = 0.90
+    int8_accuracy_drop_points: float = 1.0
+    ece: float = 0.05
+    operator_coverage: float = 0.98
+    rollout_hours: float | None = None
+    rollback_minutes: float | None = None
+    time_to_diagnose_hours: float = 4.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MetricTargets:
+        known = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
+        targets = cls(**known)
+        validate_targets(targets=targets)
+        return targets
+
+
+_TARGET_RANGES: dict[str, tuple[float, float]] = {
+    "latency_p95_ms": (0.0, 86_400_000.0),
+    "offline_coverage": (0.0, 1.0),
+    "accuracy": (0.0, 1.0),
+    "int8_accuracy_drop_points": (0.0, 100.0),
+    "ece": (0.0, 1.0),
+    "operator_coverage": (0.0, 1.0),
+    "rollout_hours": (0.0, 8_760.0),
+    "rollback_minutes": (0.0, 525_600.0),
+    "time_to_diagnose_hours": (0.0, 8_760.0),
+}
+
+
+def validate_targets(*, targets: MetricTargets) -> None:
+    errors: dict[str, list[str]] = {}
+    for name, (low, high) in _TARGET_RANGES.items():
+        value = getattr(targets, name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            errors[name] = ["Enter a number."]
+        elif not math.isfinite(value) or not low <= value <= high:
+            errors[name] = [f"Expected a value between {low:g} and {high:g}."]
+    raise_for_field_errors(errors, what="Success metric targets")
+
+
+@dataclass(frozen=True)
+class NinetyDayPlan:
+    """The plan generated from one wizard result; statuses change, the structure does not."""
+
+    ruleset_version: str
+    workflow: Workflow
+    placement: Placement
+    inference_tiers: tuple[Tier, ...]
+    tasks: tuple[PlanTask, ...]
+    metrics: tuple[SuccessMetric, ...]
+
+    @property
+    def measure_keys(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(metric.measure_key for metric in self.metrics))
+
+    def tasks_in(self, phase: str) -> tuple[PlanTask, ...]:
+        return tuple(task for task in self.tasks if task.phase == phase)
+
+    def with_status(self, *, task_id: str, status: TaskStatus) -> NinetyDayPlan:
+        """A copy with one task's status changed; unknown ids raise a field error."""
+        if not any(task.id == task_id for task in self.tasks):
+            raise PlanningInputError("Unknown task.", fields={"task_id": [f"No task {task_id!r}."]})
+        tasks = tuple(
+            replace(task, status=TaskStatus(status)) if task.id == task_id else task
+            for task in self.tasks
+        )
+        return replace(self, tasks=tasks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ruleset_version": self.ruleset_version,
+            "workflow": str(self.workflow),
+            "placement": str(self.placement),
+            "inference_tiers": [str(tier) for tier in self.inference_tiers],
+            "phases": [
+                {
+                    "key": phase.key,
+                    "first_day": phase.first_day,
+                    "last_day": phase.last_day,
+                    "title": phase.title,
+                    "tasks": [task.to_dict() for task in self.tasks_in(phase.key)],
+                }
+                for phase in PHASES
+            ],
+            "metrics": [metric.to_dict() for metric in self.metrics],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> NinetyDayPlan:
+        tasks = tuple(
+            PlanTask.from_dict(task) for phase in data["phases"] for task in phase["tasks"]
+        )
+        return cls(
+            ruleset_version=str(data["ruleset_version"]),
+            workflow=Workflow(data["workflow"]),
+            placement=Placement(data["placement"]),
+            inference_tiers=tuple(Tier(tier) for tier in data["inference_tiers"]),
+            tasks=tasks,
+            metrics=tuple(SuccessMetric.from_dict(metric) for metric in data["metrics"]),
+        )
+
+
+# --- Plan generation --------------------------------------------------------------------------
+
+
+_SEED = "seed: 90-day plan"
+
+
+def _tasks(result: WizardResult) -> list[PlanTask]:
+    answers = result.answers
+    tiers = set(result.all_tiers)
+    inference = set(result.inference_tiers)
+    local = bool(inference & set(LOCAL_TIERS))
+    cloud_inference = Tier.CLOUD in inference
+    private = answers.privacy_risk is PrivacyRisk.HIGH or answers.phi_involved
+    hardware = answers.hardware
+    # A helper tier the rules marked optional gets its tasks, labelled as optional.
+    optional = {part.tier for part in result.parts if part.optional} - inference
+    tasks: list[PlanTask] = []
+
+    def maybe(tier: Tier, title: str) -> str:
+        return f"Optional: {title[0].lower()}{title[1:]}" if tier in optional else title
+
+    def add(
+        task_id: str,
+        phase: str,
+        title: str,
+        detail: str,
+        owner: OwnerRole,
+        *,
+        source: str = _SEED,
+        status: TaskStatus = TaskStatus.TODO,
+    ) -> None:
+        tasks.append(PlanTask(task_id, phase, title, detail, owner, status, source))
+
+    p1, p2, p3, p4 = PHASE_KEYS
+    # Days 1-15: the assessment already did two of the seed's three steps.
+    add(
+        "pick_workflow",
+        p1,
+        "Pick one workflow with clear operational impact",
+        f"Assessed workflow: {answers.workflow.value.replace('_', ' ')}.",
+        OwnerRole.PLANNER,
+        status=TaskStatus.DONE,
+    )
+    add(
+        "decide_placement",
+        p1,
+        "Decide inference placement using the decision rules",
+        f"{result.summary} (ruleset {result.ruleset_version}).",
+        OwnerRole.PLANNER,
+        status=TaskStatus.DONE,
+    )
+    add(
+        "define_success_metrics",
+        p1,
+        "Define success metrics: latency targets, offline coverage, accuracy threshold, and "
+        "support KPIs",
+        "Draft targets are generated below; confirm or adjust them before building.",
+        OwnerRole.PLANNER,
+        status=TaskStatus.DOING,
+    )
+    if local and not hardware:
+        add(
+            "score_stacks_before_buying",
+            p1,
+            "Score two or three candidate stacks before buying hardware",
+            "Use the stack scorecard; \u201cwe picked the hardware first\u201d is the seed's "
+            "first failure mode.",
+            OwnerRole.PLANNER,
+            source="tailored: no existing hardware",
+        )
+    if private:
+        add(
+            "design_data_minimisation",
+            p1,
+            "Design data minimisation: what leaves the device or gateway",
+            "Send predictions and events, not raw sensitive media; decide what is stored "
+            "locally and when it is deleted.",
+            OwnerRole.PLANNER,
+            source="tailored: high privacy risk or PHI",
+        )
+    if answers.phi_involved:
+        add(
+            "label_ai_assistance",
+            p1,
+            "Agree user-facing labelling: AI assistance vs clinical decision",
+            "Seed healthcare control; agree it with clinical leads before the prototype.",
+            OwnerRole.PLANNER,
+            source="tailored: PHI",
+        )
+    if cloud_inference:
+        add(
+            "confirm_cloud_governance",
+            p1,
+            "Confirm data governance allows sending these inputs to the cloud",
+            "Cloud inference fits only when \u201cdata governance allows sending inputs to the "
+            "cloud\u201d.",
+            OwnerRole.PLANNER,
+            source="tailored: cloud inference",
+        )
+
+    # Days 16-45: build a reference deployment.
+    if local:
+        runtime_detail = (
+            "Run an early conversion spike that covers your exact operators and data shapes; "
+            "record operator coverage, INT8/FP16 accuracy drop and P95 on the target."
+        )
+    else:
+        runtime_detail = "Select the serving runtime and confirm the model loads unchanged."
+    add(
+        "select_runtime",
+        p2,
+        "Select a runtime stack and validate model conversion",
+        runtime_detail,
+        OwnerRole.APPROVER,
+    )
+    payload = (
+        f"{answers.payload_kb:g} KB at {answers.inferences_per_device_per_minute:g} per device "
+        "per minute"
+        if answers.payload_kb
+        else "the payload sizes and rates seen in the field"
+    )
+    add(
+        "prototype_real_payloads",
+        p2,
+        "Prototype with real payloads",
+        f"Use {payload}; measure the latency distribution, not just averages.",
+        OwnerRole.APPROVER,
+    )
+    add(
+        "device_identity",
+        p2,
+        "Implement device identity",
+        "Enroll each device or gateway with a one-time token and its own key.",
+        OwnerRole.ADMIN,
+    )
+    add(
+        "signed_model_loading",
+        p2,
+        "Implement signed model loading",
+        "Devices load only models whose signature verifies against the organisation's key.",
+        OwnerRole.ADMIN,
+    )
+    add(
+        "structured_events",
+        p2,
+        "Implement structured event output",
+        "Emit predictions, confidence and model version as events; sync only what you need.",
+        OwnerRole.APPROVER,
+    )
+    if Tier.NEAR_EDGE in tiers:
+        add(
+            "provision_gateways",
+            p2,
+            maybe(
+                Tier.NEAR_EDGE, "Provision site gateways: hardware, power, network and enrollment"
+            ),
+            f"One gateway serves the {answers.devices_per_site} device(s) at each site; plan "
+            "power, cooling and local log retention.",
+            OwnerRole.ADMIN,
+            source="tailored: near-edge",
+        )
+    if Tier.ON_DEVICE in tiers:
+        add(
+            "package_model_for_devices",
+            p2,
+            maybe(
+                Tier.ON_DEVICE, "Package the model for the device runtime and ship it in the app"
+            ),
+            "Quantised model within the app's size budget; offline-first UX so the workflow "
+            "completes without a network.",
+            OwnerRole.APPROVER,
+            source="tailored: on-device",
+        )
+        add(
+            "show_model_version",
+            p2,
+            maybe(Tier.ON_DEVICE, "Show the model version in the app for support"),
+            "Seed field-service control: support needs to know which model answered.",
+            OwnerRole.APPROVER,
+            source="tailored: on-device",
+        )
+    if local and cloud_inference:
+        add(
+            "define_escalation_contract",
+            p2,
+            "Define which cases go to which tier and what syncs",
+            "Which cases escalate to the cloud, and whether features, embeddings, predictions "
+            "or aggregated metrics are synced.",
+            OwnerRole.PLANNER,
+            source="tailored: hybrid",
+        )
+    if private:
+        add(
+            "encrypt_and_retain",
+            p2,
+            "Encrypt at rest and in transit; delete raw inputs on schedule",
+            "Store raw inputs securely only as long as needed.",
+            OwnerRole.ADMIN,
+            source="tailored: high privacy risk or PHI",
+        )
+    if answers.phi_involved:
+        add(
+            "audit_and_access",
+            p2,
+            "Audit logs and least-privilege access for PHI",
+            "Seed healthcare control: signed artifacts, audit logs, access controls.",
+            OwnerRole.ADMIN,
+            source="tailored: PHI",
+        )
+    if local and answers.model_changes_per_year >= 12:
+        add(
+            "automate_rollout",
+            p2,
+            "Automate staged rollout and rollback before the first site",
+            f"{answers.model_changes_per_year:g} model changes a year must reach every device "
+            "without manual work.",
+            OwnerRole.APPROVER,
+            source="tailored: frequent model changes at the edge",
+        )
+
+    # Days 46-70: field-like tests.
+    if local:
+        outage = answers.longest_outage_hours
+        offline_detail = (
+            f"Cut connectivity for {outage:g} h (the longest outage answered) and confirm the "
+            "workflow completes; check what happens to logs and telemetry."
+            if outage
+            else "Cut connectivity and confirm the workflow completes; check what happens to "
+            "logs and telemetry."
+        )
+    else:
+        offline_detail = "Confirm the workflow degrades safely when the cloud is unreachable."
+    add("test_offline", p3, "Test offline scenarios", offline_detail, OwnerRole.APPROVER)
+    if local:
+        add(
+            "validate_power_thermal",
+            p3,
+            "Validate power/thermal behavior",
+            "Run continuously and measure the slowdown after 10 and 20 minutes.",
+            OwnerRole.APPROVER,
+        )
+    add(
+        "capture_observability",
+        p3,
+        "Capture observability data: latency, confidence, failure modes",
+        "Check drift can be measured without streaming everything.",
+        OwnerRole.APPROVER,
+    )
+    if Tier.NEAR_EDGE in tiers:
+        add(
+            "gateway_failure_test",
+            p3,
+            maybe(Tier.NEAR_EDGE, "Test the site when the gateway restarts or loses the WAN"),
+            "Devices keep working against the gateway; local logs are kept and synced later.",
+            OwnerRole.APPROVER,
+            source="tailored: near-edge",
+        )
+    if Tier.ON_DEVICE in tiers:
+        add(
+            "full_shift_device_test",
+            p3,
+            maybe(Tier.ON_DEVICE, "Run a full shift on the devices"),
+            "Battery, heat and latency at the end of the shift, not only at the start.",
+            OwnerRole.APPROVER,
+            source="tailored: on-device",
+        )
+    if cloud_inference:
+        add(
+            "cloud_latency_from_site",
+            p3,
+            "Measure end-to-end P95 time-to-action from a real site",
+            f"Capture to UI update against the {answers.latency_tolerance_ms:g} ms tolerance.",
+            OwnerRole.APPROVER,
+            source="tailored: cloud inference",
+        )
+    if answers.workflow is Workflow.LOGISTICS_DOCK_VISION:
+        add(
+            "tune_confidence_thresholds",
+            p3,
+            "Tune confidence thresholds per lane/site; route low-confidence cases to a human",
+            "Seed dock-vision controls: human-in-the-loop for low-confidence cases.",
+            OwnerRole.PLANNER,
+            source="tailored: logistics dock vision",
+        )
+
+    # Days 71-90: staged rollout.
+    add(
+        "start_with_pilot_sites",
+        p4,
+        "Start with 1-2 sites",
+        f"Pick the pilot sites out of {answers.sites}.",
+        OwnerRole.PLANNER,
+    )
+    add(
+        "staged_releases",
+        p4,
+        "Use staged model releases and rollback",
+        "Canary site first, then waves; rehearse a rollback before it is needed.",
+        OwnerRole.APPROVER,
+    )
+    feedback = (
+        "Post-job feedback in the app: thumbs up/down + reason."
+        if answers.workflow is Workflow.FIELD_SERVICE_TRIAGE
+        else "Operators flag wrong predictions; reviewed cases feed retraining."
+    )
+    add(
+        "operator_feedback_loop",
+        p4,
+        "Build a feedback loop from operators to model improvement",
+        feedback,
+        OwnerRole.PLANNER,
+    )
+    if answers.phi_involved:
+        add(
+            "compliant_retraining",
+            p4,
+            "Agree the compliance-approved retraining pipeline",
+            "Seed healthcare pattern: the cloud retrains on de-identified data only.",
+            OwnerRole.PLANNER,
+            source="tailored: PHI",
+        )
+    if local and answers.sites > 2:
+        add(
+            "plan_remaining_waves",
+            p4,
+            "Plan the waves for the remaining sites",
+            f"{answers.sites - 2} more site(s) after the pilot; gates on measured metrics.",
+            OwnerRole.APPROVER,
+            source="tailored: multi-site local inference",
+        )
+    add(
+        "recompute_roi_with_measurements",
+        p4,
+        "Recompute the ROI scenario with measured values",
+        "Replace assumptions with what the pilot measured and compare planned vs measured.",
+        OwnerRole.PLANNER,
+        source="OpsHero: planned vs measured",
+    )
+    return tasks
+
+
+def _metrics(result: WizardResult, targets: MetricTargets) -> tuple[SuccessMetric, ...]:
+    answers = result.answers
+    local_primary = result.primary_tier in LOCAL_TIERS
+    local = result.local_tier is not None
+    metrics = [
+        SuccessMetric(
+            "latency_p95",
+            "P95 time-to-action",
+            targets.latency_p95_ms
+            if targets.latency_p95_ms is not None
+            else float(answers.latency_tolerance_ms),
+            "ms",
+            Direction.AT_MOST,
+            MeasureKey.LATENCY_P95_MS,
+            "The latency tolerance answered in the wizard, at P95 (the seed: measure the "
+            "distribution, not the average).",
+        )
+    ]
+    if local:
+        default_offline = 0.95 if local_primary else 0.80
+        metrics.append(
+            SuccessMetric(
+                "offline_coverage",
+                "Share of the workflow completing offline",
+                targets.offline_coverage
+                if targets.offline_coverage is not None
+                else default_offline,
+                "share",
+                Direction.AT_LEAST,
+                MeasureKey.OFFLINE_COVERAGE,
+                "Assumption: local-primary placements should complete 95 % of the workflow "
+                "offline, a cloud-primary hybrid 80 % through its local fallback.",
+            )
+        )
+    metrics.append(
+        SuccessMetric(
+            "accuracy",
+            "Accuracy on real-world data",
+            targets.accuracy,
+            "share",
+            Direction.AT_LEAST,
+            MeasureKey.ACCURACY,
+            "Assumption until set from the baseline accuracy on real-world data.",
+        )
+    )
+    if local:
+        metrics.append(
+            SuccessMetric(
+                "int8_accuracy_drop",
+                "INT8 accuracy drop vs FP32",
+                targets.int8_accuracy_drop_points,
+                "points",
+                Direction.AT_MOST,
+                MeasureKey.INT8_ACCURACY_DROP,
+                "MLPerf edge accepts 99 % of FP32 accuracy, about 1 point.",
+            )
+        )
+        metrics.append(
+            SuccessMetric(
+                "operator_coverage",
+                "Operators running natively on the target",
+                targets.operator_coverage,
+                "share",
+                Direction.AT_LEAST,
+                MeasureKey.OPERATOR_COVERAGE,
+                "The conversion spike must cover your exact operators (a 4/5 on the scorecard).",
+            )
+        )
+    metrics.append(
+        SuccessMetric(
+            "calibration_ece",
+            "Expected calibration error (15 bins)",
+            targets.ece,
+            "ratio",
+            Direction.AT_MOST,
+            MeasureKey.ECE,
+            "Assumption: confidence scores must be meaningful to gate human review.",
+        )
+    )
+    metrics.append(
+        SuccessMetric(
+            "rollout_time",
+            "Model rollout time",
+            targets.rollout_hours
+            if targets.rollout_hours is not None
+            else (24.0 if local else 2.0),
+            "h",
+            Direction.AT_MOST,
+            MeasureKey.ROLLOUT_HOURS,
+            "Assumption: a staged edge rollout completes within a day, a cloud one in hours.",
+        )
+    )
+    metrics.append(
+        SuccessMetric(
+            "rollback_time",
+            "Model rollback time",
+            targets.rollback_minutes
+            if targets.rollback_minutes is not None
+            else (30.0 if local else 10.0),
+            "min",
+            Direction.AT_MOST,
+            MeasureKey.ROLLBACK_MINUTES,
+            "Assumption: a bad model must be off the fleet within half an hour.",
+        )
+    )
+    metrics.append(
+        SuccessMetric(
+            "time_to_diagnose",
+            "Average time-to-diagnose inference issues in the field",
+            targets.time_to_diagnose_hours,
+            "h",
+            Direction.AT_MOST,
+            MeasureKey.TIME_TO_DIAGNOSE_HOURS,
+            "Assumption: a support KPI within half a working day.",
+        )
+    )
+    return tuple(metrics)
+
+
+def generate_plan(*, result: WizardResult, targets: MetricTargets | None = None) -> NinetyDayPlan:
+    """The 90-day plan for a wizard result, with draft success metrics."""
+    targets = targets or MetricTargets()
+    validate_targets(targets=targets)
+    return NinetyDayPlan(
+        ruleset_version=result.ruleset_version,
+        workflow=result.answers.workflow,
+        placement=result.placement,
+        inference_tiers=result.inference_tiers,
+        tasks=tuple(_tasks(result)),
+        metrics=_metrics(result, targets),
+    )
+
+
+# --- Measurements and their sources ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A live figure: what it measures, its value and unit, where and when it came from."""
+
+    key: str
+    value: float
+    unit: str
+    source: str
+    measured_at: datetime
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "value": self.value,
+            "unit": self.unit,
+            "source": self.source,
+            "measured_at": self.measured_at.isoformat(),
+            "detail": self.detail,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Measurement:
+        return cls(
+            key=str(data["key"]),
+            value=float(data["value"]),
+            unit=str(data["unit"]),
+            source=str(data["source"]),
+            measured_at=datetime.fromisoformat(str(data["measured_at"])),
+            detail=str(data.get("detail", "")),
+        )
+
+
+class Tracking(StrEnum):
+    ON_TRACK = "on_track"
+    OFF_TRACK = "off_track"
+    NOT_MEASURED = "not_measured"
+
+
+@dataclass(frozen=True)
+class MetricStatus:
+    metric: SuccessMetric
+    state: Tracking
+    measurement: Measurement | None
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric.to_dict(),
+            "state": str(self.state),
+            "measurement": self.measurement.to_dict() if self.measurement else None,
+            "reason": self.reason,
+        }
+
+
+def _shown(value: float, unit: str) -> str:
+    if unit == "share":
+        return f"{value * 100:.4g} %"
+    return f"{value:.4g} {unit}"
+
+
+def evaluate_metrics(
+    *, metrics: Iterable[SuccessMetric], measurements: Mapping[str, Measurement | None]
+) -> tuple[MetricStatus, ...]:
+    """Each metric against its live measurement: on track, off track, or not measured yet."""
+    statuses = []
+    for metric in metrics:
+        measurement = measurements.get(metric.measure_key)
+        if measurement is None:
+            statuses.append(
+                MetricStatus(
+                    metric,
+                    Tracking.NOT_MEASURED,
+                    None,
+                    f"Not measured yet: no source has reported {metric.measure_key}.",
+                )
+            )
+            continue
+        if not math.isfinite(measurement.value):
+            statuses.append(
+                MetricStatus(
+                    metric,
+                    Tracking.NOT_MEASURED,
+                    measurement,
+                    f"{measurement.source} reported a value that is not a number.",
+                )
+            )
+            continue
+        if measurement.unit.strip().lower() != metric.unit.lower():
+            statuses.append(
+                MetricStatus(
+                    metric,
+                    Tracking.NOT_MEASURED,
+                    measurement,
+                    f"{measurement.source} reports {measurement.unit!r}, the target is in "
+                    f"{metric.unit!r}: not comparable.",
+                )
+            )
+            continue
+        on_track = metric.is_met_by(measurement.value)
+        comparison = "<=" if metric.direction is Direction.AT_MOST else ">="
+        verdict = "meets" if on_track else "misses"
+        statuses.append(
+            MetricStatus(
+                metric,
+                Tracking.ON_TRACK if on_track else Tracking.OFF_TRACK,
+                measurement,
+                f"{_shown(measurement.value, metric.unit)} {verdict} the target "
+                f"{comparison} {_shown(metric.target, metric.unit)} ({measurement.source}, "
+                f"{measurement.measured_at:%Y-%m-%d}).",
+            )
+        )
+    return tuple(statuses)
+
+
+MeasureContext = Mapping[str, Any]
+MeasureSource = Callable[[MeasureContext], Measurement | None]
+
+
+class MeasureRegistry:
+    """Measurement sources by key: one small function each, called with the caller's context
+    (e.g. ``{"organisation": org, "plan": plan}``). A source returns ``None`` when it has
+    nothing yet; an exception in a source propagates, because a broken source must be fixed
+    rather than shown as "not measured"."""
+
+    def __init__(self) -> None:
+        self._sources: dict[str, MeasureSource] = {}
+
+    def register(
+        self, key: str, *, overwrite: bool = False
+    ) -> Callable[[MeasureSource], MeasureSource]:
+        """Decorator: ``@register_source("latency.p95_ms")`` over ``def f(context) -> ...``."""
+
+        def decorator(source: MeasureSource) -> MeasureSource:
+            if key in self._sources and not overwrite:
+                raise ValueError(f"A measurement source is already registered for {key!r}.")
+            self._sources[key] = source
+            return source
+
+        return decorator
+
+    def unregister(self, key: str) -> None:
+        self._sources.pop(key, None)
+
+    def keys(self) -> tuple[str, ...]:
+        return tuple(self._sources)
+
+    def collect(
+        self, *, keys: Iterable[str], context: MeasureContext
+    ) -> dict[str, Measurement | None]:
+        """The latest measurement per key; ``None`` for keys without a source or a value."""
+        found: dict[str, Measurement | None] = {}
+        for key in keys:
+            source = self._sources.get(key)
+            measurement = source(context) if source is not None else None
+            if measurement is not None and measurement.key != key:
+                raise ValueError(
+                    f"The source registered for {key!r} returned a measurement of "
+                    f"{measurement.key!r}."
+                )
+            found[key] = measurement
+        return found
+
+
+registry = MeasureRegistry()
+
+
+def register_source(
+    key: str, *, overwrite: bool = False
+) -> Callable[[MeasureSource], MeasureSource]:
+    """Register a measurement source in the default registry (see :class:`MeasureRegistry`)."""
+    return registry.register(key, overwrite=overwrite)
+
+
+def collect(*, keys: Iterable[str], context: MeasureContext) -> dict[str, Measurement | None]:
+    """Collect measurements from the default registry."""
+    return registry.collect(keys=keys, context=context)
+
+
+# Measurements that replace ROI assumptions for planned-vs-measured: measure key -> the ROI
+# input (per placement), the unit the measurement must be in, and the factor converting it to
+# the input's unit.
+ROI_INPUT_FOR_MEASURE: dict[str, tuple[str, str, float]] = {
+    MeasureKey.OFFLINE_COVERAGE: ("offline.completes_offline", "share", 1.0),
+    MeasureKey.ROLLOUT_HOURS: ("maintenance.rollout_hours", "h", 1.0),
+    MeasureKey.ROLLBACK_MINUTES: ("maintenance.rollback_hours", "min", 1 / 60),
+}
+
+
+def roi_measured_values(
+    *, placement: Placement, measurements: Mapping[str, Measurement | None]
+) -> dict[str, float]:
+    """ROI inputs that measurements can replace, named for ``recompute_with_measurements``.
+
+    Measurements in another unit than expected, or not a number, are skipped.
+    """
+    values: dict[str, float] = {}
+    for key, (input_key, unit, factor) in ROI_INPUT_FOR_MEASURE.items():
+        measurement = measurements.get(key)
+        if (
+            measurement is not None
+            and measurement.unit.strip().lower() == unit
+            and math.isfinite(measurement.value)
+        ):
+            values[f"{input_key}.{placement}"] = measurement.value * factor
+    return values
+
+
+__all__ = [
+    "PHASES",
+    "ROI_INPUT_FOR_MEASURE",
+    "Direction",
+    "MeasureContext",
+    "MeasureKey",
+    "MeasureRegistry",
+    "MeasureSource",
+    "Measurement",
+    "MetricStatus",
+    "MetricTargets",
+    "NinetyDayPlan",
+    "OwnerRole",
+    "Phase",
+    "PlanTask",
+    "SuccessMetric",
+    "TaskStatus",
+    "Tracking",
+    "collect",
+    "evaluate_metrics",
+    "generate_plan",
+    "register_source",
+    "registry",
+    "roi_measured_values",
+]

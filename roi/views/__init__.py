@@ -1,0 +1,1 @@
+"""Planning pages (HTML + HTMX), one module per screen; ``roi.urls`` maps them."""

@@ -1,0 +1,295 @@
+"""The decision wizard: six question steps and a result, as HTMX steps.
+
+Answers live in the session (per organisation) until the result is saved as an assessment, so
+back/forward, a reload of any step, or a step left with an error never lose what was typed:
+valid answers are stored as answers, text that does not validate yet is kept as that step's
+draft and shown again, with its errors, when the step is opened. Every navigation button is a
+submit of the current step, so leaving a step always keeps what is on it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+from django_htmx.http import push_url
+
+from opshero.errors import DomainError
+from opshero.htmx import render_page, wants_fragment
+from opshero.tenancy import org_view
+
+from .. import services
+from ..forms import (
+    REQUIRED_STEP_KEYS,
+    STEP_BY_KEY,
+    WIZARD_STEPS,
+    WORKFLOW_HINTS,
+    ResultStep,
+    WizardStep,
+)
+from ..models import Workflow
+from ..rules import PlanningInputError, WizardAnswers, decide
+from .common import actor, assessment_or_404, can_edit, invalid_status, require_edit
+
+SESSION_PREFIX = "roi.wizard."
+
+
+def _key(request: HttpRequest) -> str:
+    return f"{SESSION_PREFIX}{request.org.pk}"
+
+
+def _state(request: HttpRequest) -> dict[str, Any]:
+    state = request.session.get(_key(request)) or {}
+    return {
+        "answers": dict(state.get("answers") or {}),
+        "drafts": dict(state.get("drafts") or {}),
+        "name": state.get("name", ""),
+        "source": state.get("source"),
+    }
+
+
+def _save_state(request: HttpRequest, state: dict[str, Any]) -> None:
+    request.session[_key(request)] = state
+
+
+def _done(step: WizardStep, answers: dict[str, Any]) -> bool:
+    return bool(step.answer_keys) and all(key in answers for key in step.answer_keys)
+
+
+def _first_open_step(answers: dict[str, Any]) -> WizardStep:
+    for step in WIZARD_STEPS:
+        if step.key in REQUIRED_STEP_KEYS and not _done(step, answers):
+            return step
+    return STEP_BY_KEY["result"]
+
+
+def _neighbours(step: WizardStep) -> tuple[WizardStep | None, WizardStep | None]:
+    index = WIZARD_STEPS.index(step)
+    previous = WIZARD_STEPS[index - 1] if index > 0 else None
+    following = WIZARD_STEPS[index + 1] if index + 1 < len(WIZARD_STEPS) else None
+    return previous, following
+
+
+def _step_url(request: HttpRequest, key: str) -> str:
+    return reverse("roi:wizard-step", kwargs={"org": request.org.slug, "step": key})
+
+
+def _answers_summary(answers: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(step key, label, value) of what has been answered, for the side panel."""
+    rows: list[tuple[str, str, str]] = []
+    if "workflow" in answers:
+        rows.append(("workflow", "Workflow", Workflow(answers["workflow"]).label))
+    if "latency_tolerance_ms" in answers:
+        rows.append(("latency", "Latency tolerance", f"{answers['latency_tolerance_ms']:g} ms"))
+    if "offline_share" in answers:
+        outage = answers.get("longest_outage_hours") or 0
+        rows.append(
+            (
+                "offline",
+                "Offline",
+                f"{answers['offline_share'] * 100:.3g} % of the time; longest {outage:g} h",
+            )
+        )
+    if "privacy_risk" in answers:
+        phi = ", PHI involved" if answers.get("phi_involved") else ""
+        rows.append(("privacy", "Privacy risk", f"{answers['privacy_risk']}{phi}"))
+    if "model_changes_per_year" in answers:
+        rows.append(("change", "Model changes", f"{answers['model_changes_per_year']:g} a year"))
+    if "sites" in answers:
+        hardware = ", ".join(h.replace("_", " ") for h in answers.get("existing_hardware") or [])
+        rows.append(
+            (
+                "fleet",
+                "Fleet",
+                f"{answers['sites']} site(s) x {answers['devices_per_site']} device(s); "
+                f"{answers.get('model_complexity', 'medium')} model"
+                + (f"; has {hardware}" if hardware else ""),
+            )
+        )
+    return rows
+
+
+def _context(
+    request: HttpRequest, step: WizardStep, state: dict[str, Any], form: Any
+) -> dict[str, Any]:
+    answers = state["answers"]
+    previous, following = _neighbours(step)
+    return {
+        "step": step,
+        "steps": [
+            {
+                "step": item,
+                "done": _done(item, answers),
+                "current": item.key == step.key,
+                "has_draft": item.key in state["drafts"],
+            }
+            for item in WIZARD_STEPS
+        ],
+        "step_number": WIZARD_STEPS.index(step) + 1,
+        "step_count": len(WIZARD_STEPS),
+        "previous": previous,
+        "following": following,
+        "form": form,
+        "summary": _answers_summary(answers),
+        "can_edit": can_edit(request),
+        "source": state.get("source"),
+        "workflow_hints": {str(key): hint for key, hint in WORKFLOW_HINTS.items()},
+    }
+
+
+def _render(
+    request: HttpRequest, step: WizardStep, state: dict[str, Any], form: Any, *, status: int = 200
+) -> HttpResponse:
+    context = _context(request, step, state, form)
+    if step.key == "result":
+        context.update(_result_context(state))
+    return render_page(
+        request,
+        "roi/wizard.html",
+        context,
+        fragment="roi/partials/wizard_body.html",
+        status=status,
+    )
+
+
+def _result_context(state: dict[str, Any]) -> dict[str, Any]:
+    answers = state["answers"]
+    missing = [
+        STEP_BY_KEY[key] for key in REQUIRED_STEP_KEYS if not _done(STEP_BY_KEY[key], answers)
+    ]
+    if missing:
+        return {"missing": missing, "result": None}
+    try:
+        result = decide(answers=WizardAnswers.from_dict(answers))
+    except PlanningInputError as exc:
+        return {"missing": [], "result": None, "result_errors": exc.fields}
+    return {"missing": [], "result": result.to_dict()}
+
+
+@org_view()
+def wizard(request: HttpRequest) -> HttpResponse:
+    """Resume the wizard where it was left, or start it from a saved assessment's answers."""
+    source = request.GET.get("from")
+    if source:
+        assessment = assessment_or_404(request, source)
+        _save_state(
+            request,
+            {
+                "answers": dict(assessment.answers),
+                "drafts": {},
+                "name": f"{assessment.name} (revised)"[:120],
+                "source": {"id": assessment.pk, "name": assessment.name},
+            },
+        )
+        return redirect("roi:wizard-step", org=request.org.slug, step="workflow")
+    step = _first_open_step(_state(request)["answers"])
+    return redirect("roi:wizard-step", org=request.org.slug, step=step.key)
+
+
+@org_view()
+def wizard_step(request: HttpRequest, step: str) -> HttpResponse:
+    definition = STEP_BY_KEY.get(step)
+    if definition is None:
+        raise Http404("No such step.")
+    state = _state(request)
+    if definition.key == "result":
+        return _result_step(request, definition, state)
+    form_class = definition.form_class
+    if request.method == "POST":
+        form = form_class(request.POST, previous=state["answers"])
+        target = request.POST.get("go", "next")
+        valid = form.is_valid()
+        if valid:
+            state["answers"].update(form.to_answers())
+            state["drafts"].pop(definition.key, None)
+        if not valid and target == "next":
+            # Forward needs this step's answers; show the reasons where they were typed.
+            return _render(request, definition, state, form, status=invalid_status(request))
+        if not valid:
+            state["drafts"][definition.key] = {
+                name: request.POST.getlist(name) for name in form.fields
+            }
+        _save_state(request, state)
+        _previous, following = _neighbours(definition)
+        destination = STEP_BY_KEY.get(target) or following or definition
+        return _go(request, destination, state)
+    draft = state["drafts"].get(definition.key)
+    if draft is not None:
+        form = form_class(_draft_data(draft), previous=state["answers"])
+        form.is_valid()  # show the draft's reasons again
+        status = 200
+    else:
+        form = form_class(
+            initial=form_class.initial_from(state["answers"]), previous=state["answers"]
+        )
+        status = 200
+    return _render(request, definition, state, form, status=status)
+
+
+def _draft_data(draft: dict[str, list[str]]):
+    from django.http import QueryDict
+
+    data = QueryDict(mutable=True)
+    for name, values in draft.items():
+        data.setlist(name, values)
+    return data
+
+
+def _go(request: HttpRequest, step: WizardStep, state: dict[str, Any]) -> HttpResponse:
+    """Show ``step`` after a step was submitted: in place for HTMX, by redirect otherwise."""
+    url = _step_url(request, step.key)
+    if not wants_fragment(request):
+        return redirect(url)
+    if step.key == "result":
+        form: Any = ResultStep(initial={"name": state.get("name", "")})
+    else:
+        draft = state["drafts"].get(step.key)
+        if draft is not None:
+            form = step.form_class(_draft_data(draft), previous=state["answers"])
+            form.is_valid()
+        else:
+            form = step.form_class(
+                initial=step.form_class.initial_from(state["answers"]),
+                previous=state["answers"],
+            )
+    return push_url(_render(request, step, state, form), url)
+
+
+def _result_step(request: HttpRequest, step: WizardStep, state: dict[str, Any]) -> HttpResponse:
+    if request.method != "POST":
+        form = ResultStep(initial={"name": state.get("name", "")})
+        return _render(request, step, state, form)
+    require_edit(request)
+    form = ResultStep(request.POST)
+    if form.is_valid():
+        state["name"] = form.cleaned_data["name"]
+        _save_state(request, state)
+        try:
+            assessment = services.create_assessment(
+                organization=request.org,
+                actor=actor(request),
+                answers=state["answers"],
+                name=form.cleaned_data["name"],
+            )
+        except DomainError as exc:
+            form.add_error(None, exc.message)
+            for key, reasons in exc.fields.items():
+                for reason in reasons:
+                    form.add_error(None, f"{key}: {reason}")
+        else:
+            request.session.pop(_key(request), None)
+            messages.success(request, f"Assessment \u201c{assessment.name}\u201d saved.")
+            return redirect("roi:assessment", org=request.org.slug, assessment_id=assessment.pk)
+    return _render(request, step, state, form, status=422)
+
+
+@require_POST
+@org_view()
+def wizard_reset(request: HttpRequest) -> HttpResponse:
+    """Forget the answers in progress (nothing saved is touched)."""
+    request.session.pop(_key(request), None)
+    return redirect("roi:wizard-step", org=request.org.slug, step="workflow")

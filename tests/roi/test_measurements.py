@@ -1,0 +1,238 @@
+"""Measurement sources plug into the plan and the ROI recompute without touching either."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import pytest
+from django.urls import reverse
+
+from opshero.roles import Role
+from roi.measurements import measurement_context, planned_vs_measured
+from roi.plan import MeasureKey, Measurement, Tracking, register_source, registry
+from tests.roi.builders import make_plan, make_scenario
+
+pytestmark = pytest.mark.django_db
+
+WHEN = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def sources():
+    """Register sources for one test and remove them afterwards."""
+    saved: dict[str, object] = {}
+
+    def add(key: str, source):
+        if key not in saved:
+            saved[key] = registry._sources.get(key)
+        register_source(key, overwrite=True)(source)
+
+    yield add
+    for key, previous in saved.items():
+        registry.unregister(key)
+        if previous is not None:
+            register_source(key)(previous)
+
+
+def test_context_carries_what_a_source_needs(world):
+    plan = make_plan(world.a.org)
+    context = measurement_context(plan)
+    assert context["organisation"] == world.a.org
+    assert context["plan"] == plan
+    assert context["latency_budget_ms"] == 150.0
+    assert str(context["placement"]) == "near_edge"
+    assert [str(t) for t in context["inference_tiers"]] == ["near_edge"]
+    assert context["since"] == plan.created_at
+
+
+VALIDATION_KEYS = {
+    MeasureKey.LATENCY_P95_MS,
+    MeasureKey.ACCURACY,
+    MeasureKey.INT8_ACCURACY_DROP,
+    MeasureKey.OPERATOR_COVERAGE,
+    MeasureKey.ECE,
+}
+
+
+def test_without_measurements_everything_is_not_measured(world):
+    measured = planned_vs_measured(make_plan(world.a.org, scenario=make_scenario(world.a.org)))
+    assert {status.state for status in measured.statuses} == {Tracking.NOT_MEASURED}
+    # The validation sources are connected; telemetry and rollout ones do not exist yet.
+    assert set(measured.connected) == VALIDATION_KEYS
+    assert measured.roi.replaced == ()
+    assert measured.roi.planned.to_dict() == measured.roi.measured.to_dict()
+
+
+def test_a_new_source_shows_on_the_plan_and_in_the_roi_recompute(client, world, sources):
+    plan = make_plan(world.a.org, scenario=make_scenario(world.a.org))
+    seen = []
+
+    def p95(context):
+        seen.append(context["organisation"])
+        budget = context["latency_budget_ms"]
+        return Measurement(MeasureKey.LATENCY_P95_MS, budget * 1.2, "ms", "validation run #7", WHEN)
+
+    def offline(context):
+        return Measurement(MeasureKey.OFFLINE_COVERAGE, 0.5, "share", "fleet telemetry", WHEN)
+
+    sources(MeasureKey.LATENCY_P95_MS, p95)
+    sources(MeasureKey.OFFLINE_COVERAGE, offline)
+    measured = planned_vs_measured(plan)
+    states = {status.metric.key: status.state for status in measured.statuses}
+    assert states["latency_p95"] is Tracking.OFF_TRACK  # 180 ms against <= 150 ms
+    assert states["offline_coverage"] is Tracking.OFF_TRACK  # 50 % against >= 95 %
+    assert states["accuracy"] is Tracking.NOT_MEASURED
+    assert seen == [world.a.org]
+    # Offline coverage replaces the near-edge assumption (likely 0.95) in the ROI case.
+    assert [item.name for item in measured.roi.replaced] == ["offline.completes_offline.near_edge"]
+    planned = measured.roi.planned.placements
+    after = measured.roi.measured.placements
+    near_edge = next(p for p in planned if str(p) == "near_edge")
+    assert after[near_edge].npv < planned[near_edge].npv
+
+    client.force_login(world.a.user(Role.VIEWER))
+    body = client.get(reverse("roi:plan", kwargs={"org": "acme", "plan_id": plan.pk})).content
+    page = body.decode()
+    assert 'data-testid="metric-state-latency_p95">Off track<' in page
+    assert "validation run #7" in page
+    assert "Connected measurement sources: <code>latency.p95_ms</code>" in page
+    assert "Share of workflow completing offline (near-edge) (planned 0.95, measured 0.5)" in page
+
+
+def test_a_measurement_in_the_wrong_unit_is_not_compared(world, sources):
+    plan = make_plan(world.a.org)
+    sources(
+        MeasureKey.ECE,
+        lambda context: Measurement(MeasureKey.ECE, 3.0, "%", "validation", WHEN),
+    )
+    status = next(
+        s for s in planned_vs_measured(plan).statuses if s.metric.key == "calibration_ece"
+    )
+    assert status.state is Tracking.NOT_MEASURED
+    assert "not comparable" in status.reason
+
+
+def test_measured_stack_evidence_is_offered_next_to_the_score(client, world):
+    from roi.measurements import register_evidence_source, unregister_evidence_source
+    from roi.scorecard import StackEvidence
+    from tests.roi.builders import make_scorecard
+
+    scorecard = make_scorecard(world.a.org)
+
+    def validation(organisation, candidate):
+        if organisation != world.a.org or candidate["name"] != "Jetson Orin gateway":
+            return None
+        return StackEvidence(
+            operator_coverage=0.97, int8_accuracy_drop_points=0.4, source="validation run #3"
+        )
+
+    register_evidence_source(validation)
+    try:
+        client.force_login(world.a.user(Role.PLANNER))
+        page = client.get(
+            reverse("roi:scorecard", kwargs={"org": "acme", "scorecard_id": scorecard.pk})
+        ).content.decode()
+    finally:
+        unregister_evidence_source(validation)
+    compat = re.search(r'data-testid="suggestion-0-model_compatibility">(.*?)</div>', page, re.S)
+    assert compat and "Measured: 3/5" in compat.group(1) and "validation run #3" in compat.group(1)
+    assert 'data-testid="suggestion-0-quantization"' in page  # 0.4 points -> 5/5
+    assert 'data-testid="suggestion-1-' not in page  # no evidence for the handheld
+
+
+def _run_with_report(org, *, p95, supported, accuracy, drop, ece, synthetic=False):
+    from django.core.files.base import ContentFile
+    from django.utils import timezone
+
+    from fleet import model_services
+    from fleet.models import HardwareTarget, ValidationRun
+    from opshero.actors import Actor
+    from tests import onnx_models
+
+    actor = Actor.system("tests")
+    model = model_services.create_model(organization=org, actor=actor, name=f"m-{org.slug}")
+    version = model_services.upload_version(
+        model=model,
+        actor=actor,
+        artifact=ContentFile(onnx_models.digits_mlp().model_path.read_bytes(), name="d.onnx"),
+        version="1",
+    )
+    calibration = (
+        {"name": "calibration", "status": "skipped", "data": {}}
+        if synthetic
+        else {"name": "calibration", "status": "passed", "data": {"accuracy": accuracy, "ece": ece}}
+    )
+    steps = [
+        {"name": "compatibility", "status": "passed", "data": {"supported_share": supported}},
+        {"name": "latency", "status": "passed", "data": {"buckets": [{"p95_ms": p95}]}},
+        {
+            "name": "quantization_int8",
+            "status": "passed",
+            "data": {"fidelity": {"accuracy_drop_points": None if synthetic else drop}},
+        },
+        calibration,
+    ]
+    return ValidationRun.objects.create(
+        version=version,
+        target=HardwareTarget.objects.get(builtin_key="cpu"),
+        number=1,
+        status="passed",
+        report={"passed": True, "steps": steps},
+        report_digest="c" * 64,
+        finished_at=timezone.now(),
+    )
+
+
+def test_validation_figures_are_the_measurements_of_their_own_organisation(world):
+    plan = make_plan(world.a.org, scenario=make_scenario(world.a.org))
+    _run_with_report(world.b.org, p95=1.0, supported=1.0, accuracy=0.99, drop=0.1, ece=0.01)
+    measured = planned_vs_measured(plan)
+    assert {s.state for s in measured.statuses} == {Tracking.NOT_MEASURED}  # not another org's
+    run = _run_with_report(
+        world.a.org, p95=480.0, supported=0.97, accuracy=0.9777, drop=0.4, ece=0.012
+    )
+    measured = planned_vs_measured(plan)
+    values = {k: m.value for k, m in measured.measurements.items() if m is not None}
+    assert values == {
+        MeasureKey.LATENCY_P95_MS: 480.0,
+        MeasureKey.OPERATOR_COVERAGE: 0.97,
+        MeasureKey.ACCURACY: 0.9777,
+        MeasureKey.INT8_ACCURACY_DROP: 0.4,
+        MeasureKey.ECE: 0.012,
+    }
+    p95 = measured.measurements[MeasureKey.LATENCY_P95_MS]
+    assert p95.source == f"validation run #1 of {run.version.model.name} 1 on {run.target.name}"
+    assert "validation worker" in p95.detail
+    states = {s.metric.key: s.state for s in measured.statuses}
+    assert states["latency_p95"] is Tracking.OFF_TRACK  # 480 ms against the 150 ms tolerance
+    assert states["calibration_ece"] is Tracking.ON_TRACK
+    assert states["rollout_time"] is Tracking.NOT_MEASURED  # no rollout source yet
+
+
+def test_synthetic_runs_measure_latency_but_not_accuracy(world):
+    plan = make_plan(world.a.org, scenario=make_scenario(world.a.org))
+    _run_with_report(
+        world.a.org, p95=12.0, supported=1.0, accuracy=None, drop=None, ece=None, synthetic=True
+    )
+    measured = planned_vs_measured(plan)
+    assert measured.measurements[MeasureKey.LATENCY_P95_MS].value == 12.0
+    assert measured.measurements[MeasureKey.ACCURACY] is None
+    assert measured.measurements[MeasureKey.ECE] is None
+
+
+def test_scorecard_evidence_comes_from_the_matching_target(world):
+    from roi.measurements import suggested_scores
+
+    _run_with_report(world.a.org, p95=20.0, supported=0.5, accuracy=0.97, drop=0.3, ece=0.02)
+    candidates = [
+        {"name": "Gateway", "hardware": "x86 mini-PC", "runtime": "onnxruntime CPU"},
+        {"name": "Handheld", "hardware": "Zebra TC58", "runtime": "TFLite GPU delegate"},
+    ]
+    found = suggested_scores(organisation=world.a.org, candidates=candidates)
+    assert set(found) == {0}  # only the CPU stack matches the CPU run
+    by_category = found[0]
+    compat = next(s for c, s in by_category.items() if "compat" in c)
+    assert compat.score <= 2  # half the operators supported
+    assert compat.evidence == {"operator_coverage": 0.5}
+    assert suggested_scores(organisation=world.b.org, candidates=candidates) == {}
