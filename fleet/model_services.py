@@ -30,6 +30,7 @@ from .models import HardwareTarget, Model, ModelVersion, ValidationRun
 from .onnx_inputs import InputsRejected, load_representative_inputs, resolve_shape_buckets
 from .onnx_inspect import ModelMetadata, ModelRejected, inspect_model, sha256_file
 from .operator_lists import OperatorSupport, TargetProfile
+from .services import unique_name
 
 logger = logging.getLogger(__name__)
 
@@ -79,16 +80,9 @@ MODEL_FIELDS = (
 def _clean_model_values(org: Organization, values: dict[str, Any], *, model=None) -> dict:
     cleaned = {k: v for k, v in values.items() if k in MODEL_FIELDS}
     if "name" in cleaned:
-        cleaned["name"] = (cleaned["name"] or "").strip()
-        if not cleaned["name"]:
-            raise InvalidInput("A model needs a name.", fields={"name": ["Required."]})
-        clash = Model.objects.filter(organization=org, name__iexact=cleaned["name"])
-        if model is not None:
-            clash = clash.exclude(pk=model.pk)
-        if clash.exists():
-            raise Conflict(
-                f"A model called '{cleaned['name']}' exists.", fields={"name": ["Taken."]}
-            )
+        cleaned["name"] = unique_name(
+            Model.objects.filter(organization=org), cleaned["name"], noun="model", exclude=model
+        )
     if "task" in cleaned and cleaned["task"] not in Model.Task.values:
         raise InvalidInput("Unknown task.", fields={"task": [f"One of {Model.Task.values}."]})
     limits = {

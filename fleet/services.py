@@ -136,6 +136,22 @@ def _check_choice(value: str, choices: type, field_name: str) -> str:
     return value
 
 
+def unique_name(queryset, name: Any, *, noun: str, exclude: Any = None) -> str:
+    """A stripped, non-empty name no other row of ``queryset`` has (case-insensitive)."""
+    name = (name or "").strip()
+    if not name:
+        raise InvalidInput(f"A {noun} needs a name.", fields={"name": ["Required."]})
+    clash = queryset.filter(name__iexact=name)
+    if exclude is not None:
+        clash = clash.exclude(pk=exclude.pk)
+    if clash.exists():
+        raise Conflict(
+            f"A {noun} called '{name}' exists.",
+            fields={"name": [f"Another {noun} has this name."]},
+        )
+    return name
+
+
 def _changes(instance, values: dict[str, Any]) -> dict[str, list]:
     """Field → [old, new] for the values that differ (what the audit event records)."""
     diff = {}
@@ -168,17 +184,9 @@ SITE_FIELDS = (
 def _clean_site_values(org: Organization, values: dict[str, Any], *, site: Site | None) -> dict:
     cleaned = {k: v for k, v in values.items() if k in SITE_FIELDS}
     if "name" in cleaned:
-        cleaned["name"] = (cleaned["name"] or "").strip()
-        if not cleaned["name"]:
-            raise InvalidInput("A site needs a name.", fields={"name": ["Required."]})
-        clash = Site.objects.filter(organization=org, name__iexact=cleaned["name"])
-        if site is not None:
-            clash = clash.exclude(pk=site.pk)
-        if clash.exists():
-            raise Conflict(
-                f"A site called '{cleaned['name']}' exists.",
-                fields={"name": ["Another site has this name."]},
-            )
+        cleaned["name"] = unique_name(
+            Site.objects.filter(organization=org), cleaned["name"], noun="site", exclude=site
+        )
     if "kind" in cleaned:
         _check_choice(cleaned["kind"], Site.Kind, "kind")
     if "time_zone" in cleaned:
@@ -334,17 +342,12 @@ def _clean_operators(operators: Any) -> list[dict]:
 def _clean_target_values(org: Organization, values: dict[str, Any], *, target=None) -> dict:
     cleaned = {k: v for k, v in values.items() if k in TARGET_FIELDS}
     if "name" in cleaned:
-        cleaned["name"] = (cleaned["name"] or "").strip()
-        if not cleaned["name"]:
-            raise InvalidInput("A target needs a name.", fields={"name": ["Required."]})
-        clash = HardwareTarget.objects.filter(organization=org, name__iexact=cleaned["name"])
-        if target is not None:
-            clash = clash.exclude(pk=target.pk)
-        if clash.exists():
-            raise Conflict(
-                f"A target called '{cleaned['name']}' exists.",
-                fields={"name": ["Another target has this name."]},
-            )
+        cleaned["name"] = unique_name(
+            HardwareTarget.objects.filter(organization=org),
+            cleaned["name"],
+            noun="target",
+            exclude=target,
+        )
     if "execution_provider" in cleaned:
         _check_choice(cleaned["execution_provider"], ExecutionProvider, "execution_provider")
     if "operators" in cleaned:
@@ -914,11 +917,7 @@ def create_group(
     rules: Any = None,
     static_members: Any = None,
 ) -> DeviceGroup:
-    name = (name or "").strip()
-    if not name:
-        raise InvalidInput("A group needs a name.", fields={"name": ["Required."]})
-    if DeviceGroup.objects.filter(organization=organization, name__iexact=name).exists():
-        raise Conflict(f"A group called '{name}' exists.", fields={"name": ["Taken."]})
+    name = unique_name(DeviceGroup.objects.filter(organization=organization), name, noun="group")
     cleaned_rules = clean_group_rules(organization, rules)
     members = _clean_members(organization, static_members)
     group = DeviceGroup.objects.create(
@@ -940,15 +939,12 @@ def update_group(*, group: DeviceGroup, actor: Actor, **values: Any) -> DeviceGr
     org = group.organization
     diff: dict[str, Any] = {}
     if "name" in values:
-        name = (values["name"] or "").strip()
-        if not name:
-            raise InvalidInput("A group needs a name.", fields={"name": ["Required."]})
-        if (
-            DeviceGroup.objects.filter(organization=org, name__iexact=name)
-            .exclude(pk=group.pk)
-            .exists()
-        ):
-            raise Conflict(f"A group called '{name}' exists.", fields={"name": ["Taken."]})
+        name = unique_name(
+            DeviceGroup.objects.filter(organization=org),
+            values["name"],
+            noun="group",
+            exclude=group,
+        )
         if name != group.name:
             diff["name"] = [group.name, name]
             group.name = name
