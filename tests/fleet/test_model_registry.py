@@ -250,6 +250,19 @@ def test_validate_sign_verify_and_refuse_a_tampered_copy(world, api_as, celery_w
     version = ModelVersion.objects.get(pk=version_id)
     assert version.status == "validated"
 
+    # The INT8 variant the run produced becomes a version of its own, derived from this one.
+    response = api.post(
+        f"/api/v1/orgs/acme/validation-runs/{cpu_run.pk}/variants/",
+        {"kind": "int8", "version": "1.0.0-int8"},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    variant = ModelVersion.objects.get(pk=response.json()["id"])
+    assert variant.derived_from_id == version.pk and variant.variant_kind == "int8"
+    assert variant.metadata["quantization"].startswith("int8")
+    assert variant.size_bytes < version.size_bytes
+    assert variant.sha256 == steps["quantization_int8"]["data"]["variant"]["sha256"]
+
     # Signing: approvers only, and only with a key.
     admin = world.a.user(Role.ADMIN)
     response = api_as(admin).post(
