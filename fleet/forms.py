@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import zoneinfo
 
 from django import forms
 
@@ -68,6 +69,17 @@ class SiteForm(forms.Form):
         if errors:
             raise forms.ValidationError(errors)
         return windows
+
+    def clean_time_zone(self) -> str:
+        # Checked here too so that every mistake on the form shows at once.
+        name = self.cleaned_data["time_zone"].strip()
+        try:
+            zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise forms.ValidationError(
+                f"'{name}' is not an IANA time zone, e.g. Europe/Berlin."
+            ) from exc
+        return name
 
     def clean_expected_connectivity(self) -> float:
         return self.cleaned_data["expected_connectivity"] / 100

@@ -196,12 +196,12 @@ def upload_version(
     path, temporary = _local_path(artifact)
     inputs_path, inputs_temporary = (None, False)
     try:
+        shown_name = Path(getattr(artifact, "name", "") or "model.onnx").name
         try:
             metadata = inspect_model(path=path, max_bytes=max_bytes)
         except ModelRejected as exc:
-            raise InvalidInput(
-                exc.message, fields={"artifact": [exc.message]}, code=exc.code
-            ) from exc
+            message = exc.message.replace(path.name, shown_name)  # not the server's temp name
+            raise InvalidInput(message, fields={"artifact": [message]}, code=exc.code) from exc
         sha256 = getattr(artifact, "sha256", None) or sha256_file(path)
         if inputs_file is not None:
             inputs_path, inputs_temporary = _local_path(inputs_file)
@@ -210,8 +210,10 @@ def upload_version(
                     npz_path=inputs_path, inputs=metadata.inputs, shape_buckets=shape_buckets
                 )
             except InputsRejected as exc:
+                shown = Path(getattr(inputs_file, "name", "") or "inputs.npz").name
+                message = exc.message.replace(inputs_path.name, shown)
                 raise InvalidInput(
-                    exc.message, fields={"inputs_file": [exc.message]}, code=exc.code
+                    message, fields={"inputs_file": [message]}, code=exc.code
                 ) from exc
         return _store_version(
             model=model,

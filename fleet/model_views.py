@@ -466,6 +466,18 @@ def version_compare(request: HttpRequest) -> HttpResponse:
     return render(request, "fleet/models/compare.html", context)
 
 
+@require_GET
+@org_view()
+def signing_key_pem(request: HttpRequest, key_pk: int) -> HttpResponse:
+    """A public key as a PEM file, for `python -m protocol.verify --public-key`."""
+    key = SigningKey.objects.filter(organization=request.org, pk=key_pk).first()
+    if key is None:
+        raise Http404("No such key.")
+    response = HttpResponse(key.public_pem, content_type="application/x-pem-file")
+    response["Content-Disposition"] = f'attachment; filename="opshero-{key.key_id[:16]}.pem"'
+    return response
+
+
 # --- signing keys ---------------------------------------------------------------------------------
 
 

@@ -136,14 +136,15 @@ class HardwareTarget(models.Model):
 class Device(models.Model):
     """A phone, handheld, gateway or cloud endpoint that runs a model.
 
-    ``status`` is the lifecycle (provisioning → active → retired); whether an active device
-    is currently offline is derived from ``last_seen_at`` by the selectors, so it is always
-    current without a background job.
+    ``status`` is the lifecycle (provisioning → active ⇄ revoked → retired); whether an active
+    device is currently offline is derived from ``last_seen_at`` by the selectors, so it is
+    always current without a background job.
     """
 
     class Status(models.TextChoices):
         PROVISIONING = "provisioning", "Provisioning"
         ACTIVE = "active", "Active"
+        REVOKED = "revoked", "Revoked"
         RETIRED = "retired", "Retired"
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="devices")

@@ -65,10 +65,28 @@ def _variant_row(step: dict[str, Any] | None, kind: str) -> dict[str, Any]:
     variant = data.get("variant") or {}
     latency = data.get("latency") or {}
     fidelity = data.get("fidelity") or {}
+    size_change = variant.get("size_change_pct")
+    if variant.get("size_change_vs_materialized_pct") is not None and (
+        variant.get("materialized_fp32_weight_bytes", 0)
+        > 2 * (variant.get("baseline_size_bytes") or 0)
+    ):
+        # Generated weights (ConstantOfShape) make the FP32 file tiny; compare with the weights
+        # it unpacks to, or "+6,000 %" would mislead.
+        size_change = variant["size_change_vs_materialized_pct"]
+        size_note = "vs the FP32 weights once unpacked"
+    else:
+        size_note = "vs FP32"
+    latency_change = latency.get("change_pct")
     return {
         "kind": kind,
         "status": step.get("status"),
         "findings": step.get("findings", []),
+        "size_change_label": f"{size_change:+.0f} % {size_note}" if size_change is not None else "",
+        "latency_change_label": (
+            f"{abs(latency_change):.0f} % {'slower' if latency_change > 0 else 'faster'} than FP32"
+            if latency_change is not None
+            else ""
+        ),
         "method": variant.get("method"),
         "size_bytes": variant.get("size_bytes"),
         "size_change_pct": variant.get("size_change_pct"),

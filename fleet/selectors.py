@@ -20,11 +20,13 @@ class Connectivity:
     PROVISIONING = "provisioning"
     ONLINE = "online"
     OFFLINE = "offline"
+    REVOKED = "revoked"
     RETIRED = "retired"
     CHOICES = (
         (PROVISIONING, "Provisioning"),
         (ONLINE, "Online"),
         (OFFLINE, "Offline"),
+        (REVOKED, "Revoked"),
         (RETIRED, "Retired"),
     )
 
@@ -38,6 +40,7 @@ def with_connectivity(qs: QuerySet[Device]) -> QuerySet[Device]:
     return qs.annotate(
         connectivity=Case(
             When(status=Device.Status.RETIRED, then=Value(Connectivity.RETIRED)),
+            When(status=Device.Status.REVOKED, then=Value(Connectivity.REVOKED)),
             When(status=Device.Status.PROVISIONING, then=Value(Connectivity.PROVISIONING)),
             When(last_seen_at__gte=offline_cutoff(), then=Value(Connectivity.ONLINE)),
             default=Value(Connectivity.OFFLINE),

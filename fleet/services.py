@@ -522,7 +522,7 @@ def revoke_device(*, device: Device, actor: Actor, reason: str = "") -> Device:
     revoked = _revoke_credentials(device, "revoked")
     if not revoked:
         raise Conflict("The device has no active key to revoke.", code="no_active_key")
-    device.status = Device.Status.PROVISIONING
+    device.status = Device.Status.REVOKED
     device.save(update_fields=["status"])
     record_audit_event(
         organization=device.organization,
@@ -698,6 +698,13 @@ def enroll_device(
                 f"Serial {serial} belongs to a retired device.",
                 fields={"serial": ["Retired; register the hardware under a new serial."]},
                 code="device_retired",
+            )
+        if existing.status == Device.Status.REVOKED:
+            raise Conflict(
+                f"Serial {serial} was revoked; re-enroll it with a token made for this device "
+                "(device page → Re-enroll).",
+                fields={"serial": ["Revoked; needs a re-enrollment token."]},
+                code="device_revoked",
             )
         if existing.credentials.filter(revoked_at__isnull=True).exists():
             raise Conflict(

@@ -59,4 +59,9 @@ urlpatterns = [
         name="variant-register",
     ),
     path("models/signing-keys/", model_views.signing_keys, name="signing-keys"),
+    path(
+        "models/signing-keys/<int:key_pk>/public.pem",
+        model_views.signing_key_pem,
+        name="signing-key-pem",
+    ),
 ]

@@ -366,9 +366,10 @@ def enroll(request: HttpRequest) -> HttpResponse:
             except DomainError as exc:
                 apply_domain_error(form, exc)
             else:
-                status = 201
-                created = {
-                    "record": record,
+                # Post/redirect/get: a reload must not create a second token. The token waits
+                # in the session for exactly one page view, then only its hash remains.
+                request.session[NEW_TOKEN_SESSION_KEY] = {
+                    "record": record.pk,
                     "token": token,
                     "command": gateway_command(
                         server=request.build_absolute_uri("/").rstrip("/"),
@@ -376,7 +377,14 @@ def enroll(request: HttpRequest) -> HttpResponse:
                         serial=reenroll.serial if reenroll else None,
                     ),
                 }
-                form = EnrollmentTokenForm(org=request.org, targets=targets)
+                return redirect("fleet:enroll", org=request.org.slug)
+    shown = request.session.pop(NEW_TOKEN_SESSION_KEY, None) if request.method == "GET" else None
+    if shown:
+        record = (
+            selectors.enrollment_tokens_for_org(org=request.org).filter(pk=shown["record"]).first()
+        )
+        if record is not None:
+            created = {**shown, "record": record}
     context = _fleet_context(
         request,
         "enroll",
@@ -387,6 +395,9 @@ def enroll(request: HttpRequest) -> HttpResponse:
         has_sites=selectors.sites_for_org(org=request.org).exists(),
     )
     return render(request, "fleet/enroll.html", context, status=status)
+
+
+NEW_TOKEN_SESSION_KEY = "opshero_new_enrollment_token"  # noqa: S105 - a session key name
 
 
 def _int(value) -> int:

@@ -105,7 +105,9 @@ class DeviceClient:
         return self.request("GET", "/api/v1/device/me")
 
     def report_status(self, **fields: Any) -> dict[str, Any]:
-        return self.request("POST", "/api/v1/device/status", fields)
+        """Check in; fields left as None are not reported."""
+        payload = {name: value for name, value in fields.items() if value is not None}
+        return self.request("POST", "/api/v1/device/status", payload)
 
     def rotate_key(self, state_dir: str | Path) -> str:
         """Create a new key, register it (signed with the old one), then keep only the new."""

@@ -132,5 +132,11 @@ def seed(context: dict, stdout=None) -> None:
         )
         for task_id, status in (("select_runtime", "doing"), ("device_identity", "done")):
             services.set_task_status(plan=plan, actor=actor, task_id=task_id, status=status)
+        # The demo model registry's candidate is what this plan measures.
+        from fleet.models import Model
+
+        model = Model.objects.filter(organization=org, name="dock-damage-classifier").first()
+        if model is not None:
+            services.update_plan(plan=plan, actor=actor, model=model)
     if stdout is not None:
         stdout.write("Planning: dock-vision assessment, scorecard, ROI scenario and 90-day plan.")

@@ -1357,7 +1357,7 @@ def _logistics() -> RoiInputs:
             "devices_per_site": a + "six handheld scanners or dock cameras per site.",
             "gateways_per_site": a + "typical SMB dock, 2 gateways per site (one per dock bank).",
             "annual_discount_rate": a + "10 % cost of capital; use your finance team's rate.",
-            "hybrid_local_tier": "seed: the dock pattern runs primary inference near-edge.",
+            "hybrid_local_tier": "playbook: the dock pattern runs primary inference near-edge.",
         },
     )
     est = {
@@ -1582,9 +1582,9 @@ def _field_service() -> RoiInputs:
             "sites": a + "two service depots (a 'site' here is a depot and its technicians).",
             "devices_per_site": a + "ten technicians per depot, one tablet each.",
             "gateways_per_site": a + "near-edge for field service is a truck-mounted unit "
-            "(seed), one per van.",
+            "(playbook), one per van.",
             "annual_discount_rate": a + "10 % cost of capital; use your finance team's rate.",
-            "hybrid_local_tier": "seed: field service is on-device-first.",
+            "hybrid_local_tier": "playbook: field service is on-device-first.",
         },
     )
     est = {
@@ -1776,10 +1776,10 @@ def _healthcare() -> RoiInputs:
         notes={
             "sites": a + "four outpatient clinics.",
             "devices_per_site": a + "three triage or documentation workstations per clinic.",
-            "gateways_per_site": a + "one local box per clinic (seed: 'clinics using a local "
+            "gateways_per_site": a + "one local box per clinic (playbook: 'clinics using a local "
             "box for triage support').",
             "annual_discount_rate": a + "8 % cost of capital; use your finance team's rate.",
-            "hybrid_local_tier": "seed: clinics standardise behaviour on local hardware.",
+            "hybrid_local_tier": "playbook: clinics standardise behaviour on local hardware.",
         },
     )
     est = {

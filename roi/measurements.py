@@ -99,14 +99,16 @@ def measurement_context(plan: Plan) -> dict[str, Any]:
         "inference_tiers": tuple(Tier(tier) for tier in result.get("inference_tiers", [])),
         "latency_budget_ms": float(answers.latency_tolerance_ms),
         "since": plan.created_at,
+        "model": plan.model,
     }
 
 
 # --- Sources ------------------------------------------------------------------------------------
-# Today: the model registry's validation reports. Each figure comes from the organisation's most
-# recent finished validation run that has it (accuracy, INT8 drop and ECE need labelled inputs),
-# and the measurement names the run, model version and target, so nobody mistakes a reference
-# measurement on the validation worker for a figure measured at the edge.
+# Today: the model registry's validation reports, for the model the plan names (Plan.model).
+# Each figure comes from that model's most recent finished validation run that has it
+# (accuracy, INT8 drop and ECE need labelled inputs), and the measurement names the run, model
+# version and target, so nobody mistakes a reference measurement on the validation worker for
+# a figure measured at the edge.
 
 
 def _validation_figure(
@@ -114,7 +116,11 @@ def _validation_figure(
 ) -> Measurement | None:
     from fleet.model_selectors import finished_runs_for_org
 
-    for run in finished_runs_for_org(org=context["organisation"])[:50]:
+    model = context.get("model")
+    if model is None:  # a plan measures the model it names, never whatever ran last
+        return None
+    runs = finished_runs_for_org(org=context["organisation"]).filter(version__model=model)
+    for run in runs[:50]:
         steps = {step.get("name"): step for step in (run.report or {}).get("steps", [])}
         try:
             value = extract(steps)

@@ -166,6 +166,10 @@ class Plan(models.Model):
     scenario = models.ForeignKey(
         RoiScenario, on_delete=models.SET_NULL, null=True, blank=True, related_name="plans"
     )
+    # The model whose validation reports measure this plan's metrics (none: not measured).
+    model = models.ForeignKey(
+        "fleet.Model", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     placement = models.CharField(max_length=16, choices=Placement.choices)
     data = models.JSONField(help_text="roi.plan.NinetyDayPlan.to_dict()")
     targets = models.JSONField(default=dict, help_text="roi.plan.MetricTargets.to_dict()")

@@ -285,7 +285,7 @@ class NinetyDayPlan:
 # --- Plan generation --------------------------------------------------------------------------
 
 
-_SEED = "seed: 90-day plan"
+_SEED = "playbook: 90-day plan"
 
 
 def _tasks(result: WizardResult) -> list[PlanTask]:
@@ -347,7 +347,7 @@ def _tasks(result: WizardResult) -> list[PlanTask]:
             "score_stacks_before_buying",
             p1,
             "Score two or three candidate stacks before buying hardware",
-            "Use the stack scorecard; \u201cwe picked the hardware first\u201d is the seed's "
+            "Use the stack scorecard; \u201cwe picked the hardware first\u201d is the playbook's "
             "first failure mode.",
             OwnerRole.PLANNER,
             source="tailored: no existing hardware",
@@ -637,7 +637,7 @@ def _metrics(result: WizardResult, targets: MetricTargets) -> tuple[SuccessMetri
             "ms",
             Direction.AT_MOST,
             MeasureKey.LATENCY_P95_MS,
-            "The latency tolerance answered in the wizard, at P95 (the seed: measure the "
+            "The latency tolerance answered in the wizard, at P95 (the playbook: measure the "
             "distribution, not the average).",
         )
     ]

@@ -61,6 +61,15 @@ def starting_inputs(
     notes["sites"] = f"{where}: {answers.sites} site(s)."
     notes["devices_per_site"] = f"{where}: {answers.devices_per_site} device(s) per site."
     changes: dict = {"sites": int(answers.sites), "devices_per_site": int(answers.devices_per_site)}
+    # Gateways follow the devices at the preset's ratio (one per van stays one per van).
+    preset_devices = max(1, inputs.scenario.devices_per_site)
+    ratio = inputs.scenario.gateways_per_site / preset_devices
+    gateways = max(1, round(ratio * int(answers.devices_per_site)))
+    changes["gateways_per_site"] = gateways
+    notes["gateways_per_site"] = (
+        f"{where}: {gateways} per site, the preset's ratio of {inputs.scenario.gateways_per_site} "
+        f"gateway(s) to {inputs.scenario.devices_per_site} device(s)."
+    )
     if local_tier is not None and local_tier != inputs.scenario.hybrid_local_tier:
         changes["hybrid_local_tier"] = local_tier
         notes["hybrid_local_tier"] = f"{where}: local inference runs {local_tier.value}."

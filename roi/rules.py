@@ -524,7 +524,7 @@ class Rule:
     effect: Effect
     when: tuple[tuple[Condition, ...], ...]
     rationale: str
-    source: str = "seed"
+    source: str = "playbook"
     weight: int = 0
 
     def fires(self, facts: Mapping[str, Any]) -> bool:
@@ -602,7 +602,7 @@ RULES: tuple[Rule, ...] = (
             "Offline for a tenth of the time or more, the local path is the everyday path: "
             "this is \u201cwhere cloud-only systems fail\u201d, so local inference leads."
         ),
-        source="seed, threshold is an OpsHero assumption",
+        source="playbook, threshold is an OpsHero assumption",
     ),
     Rule(
         id="privacy.high",
@@ -622,8 +622,8 @@ RULES: tuple[Rule, ...] = (
         effect=Effect.FORBID_CLOUD_INFERENCE,
         when=((_c("phi_involved", Op.EQ, True),),),
         rationale=(
-            "With PHI the seed's healthcare pattern runs \u201con-device or near-edge with strict "
-            "data minimization\u201d and uploads only de-identified results."
+            "With PHI the playbook's healthcare pattern runs \u201con-device or near-edge with "
+            "strict data minimization\u201d and uploads only de-identified results."
         ),
     ),
     Rule(
@@ -690,7 +690,7 @@ RULES: tuple[Rule, ...] = (
             "Streaming every frame is the \u201cwe streamed everything to cloud\u201d failure "
             "mode; local inference sends events instead and reduces bandwidth costs."
         ),
-        source="seed, threshold is an OpsHero assumption",
+        source="playbook, threshold is an OpsHero assumption",
     ),
     # Stage 1: which local tier (on-device or near-edge).
     Rule(
@@ -736,7 +736,7 @@ RULES: tuple[Rule, ...] = (
             "With one device per site a gateway serves nobody else; on-device gives "
             "\u201cimmediate UX (capture \u2192 predict \u2192 act)\u201d."
         ),
-        source="seed, OpsHero reading of it",
+        source="playbook, OpsHero reading of it",
     ),
     Rule(
         id="latency.very_tight",
@@ -826,8 +826,8 @@ RULES: tuple[Rule, ...] = (
             ),
         ),
         rationale=(
-            "The seed's dock pattern adds \u201cquick checks on handheld scanners for immediate "
-            "feedback\u201d (optional) next to the gateway."
+            "The playbook's dock pattern adds \u201cquick checks on handheld scanners for "
+            "immediate feedback\u201d (optional) next to the gateway."
         ),
     ),
     Rule(
@@ -842,7 +842,7 @@ RULES: tuple[Rule, ...] = (
             ),
         ),
         rationale=(
-            "The seed's field-service pattern is \u201con-device-first with near-edge "
+            "The playbook's field-service pattern is \u201con-device-first with near-edge "
             "fallback\u201d: where a gateway is available it runs the heavier models."
         ),
     ),
@@ -1477,7 +1477,7 @@ RISK_RULES: tuple[RiskRule, ...] = (
     RiskRule(
         "risk.hardware_first",
         ((_LOCAL, _c("has_hardware", Op.EQ, False)),),
-        "No suitable hardware yet: the seed's first failure mode is \u201cwe picked the "
+        "No suitable hardware yet: the playbook's first failure mode is \u201cwe picked the "
         "hardware first\u201d.",
         "Score two or three candidate stacks and run a conversion spike before buying.",
     ),
@@ -1754,7 +1754,7 @@ def decide(*, answers: WizardAnswers) -> WizardResult:
         if decision.inference_tiers[0] not in pattern.primary_tiers:
             note = (
                 f"Your answers lead to {_describe_tiers(decision.inference_tiers)}, which "
-                f"differs from the seed's pattern for this workflow ({pattern.recommended}); "
+                f"differs from the playbook's pattern for this workflow ({pattern.recommended}); "
                 "the pattern is shown for its data flow and operational controls."
             )
     return WizardResult(

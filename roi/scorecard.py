@@ -264,7 +264,7 @@ def red_flags(*, candidate: StackCandidate) -> tuple[RedFlag, ...]:
                     category,
                     entry.score,
                     f"{CATEGORY_LABELS[category]} scored {entry.score}/5. {RED_FLAG_MESSAGE} "
-                    "(seed: a stack weak here \u201cwill cost you later\u201d).",
+                    "(playbook: a stack weak here \u201cwill cost you later\u201d).",
                 )
             )
     return tuple(flags)

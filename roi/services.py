@@ -566,8 +566,9 @@ def update_plan(
     name: str | None = None,
     targets: Mapping[str, Any] | None = None,
     scenario: RoiScenario | None = _UNSET,
+    model: Any = _UNSET,
 ) -> Plan:
-    """Rename, set success-metric targets, or (un)link the ROI scenario.
+    """Rename, set success-metric targets, (un)link the ROI scenario or the measured model.
 
     Targets are changed in place on the plan's metrics (tasks and statuses are untouched);
     a target left out keeps its current value.
@@ -596,6 +597,10 @@ def update_plan(
         _same_org(scenario, plan.organization, "scenario")
         plan.scenario = scenario
         changes["scenario"] = scenario.pk if scenario else None
+    if model is not _UNSET:
+        _same_org(model, plan.organization, "model")
+        plan.model = model
+        changes["model"] = model.name if model else None
     plan.updated_at = timezone.now()
     plan.save()
     record_audit_event(

@@ -274,7 +274,7 @@ CASES: dict[str, Callable[[World], list[Probe]]] = {
     "fleet:enroll": _fleet_post(
         "fleet:enroll",
         lambda o: {"site": o["site"].pk, "placement": "near_edge", "expires_in_hours": 2},
-        status=201,
+        status=302,
     ),
     "fleet:groups": _fleet_get("fleet:groups"),
     "fleet:group": _fleet_get("fleet:group", group_id="group"),

@@ -60,10 +60,18 @@ class EnrollResponseSerializer(DeviceSelfSerializer):
 
 
 class StatusRequestSerializer(serializers.Serializer):
-    agent_version = serializers.CharField(max_length=40, required=False, allow_blank=True)
-    runtime_version = serializers.CharField(max_length=40, required=False, allow_blank=True)
-    model_version = serializers.CharField(max_length=120, required=False, allow_blank=True)
-    hardware = serializers.DictField(required=False)
+    """Every field is optional; null or absent means "not reported" and changes nothing."""
+
+    agent_version = serializers.CharField(
+        max_length=40, required=False, allow_blank=True, allow_null=True
+    )
+    runtime_version = serializers.CharField(
+        max_length=40, required=False, allow_blank=True, allow_null=True
+    )
+    model_version = serializers.CharField(
+        max_length=120, required=False, allow_blank=True, allow_null=True
+    )
+    hardware = serializers.DictField(required=False, allow_null=True)
 
 
 class RotateKeyRequestSerializer(serializers.Serializer):

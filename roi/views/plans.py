@@ -14,6 +14,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from fleet.model_selectors import model_for_org, models_for_org
 from opshero.errors import DomainError
 from opshero.htmx import wants_fragment
 from opshero.roles import Action
@@ -163,6 +164,7 @@ def _detail_context(
         "can_edit": can_edit(request),
         "placement_label": PLACEMENT_LABELS.get(plan.placement, plan.placement),
         "scenarios": list(selectors.scenarios_for_org(org=request.org)[:50]),
+        "models": list(models_for_org(org=request.org)[:100]),
         "tab": "plans",
         **_metrics_context(plan, targets_form),
     }
@@ -246,7 +248,13 @@ def plan_targets(request: HttpRequest, plan_id: int) -> HttpResponse:
     if not wants_fragment(request):
         context = _detail_context(request, plan, form)
         return render(request, "roi/plan_detail.html", context, status=status)
-    context = {**_metrics_context(plan, form), "can_edit": True, "saved": form is None}
+    context = {
+        **_metrics_context(plan, form),
+        "can_edit": True,
+        "saved": form is None,
+        "plan": plan,
+        "models": list(models_for_org(org=request.org)[:100]),
+    }
     return render(request, "roi/partials/plan_metrics.html", context, status=status)
 
 
@@ -262,6 +270,23 @@ def plan_scenario(request: HttpRequest, plan_id: int) -> HttpResponse:
     services.update_plan(plan=plan, actor=actor(request), scenario=scenario)
     messages.success(
         request, "ROI scenario linked." if scenario else "ROI scenario unlinked from the plan."
+    )
+    return redirect("roi:plan", org=request.org.slug, plan_id=plan.pk)
+
+
+@require_POST
+@org_view(Action.EDIT_PLANS)
+def plan_model(request: HttpRequest, plan_id: int) -> HttpResponse:
+    """Choose the model whose validation reports measure this plan's success metrics."""
+    plan = plan_or_404(request, plan_id)
+    raw = request.POST.get("model", "")
+    model = model_for_org(org=request.org, pk=int(raw)) if raw.isdigit() else None
+    if raw and model is None:
+        raise Http404("No such model.")
+    services.update_plan(plan=plan, actor=actor(request), model=model)
+    messages.success(
+        request,
+        f"Metrics are now measured on {model.name}." if model else "Measured model unlinked.",
     )
     return redirect("roi:plan", org=request.org.slug, plan_id=plan.pk)
 

@@ -47,6 +47,7 @@ def _state(request: HttpRequest) -> dict[str, Any]:
     return {
         "answers": dict(state.get("answers") or {}),
         "drafts": dict(state.get("drafts") or {}),
+        "draft_problems": dict(state.get("draft_problems") or {}),
         "name": state.get("name", ""),
         "source": state.get("source"),
     }
@@ -125,7 +126,8 @@ def _context(
                 "step": item,
                 "done": _done(item, answers),
                 "current": item.key == step.key,
-                "has_draft": item.key in state["drafts"],
+                "has_draft": item.key in state["drafts"]
+                and (state.get("draft_problems") or {}).get(item.key, True),
             }
             for item in WIZARD_STEPS
         ],
@@ -213,14 +215,15 @@ def wizard_step(request: HttpRequest, step: str) -> HttpResponse:
             state["drafts"][definition.key] = {
                 name: request.POST.getlist(name) for name in form.fields
             }
+            # Leaving a step unanswered is not a mistake; only real errors flag the stepper.
+            state.setdefault("draft_problems", {})[definition.key] = _has_problems(form)
         _save_state(request, state)
         _previous, following = _neighbours(definition)
         destination = STEP_BY_KEY.get(target) or following or definition
         return _go(request, destination, state)
     draft = state["drafts"].get(definition.key)
     if draft is not None:
-        form = form_class(_draft_data(draft), previous=state["answers"])
-        form.is_valid()  # show the draft's reasons again
+        form = _draft_form(form_class, draft, state["answers"])  # the draft's real reasons
         status = 200
     else:
         form = form_class(
@@ -228,6 +231,27 @@ def wizard_step(request: HttpRequest, step: str) -> HttpResponse:
         )
         status = 200
     return _render(request, definition, state, form, status=status)
+
+
+def _has_problems(form) -> bool:
+    """True when the form has an error other than a field left empty."""
+    return any(
+        error.code != "required" for errors in form.errors.values() for error in errors.as_data()
+    )
+
+
+def _draft_form(form_class, draft: dict[str, list[str]], answers: dict):
+    """A draft bound again to show what was typed, without calling empty fields errors: the
+    step was left, not submitted."""
+    form = form_class(_draft_data(draft), previous=answers)
+    form.is_valid()
+    for name in list(form.errors):
+        kept = [e for e in form.errors[name].as_data() if e.code != "required"]
+        if kept:
+            form._errors[name] = form.error_class(kept)
+        else:
+            del form._errors[name]
+    return form
 
 
 def _draft_data(draft: dict[str, list[str]]):
@@ -249,8 +273,7 @@ def _go(request: HttpRequest, step: WizardStep, state: dict[str, Any]) -> HttpRe
     else:
         draft = state["drafts"].get(step.key)
         if draft is not None:
-            form = step.form_class(_draft_data(draft), previous=state["answers"])
-            form.is_valid()
+            form = _draft_form(step.form_class, draft, state["answers"])
         else:
             form = step.form_class(
                 initial=step.form_class.initial_from(state["answers"]),

@@ -142,6 +142,7 @@ CASES: dict[str, Callable[[World], list[Probe]]] = {
     "fleet:signing-keys": _probe(
         "fleet:signing-keys", "POST", {"action": "rotate"}, 302, Role.ADMIN
     ),
+    "fleet:signing-key-pem": _probe("fleet:signing-key-pem", key_pk="key"),
     "api-models": _probe("api-models"),
     "api-model": _probe(
         "api-model", "PATCH", {"max_ece": 0.1}, 200, Role.APPROVER, True, model_id="model"

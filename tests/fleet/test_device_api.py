@@ -317,7 +317,15 @@ def test_a_revoked_device_is_refused_on_its_next_request_and_can_re_enroll(clien
     services.revoke_device(device=device, actor=Actor.for_user(world.a.user(Role.ADMIN)))
     response = signed(client, "GET", "/api/v1/device/me", key, device.uid)
     assert response.status_code == 401 and error_of(response)["code"] == "device_revoked"
-    # Re-enrollment with a token made for this device keeps its id and history.
+    device.refresh_from_db()
+    assert device.status == "revoked"
+    # An ordinary site token cannot take the revoked identity over...
+    _, site_token = new_token(world.a.org, device.site)
+    response = client.post(
+        ENROLL, enroll_body(site_token, serial=device.serial), content_type="application/json"
+    )
+    assert response.status_code == 409 and error_of(response)["code"] == "device_revoked"
+    # ...re-enrollment with a token made for this device keeps its id and history.
     _, token = new_token(world.a.org, device.site, device=device)
     new_key = device_auth.generate_device_key()
     response = client.post(

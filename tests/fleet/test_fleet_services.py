@@ -138,6 +138,7 @@ def test_connectivity_follows_last_contact(world, settings):
         "provisioning": 1,
         "online": 1,
         "offline": 2,
+        "revoked": 0,
         "retired": 1,
     }
 

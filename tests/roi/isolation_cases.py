@@ -159,6 +159,7 @@ CASES: dict[str, Callable[[World], list[Probe]]] = {
         plan_id="plan",
     ),
     "roi:plan-scenario": write("roi:plan-scenario", {"scenario": ""}, plan_id="plan"),
+    "roi:plan-model": write("roi:plan-model", {"model": ""}, plan_id="plan"),
     "roi:plan-delete": write("roi:plan-delete", plan_id="plan"),
     # API
     "api-roi-assessments": write(

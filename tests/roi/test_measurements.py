@@ -173,7 +173,7 @@ def _run_with_report(org, *, p95, supported, accuracy, drop, ece, synthetic=Fals
         },
         calibration,
     ]
-    return ValidationRun.objects.create(
+    run = ValidationRun.objects.create(
         version=version,
         target=HardwareTarget.objects.get(builtin_key="cpu"),
         number=1,
@@ -182,6 +182,7 @@ def _run_with_report(org, *, p95, supported, accuracy, drop, ece, synthetic=Fals
         report_digest="c" * 64,
         finished_at=timezone.now(),
     )
+    return run
 
 
 def test_validation_figures_are_the_measurements_of_their_own_organisation(world):
@@ -192,6 +193,10 @@ def test_validation_figures_are_the_measurements_of_their_own_organisation(world
     run = _run_with_report(
         world.a.org, p95=480.0, supported=0.97, accuracy=0.9777, drop=0.4, ece=0.012
     )
+    # Not measured until the plan names the model it is about...
+    assert {s.state for s in planned_vs_measured(plan).statuses} == {Tracking.NOT_MEASURED}
+    plan.model = run.version.model
+    plan.save()
     measured = planned_vs_measured(plan)
     values = {k: m.value for k, m in measured.measurements.items() if m is not None}
     assert values == {
@@ -212,9 +217,11 @@ def test_validation_figures_are_the_measurements_of_their_own_organisation(world
 
 def test_synthetic_runs_measure_latency_but_not_accuracy(world):
     plan = make_plan(world.a.org, scenario=make_scenario(world.a.org))
-    _run_with_report(
+    run = _run_with_report(
         world.a.org, p95=12.0, supported=1.0, accuracy=None, drop=None, ece=None, synthetic=True
     )
+    plan.model = run.version.model
+    plan.save()
     measured = planned_vs_measured(plan)
     assert measured.measurements[MeasureKey.LATENCY_P95_MS].value == 12.0
     assert measured.measurements[MeasureKey.ACCURACY] is None
@@ -236,3 +243,21 @@ def test_scorecard_evidence_comes_from_the_matching_target(world):
     assert compat.score <= 2  # half the operators supported
     assert compat.evidence == {"operator_coverage": 0.5}
     assert suggested_scores(organisation=world.b.org, candidates=candidates) == {}
+
+
+def test_a_plan_measures_only_the_model_it_names(client, world):
+    plan = make_plan(world.a.org)
+    run = _run_with_report(world.a.org, p95=40.0, supported=1.0, accuracy=0.9, drop=0.2, ece=0.02)
+    client.force_login(world.a.user(Role.PLANNER))
+    url = reverse("roi:plan-model", kwargs={"org": "acme", "plan_id": plan.pk})
+    response = client.post(url, {"model": run.version.model_id})
+    assert response.status_code == 302
+    plan.refresh_from_db()
+    assert plan.model == run.version.model
+    html = client.get(reverse("roi:plan", kwargs={"org": "acme", "plan_id": plan.pk})).content
+    assert "100 %" in html.decode()  # operator coverage shown as a percentage
+    # Another organisation's model cannot be linked.
+    other = _run_with_report(world.b.org, p95=1.0, supported=1.0, accuracy=1.0, drop=0.0, ece=0.0)
+    assert client.post(url, {"model": other.version.model_id}).status_code == 404
+    plan.refresh_from_db()
+    assert plan.model == run.version.model

@@ -78,3 +78,14 @@ def test_input_differences_list_only_what_differs():
     other = base.with_scenario(sites=5)
     rows = input_differences([base, other])
     assert [(row.name, row.values) for row in rows] == [("scenario.sites", ("3", "5"))]
+
+
+def test_gateways_follow_the_assessment_devices_at_the_presets_ratio():
+    base = preset(workflow=Workflow.FIELD_SERVICE_TRIAGE).scenario
+    answers = WizardAnswers.from_dict(dock_answers(sites=40, devices_per_site=3))
+    inputs, _ = starting_inputs(workflow="field_service_triage", answers=answers)
+    expected = max(1, round(base.gateways_per_site / base.devices_per_site * 3))
+    assert inputs.scenario.devices_per_site == 3
+    assert inputs.scenario.gateways_per_site == expected
+    assert expected != base.gateways_per_site  # the preset's figure would have been wrong
+    assert "ratio" in inputs.scenario.notes["gateways_per_site"]

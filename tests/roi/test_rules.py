@@ -239,7 +239,7 @@ def test_answer_differing_from_the_workflow_pattern_says_so():
     result = decide(answers=answers(workflow=Workflow.LOGISTICS_DOCK_VISION))
     assert result.placement is Placement.CLOUD
     assert result.architecture.key == "logistics_dock_vision"
-    assert "differs from the seed's pattern" in result.architecture_note
+    assert "differs from the playbook's pattern" in result.architecture_note
 
 
 def test_custom_workflow_gets_a_generic_architecture_for_its_placement():

@@ -188,3 +188,16 @@ def test_reset_forgets_the_answers(client, world):
     client.post(reverse("roi:wizard-reset", kwargs={"org": "acme"}))
     page = client.get(step_url("acme", "workflow")).content.decode()
     assert "Nothing answered yet" in page
+
+
+def test_going_back_from_an_unanswered_step_is_not_an_error(client, world):
+    """Back then Next must not greet the user with "required" on a step they never filled."""
+    from django.urls import reverse
+
+    client.force_login(world.a.user("planner"))
+    step = reverse("roi:wizard-step", kwargs={"org": "acme", "step": "privacy"})
+    response = client.post(step, {"go": "offline"})  # leave privacy unanswered, going back
+    assert response.status_code == 302
+    html = client.get(step).content.decode()
+    assert "This field is required." not in html
+    assert "is-invalid" not in html

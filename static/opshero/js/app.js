@@ -25,6 +25,19 @@
     });
   }
 
+  // <button data-copy="#selector"> copies that element's value or text.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest ? event.target.closest("[data-copy]") : null;
+    if (!button) return;
+    var source = document.querySelector(button.dataset.copy);
+    if (!source || !navigator.clipboard) return;
+    var text = source.value !== undefined && source.tagName === "INPUT" ? source.value : source.textContent;
+    navigator.clipboard.writeText(text.trim()).then(function () {
+      button.classList.add("btn-success");
+      window.setTimeout(function () { button.classList.remove("btn-success"); }, 1200);
+    });
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     renderCharts(document);
     wireConfirm(document);
