@@ -50,7 +50,8 @@ def test_overview_on_a_tablet_and_the_audit_filter_over_htmx(page_factory, live_
     assert toggler.is_visible()
     toggler.click()
     page.locator("#sidebar-menu a[href='/o/northwind/audit/']").click()
-    page.wait_for_load_state("networkidle")
+    page.wait_for_url(f"{live_server.url}/o/northwind/audit/")
+    expect(page.locator("[data-testid=audit-table] tbody tr").nth(4)).to_be_visible()
     rows_before = page.locator("[data-testid=audit-table] tbody tr").count()
     assert rows_before >= 5
     page.select_option("#audit-verb", "organization.created")
