@@ -11,7 +11,7 @@ def _sync_builtin_targets(sender, using="default", **kwargs) -> None:
 
 class FleetConfig(AppConfig):
     name = "fleet"
-    verbose_name = "Fleet and models"
+    verbose_name = "Fleet"
 
     def ready(self) -> None:
         from .api import schema  # noqa: F401 - registers the device-signature OpenAPI scheme

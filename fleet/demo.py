@@ -9,7 +9,6 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from opshero.actors import Actor
 from protocol import device_auth
 
 from . import services
@@ -109,7 +108,6 @@ def seed(context: dict, stdout=None) -> None:
     services.sync_builtin_targets()
     _seed_fleet(context, stdout)
     _refresh_checkins(context["org"])
-    _seed_models(context, stdout)
 
 
 def _refresh_checkins(org) -> None:
@@ -122,51 +120,6 @@ def _refresh_checkins(org) -> None:
             Device.objects.filter(
                 organization=org, serial=serial, status=Device.Status.ACTIVE
             ).update(last_seen_at=now - timedelta(minutes=minutes))
-
-
-def _seed_models(context: dict, stdout=None) -> None:
-    """A signing key and a model with one uploaded (not yet validated) version.
-
-    The version is SqueezeNet from the ``onnx`` wheel's test data (random weights): a real
-    architecture to validate for operators and latency, not a real dock damage detector.
-    """
-    from pathlib import Path
-
-    import onnx
-    from django.core.files.base import ContentFile
-
-    from . import model_services, signing_services
-    from .models import Model, SigningKey
-
-    org, users = context["org"], context["users"]
-    admin = Actor.for_user(users["demo-admin"])
-    approver = Actor.for_user(users["demo-approver"])
-    if not SigningKey.objects.filter(organization=org, status=SigningKey.Status.ACTIVE).exists():
-        signing_services.create_signing_key(organization=org, actor=admin)
-    if Model.objects.filter(organization=org, name="dock-damage-classifier").exists():
-        return
-    model = model_services.create_model(
-        organization=org,
-        actor=approver,
-        name="dock-damage-classifier",
-        task="classification",
-        workflow="Logistics dock: damage and label exceptions",
-        description="Demo: SqueezeNet architecture from the onnx wheel's test data (random "
-        "weights); validate it for operators and latency on each target.",
-        latency_budget_ms=150,
-    )
-    squeezenet = (
-        Path(onnx.__file__).parent / "backend" / "test" / "data" / "light" / "light_squeezenet.onnx"
-    )
-    model_services.upload_version(
-        model=model,
-        actor=approver,
-        artifact=ContentFile(squeezenet.read_bytes(), name="squeezenet.onnx"),
-        version="0.9.0",
-        release_notes="First candidate for the dock pilot.",
-    )
-    if stdout is not None:
-        stdout.write("Demo model: dock-damage-classifier 0.9.0 (not validated yet)")
 
 
 @transaction.atomic

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db.models import Case, CharField, Count, Q, QuerySet, Value, When
 from django.utils import timezone
 
+from onnxcheck.operators import OperatorSupport, TargetProfile
 from opshero.models import AuditEvent, Organization
 
 from .models import Device, DeviceGroup, EnrollmentToken, HardwareTarget, Site
@@ -242,3 +243,27 @@ def audit_events_for_device(*, device: Device, limit: int = 15) -> list[AuditEve
 
 def active_credential(device: Device):
     return device.credentials.filter(revoked_at__isnull=True).first()
+
+
+def target_profile(target: HardwareTarget) -> TargetProfile:
+    """The Django-free description of a target that the ONNX checks take."""
+    return TargetProfile(
+        name=target.name,
+        execution_provider=target.execution_provider,
+        runtime=target.runtime,
+        operators=tuple(
+            OperatorSupport(
+                domain=op.get("domain", ""),
+                op_type=op["op_type"],
+                min_opset=op.get("min_opset"),
+                max_opset=op.get("max_opset"),
+                note=op.get("note", ""),
+            )
+            for op in target.operators
+        ),
+        static_shapes_only=target.static_shapes_only,
+        quantized_only=target.quantized_only,
+        max_model_bytes=target.max_model_bytes,
+        memory_budget_bytes=target.memory_budget_bytes,
+        source=target.source,
+    )

@@ -20,6 +20,7 @@ from django.utils.text import slugify
 from opshero.actors import Actor
 from opshero.errors import Conflict, InvalidInput, Unauthenticated
 from opshero.models import Organization
+from opshero.naming import unique_name
 from opshero.services import record_audit_event
 from opshero.tokens import hash_token
 from protocol import device_auth
@@ -136,22 +137,6 @@ def _check_choice(value: str, choices: type, field_name: str) -> str:
     return value
 
 
-def unique_name(queryset, name: Any, *, noun: str, exclude: Any = None) -> str:
-    """A stripped, non-empty name no other row of ``queryset`` has (case-insensitive)."""
-    name = (name or "").strip()
-    if not name:
-        raise InvalidInput(f"A {noun} needs a name.", fields={"name": ["Required."]})
-    clash = queryset.filter(name__iexact=name)
-    if exclude is not None:
-        clash = clash.exclude(pk=exclude.pk)
-    if clash.exists():
-        raise Conflict(
-            f"A {noun} called '{name}' exists.",
-            fields={"name": [f"Another {noun} has this name."]},
-        )
-    return name
-
-
 def _changes(instance, values: dict[str, Any]) -> dict[str, list]:
     """Field → [old, new] for the values that differ (what the audit event records)."""
     diff = {}
@@ -265,7 +250,7 @@ BUILTIN_TARGET_NAMES = {
 
 def sync_builtin_targets(*, using: str = "default") -> list[HardwareTarget]:
     """Create or refresh the built-in targets from the installed onnxruntime's operator lists."""
-    from .operator_lists import builtin_profiles
+    from onnxcheck.operators import builtin_profiles
 
     synced = []
     for profile in builtin_profiles():

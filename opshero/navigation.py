@@ -26,7 +26,7 @@ NAVIGATION: tuple[NavItem, ...] = (
     NavItem("Overview", "layout-dashboard", "overview", ""),
     NavItem("Plan", "compass", "roi:home", "plan"),
     NavItem("Fleet", "router", "fleet:devices", "fleet"),
-    NavItem("Models", "cpu", "fleet:models", "models"),
+    NavItem("Models", "cpu", "modelregistry:models", "models"),
     NavItem("Rollouts", "rocket", "rollouts:list", "rollouts"),
     NavItem("Telemetry", "activity-heartbeat", "telemetry:home", "telemetry"),
     NavItem("Audit", "list-search", "audit", "audit", Action.VIEW_AUDIT),

@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "csp",
     "opshero",
     "fleet",
+    "modelregistry",
     "roi",
 ]
 
@@ -308,9 +309,9 @@ SPECTACULAR_SETTINGS = {
         "ExecutionProviderEnum": "fleet.models.ExecutionProvider",
         "RoleEnum": "opshero.roles.Role",
         "DeviceStatusEnum": "fleet.models.Device.Status",
-        "ModelVersionStatusEnum": "fleet.models.ModelVersion.Status",
-        "ValidationRunStatusEnum": "fleet.models.ValidationRun.Status",
-        "SigningKeyStatusEnum": "fleet.models.SigningKey.Status",
+        "ModelVersionStatusEnum": "modelregistry.models.ModelVersion.Status",
+        "ValidationRunStatusEnum": "modelregistry.models.ValidationRun.Status",
+        "SigningKeyStatusEnum": "modelregistry.models.SigningKey.Status",
     },
 }
 
@@ -339,7 +340,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_QUEUES = [Queue(name) for name in ("default", "validation", "ingest", "rollouts")]
 CELERY_TASK_ROUTES = {
-    "fleet.validate_*": {"queue": "validation"},
+    "modelregistry.validate_*": {"queue": "validation"},
+    "fleet.validate_*": {"queue": "validation"},  # the old task name, for one release
     "telemetry.*": {"queue": "ingest"},
     "rollouts.*": {"queue": "rollouts"},
 }
@@ -363,7 +365,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600,
     },
     "fail-stale-validation-runs": {
-        "task": "fleet.fail_stale_validation_runs",
+        "task": "modelregistry.fail_stale_validation_runs",
         "schedule": 600,
     },
 }

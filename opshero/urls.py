@@ -76,10 +76,12 @@ urlpatterns = [
     path("api/v1/", include("opshero.api.urls")),
     # Each app's API and pages are mounted here, the project's one composition point.
     path("api/v1/orgs/<slug:org>/", include("fleet.api.urls")),
+    path("api/v1/orgs/<slug:org>/", include("modelregistry.api.urls")),
     path("api/v1/orgs/<slug:org>/", include("roi.api.urls")),
     path("api/v1/device/", include("fleet.api.device_urls")),
-    path("api/v1/signing-keys/", include("fleet.api.signing_urls")),
+    path("api/v1/signing-keys/", include("modelregistry.api.signing_urls")),
     path("o/<slug:org>/", include("fleet.urls")),
+    path("o/<slug:org>/", include("modelregistry.urls")),
     path("o/<slug:org>/", include("roi.urls")),
     re_path(r"^api/(?P<rest>.*)$", api_not_found),
 ]

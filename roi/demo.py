@@ -133,9 +133,9 @@ def seed(context: dict, stdout=None) -> None:
         for task_id, status in (("select_runtime", "doing"), ("device_identity", "done")):
             services.set_task_status(plan=plan, actor=actor, task_id=task_id, status=status)
         # The demo model registry's candidate is what this plan measures.
-        from fleet.models import Model
+        from modelregistry.models import MlModel
 
-        model = Model.objects.filter(organization=org, name="dock-damage-classifier").first()
+        model = MlModel.objects.filter(organization=org, name="dock-damage-classifier").first()
         if model is not None:
             services.update_plan(plan=plan, actor=actor, model=model)
     if stdout is not None:

@@ -114,7 +114,7 @@ def measurement_context(plan: Plan) -> dict[str, Any]:
 def _validation_figure(
     context: MeasureContext, key: str, unit: str, extract: Callable[[dict], float | None]
 ) -> Measurement | None:
-    from fleet.model_selectors import finished_runs_for_org
+    from modelregistry.selectors import finished_runs_for_org
 
     model = context.get("model")
     if model is None:  # a plan measures the model it names, never whatever ran last
@@ -301,7 +301,7 @@ _PROVIDER_WORDS = {
 def validation_evidence(organisation: Any, candidate: Mapping[str, Any]) -> StackEvidence | None:
     """Measured evidence for a stack: the latest validation run on a hardware target whose
     name or execution provider the candidate's description mentions."""
-    from fleet.model_selectors import finished_runs_for_org
+    from modelregistry.selectors import finished_runs_for_org
 
     text = " ".join(
         str(candidate.get(key) or "") for key in ("name", "hardware", "runtime", "toolchain")

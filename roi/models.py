@@ -168,7 +168,7 @@ class Plan(models.Model):
     )
     # The model whose validation reports measure this plan's metrics (none: not measured).
     model = models.ForeignKey(
-        "fleet.Model", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        "modelregistry.MlModel", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     placement = models.CharField(max_length=16, choices=Placement.choices)
     data = models.JSONField(help_text="roi.plan.NinetyDayPlan.to_dict()")

@@ -15,15 +15,8 @@ from rest_framework.views import APIView
 
 from opshero.actors import client_ip
 
-from .. import services
+from .. import device_payload, services
 from .device_authentication import DeviceSignatureAuthentication, IsDevice
-
-
-def signing_keys_for(device) -> list[dict]:
-    """The organisation's model-signing public keys a device must trust (none until keys exist)."""
-    from .. import signing_selectors
-
-    return signing_selectors.public_keys_for_device(device=device)
 
 
 class EnrollRequestSerializer(serializers.Serializer):
@@ -126,7 +119,7 @@ class EnrollView(APIView):
             ip=client_ip(request),
         )
         payload = DeviceSelfSerializer(device).data
-        payload["signing_keys"] = signing_keys_for(device)
+        payload.update(device_payload.extra_payload(device))
         return Response(payload, status=status.HTTP_201_CREATED)
 
 
@@ -141,7 +134,7 @@ class MeView(DeviceAPIView):
     @extend_schema(responses=EnrollResponseSerializer)
     def get(self, request):
         payload = DeviceSelfSerializer(request.auth).data
-        payload["signing_keys"] = signing_keys_for(request.auth)
+        payload.update(device_payload.extra_payload(request.auth))
         return Response(payload)
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import model_views, views
+from . import views
 
 # Organisation-scoped user API, mounted under /api/v1/orgs/<org>/.
 urlpatterns = [
@@ -42,59 +42,5 @@ urlpatterns = [
         "enrollment-tokens/",
         views.EnrollmentTokenListView.as_view(),
         name="api-enrollment-tokens",
-    ),
-    # model registry
-    path("models/", model_views.ModelListView.as_view(), name="api-models"),
-    path("models/<int:model_id>/", model_views.ModelDetailView.as_view(), name="api-model"),
-    path(
-        "models/<int:model_id>/versions/",
-        model_views.VersionListView.as_view(),
-        name="api-model-versions",
-    ),
-    path(
-        "model-versions/<int:version_id>/",
-        model_views.VersionDetailView.as_view(),
-        name="api-model-version",
-    ),
-    path(
-        "model-versions/<int:version_id>/validations/",
-        model_views.VersionValidateView.as_view(),
-        name="api-model-version-validate",
-    ),
-    path(
-        "model-versions/<int:version_id>/sign/",
-        model_views.VersionSignView.as_view(),
-        name="api-model-version-sign",
-    ),
-    path(
-        "model-versions/<int:version_id>/artifact/",
-        model_views.VersionArtifactView.as_view(),
-        name="api-model-version-artifact",
-    ),
-    path(
-        "model-versions/<int:version_id>/envelope/",
-        model_views.VersionEnvelopeView.as_view(),
-        name="api-model-version-envelope",
-    ),
-    path(
-        "validation-runs/<int:run_id>/",
-        model_views.RunDetailView.as_view(),
-        name="api-validation-run",
-    ),
-    path(
-        "validation-runs/<int:run_id>/variants/",
-        model_views.RunVariantView.as_view(),
-        name="api-validation-run-variants",
-    ),
-    path("signing-keys/", model_views.SigningKeyListView.as_view(), name="api-signing-keys"),
-    path(
-        "signing-keys/rotate/",
-        model_views.SigningKeyRotateView.as_view(),
-        name="api-signing-keys-rotate",
-    ),
-    path(
-        "signing-keys/<int:key_id>/retire/",
-        model_views.SigningKeyRetireView.as_view(),
-        name="api-signing-key-retire",
     ),
 ]

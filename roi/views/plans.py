@@ -14,7 +14,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from fleet.model_selectors import model_for_org, models_for_org
+from modelregistry.selectors import model_for_org, models_for_org
 from opshero.errors import DomainError
 from opshero.htmx import wants_fragment
 from opshero.roles import Action

@@ -145,8 +145,9 @@ def _run_with_report(org, *, p95, supported, accuracy, drop, ece, synthetic=Fals
     from django.core.files.base import ContentFile
     from django.utils import timezone
 
-    from fleet import model_services
-    from fleet.models import HardwareTarget, ValidationRun
+    from fleet.models import HardwareTarget
+    from modelregistry import services as model_services
+    from modelregistry.models import ValidationRun
     from opshero.actors import Actor
     from tests import onnx_models
 

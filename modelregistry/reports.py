@@ -1,0 +1,177 @@
+"""Turn a stored validation report into what the version page shows.
+
+The report is the JSON of ``onnxcheck.pipeline.ValidationReport``; this module only selects
+and labels its parts (no re-computation), so the page shows exactly what was signed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from onnxcheck.pipeline import STEP_ORDER
+
+from . import charts
+from .models import ValidationRun
+
+STEP_LABELS = {
+    "integrity": "Integrity",
+    "inputs": "Representative inputs",
+    "compatibility": "Operator compatibility",
+    "latency": "Latency",
+    "quantization_int8": "INT8 variant",
+    "quantization_fp16": "FP16 variant",
+    "calibration": "Calibration",
+    "gates": "Gates",
+}
+
+
+def step_progress(run: ValidationRun) -> dict[str, Any]:
+    """Done/total and the per-step list for the progress bar (finished steps plus pending)."""
+    done = {step["name"]: step for step in run.steps}
+    steps = []
+    for name in STEP_ORDER:
+        step = done.get(name)
+        steps.append(
+            {
+                "name": name,
+                "label": STEP_LABELS.get(name, name),
+                "status": step["status"] if step else "pending",
+                "duration_ms": step.get("duration_ms") if step else None,
+                "findings": step.get("findings", [])[:6] if step else [],
+            }
+        )
+    finished = sum(1 for s in steps if s["status"] != "pending")
+    total = len(steps)
+    if run.is_finished:
+        finished = total
+    return {
+        "steps": steps,
+        "done": finished,
+        "total": total,
+        "percent": round(100 * finished / total) if total else 100,
+    }
+
+
+def _step(report: dict[str, Any], name: str) -> dict[str, Any] | None:
+    for step in report.get("steps", []):
+        if step.get("name") == name:
+            return step
+    return None
+
+
+def _variant_row(step: dict[str, Any] | None, kind: str) -> dict[str, Any]:
+    if step is None:
+        return {"kind": kind, "status": "missing"}
+    data = step.get("data") or {}
+    variant = data.get("variant") or {}
+    latency = data.get("latency") or {}
+    fidelity = data.get("fidelity") or {}
+    size_change = variant.get("size_change_pct")
+    if variant.get("size_change_vs_materialized_pct") is not None and (
+        variant.get("materialized_fp32_weight_bytes", 0)
+        > 2 * (variant.get("baseline_size_bytes") or 0)
+    ):
+        # Generated weights (ConstantOfShape) make the FP32 file tiny; compare with the weights
+        # it unpacks to, or "+6,000 %" would mislead.
+        size_change = variant["size_change_vs_materialized_pct"]
+        size_note = "vs the FP32 weights once unpacked"
+    else:
+        size_note = "vs FP32"
+    latency_change = latency.get("change_pct")
+    return {
+        "kind": kind,
+        "status": step.get("status"),
+        "findings": step.get("findings", []),
+        "size_change_label": f"{size_change:+.0f} % {size_note}" if size_change is not None else "",
+        "latency_change_label": (
+            f"{abs(latency_change):.0f} % {'slower' if latency_change > 0 else 'faster'} than FP32"
+            if latency_change is not None
+            else ""
+        ),
+        "method": variant.get("method"),
+        "size_bytes": variant.get("size_bytes"),
+        "size_change_pct": variant.get("size_change_pct"),
+        "latency_change_pct": latency.get("change_pct"),
+        "variant_p50_ms": latency.get("variant_p50_ms"),
+        "fp32_p50_ms": latency.get("fp32_p50_ms"),
+        "top1_agreement": fidelity.get("top1_agreement"),
+        "accuracy_drop_points": fidelity.get("accuracy_drop_points"),
+        "variant_accuracy": fidelity.get("variant_accuracy"),
+        "sqnr_db": fidelity.get("sqnr_db"),
+        "registrable": step.get("status") == "passed" and bool(variant.get("stored_name")),
+    }
+
+
+def report_view(run: ValidationRun) -> dict[str, Any] | None:
+    report = run.report
+    if not report:
+        return None
+    latency = _step(report, "latency") or {}
+    latency_data = latency.get("data") or {}
+    buckets = []
+    for index, bucket in enumerate(latency_data.get("buckets") or []):
+        buckets.append(
+            {
+                **bucket,
+                "chart_id": f"latency-{run.pk}-{index}",
+                "chart": charts.latency_histogram(bucket),
+            }
+        )
+    calibration = _step(report, "calibration") or {}
+    calibration_data = calibration.get("data") or {}
+    compatibility = _step(report, "compatibility") or {}
+    gates = _step(report, "gates") or {}
+    inputs = _step(report, "inputs") or {}
+    return {
+        "passed": report.get("passed"),
+        "reasons": report.get("reasons", []),
+        "label": report.get("measurement_label"),
+        "environment": report.get("environment", {}),
+        "synthetic": (inputs.get("data") or {}).get("synthetic", run.synthetic_inputs),
+        "inputs": inputs,
+        "latency": {
+            **latency_data,
+            "status": latency.get("status"),
+            "findings": latency.get("findings", []),
+            "buckets": buckets,
+        },
+        "compatibility": {
+            **(compatibility.get("data") or {}),
+            "status": compatibility.get("status"),
+            "findings": compatibility.get("findings", []),
+        },
+        "variants": [
+            _variant_row(_step(report, "quantization_int8"), "int8"),
+            _variant_row(_step(report, "quantization_fp16"), "fp16"),
+        ],
+        "calibration": {
+            **calibration_data,
+            "status": calibration.get("status"),
+            "findings": calibration.get("findings", []),
+            "chart_id": f"reliability-{run.pk}",
+            "chart": charts.reliability_diagram(
+                calibration_data.get("reliability") or [], calibration_data.get("ece")
+            ),
+        },
+        "gates": (gates.get("data") or {}).get("gates", []),
+        "integrity": _step(report, "integrity") or {},
+    }
+
+
+def headline(run: ValidationRun | None) -> dict[str, Any]:
+    """The few figures a list or comparison shows for a run."""
+    if run is None or not run.report:
+        return {}
+    view = report_view(run) or {}
+    buckets = view.get("latency", {}).get("buckets") or []
+    int8 = next((v for v in view.get("variants", []) if v["kind"] == "int8"), {})
+    return {
+        "p50_ms": buckets[0].get("p50_ms") if buckets else None,
+        "p95_ms": buckets[0].get("p95_ms") if buckets else None,
+        "supported_share": view.get("compatibility", {}).get("supported_share"),
+        "unsupported": view.get("compatibility", {}).get("unsupported_node_count"),
+        "int8_drop": int8.get("accuracy_drop_points"),
+        "accuracy": view.get("calibration", {}).get("accuracy"),
+        "ece": view.get("calibration", {}).get("ece"),
+        "passed": view.get("passed"),
+    }

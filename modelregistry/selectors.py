@@ -1,0 +1,97 @@
+"""Model registry reads, each starting from an organisation."""
+
+from __future__ import annotations
+
+from django.db.models import Count, OuterRef, QuerySet, Subquery
+
+from opshero.models import Organization
+
+from .models import MlModel, ModelSignature, ModelVersion, SigningKey, ValidationRun
+
+
+def models_for_org(*, org: Organization) -> QuerySet[MlModel]:
+    latest = ModelVersion.objects.filter(model=OuterRef("pk")).order_by("-created_at", "-pk")
+    return (
+        MlModel.objects.filter(organization=org)
+        .annotate(
+            version_count=Count("versions", distinct=True),
+            latest_version=Subquery(latest.values("version")[:1]),
+            latest_status=Subquery(latest.values("status")[:1]),
+        )
+        .select_related("owner")
+        .order_by("name")
+    )
+
+
+def model_for_org(*, org: Organization, pk: int) -> MlModel | None:
+    return MlModel.objects.filter(organization=org, pk=pk).first()
+
+
+def versions_for_model(*, model: MlModel) -> QuerySet[ModelVersion]:
+    return model.versions.select_related("derived_from", "uploaded_by").order_by(
+        "-created_at", "-pk"
+    )
+
+
+def version_for_org(*, org: Organization, pk: int) -> ModelVersion | None:
+    return (
+        ModelVersion.objects.filter(model__organization=org, pk=pk)
+        .select_related("model", "derived_from", "uploaded_by")
+        .first()
+    )
+
+
+def runs_for_version(*, version: ModelVersion) -> QuerySet[ValidationRun]:
+    return version.validation_runs.select_related("target", "requested_by").order_by(
+        "-created_at", "-pk"
+    )
+
+
+def run_for_org(*, org: Organization, pk: int) -> ValidationRun | None:
+    return (
+        ValidationRun.objects.filter(version__model__organization=org, pk=pk)
+        .select_related("version__model", "target")
+        .first()
+    )
+
+
+def latest_finished_run(*, version: ModelVersion) -> ValidationRun | None:
+    return (
+        version.validation_runs.filter(finished_at__isnull=False)
+        .select_related("target")
+        .order_by("-finished_at", "-pk")
+        .first()
+    )
+
+
+def signatures_for_version(*, version: ModelVersion) -> QuerySet[ModelSignature]:
+    return version.signatures.select_related("key", "signed_by").order_by("-created_at", "-pk")
+
+
+def latest_signature(*, version: ModelVersion) -> ModelSignature | None:
+    """The newest signature made with a key that is still active."""
+    return (
+        version.signatures.filter(key__status=SigningKey.Status.ACTIVE)
+        .select_related("key")
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+
+
+def signing_keys_for_org(*, org: Organization) -> QuerySet[SigningKey]:
+    return (
+        SigningKey.objects.filter(organization=org)
+        .annotate(signature_count=Count("signatures"))
+        .order_by("-created_at")
+    )
+
+
+def finished_runs_for_org(*, org: Organization) -> QuerySet[ValidationRun]:
+    """Finished runs with reports, newest first (for planned-vs-measured)."""
+    return (
+        ValidationRun.objects.filter(
+            version__model__organization=org, finished_at__isnull=False, report__isnull=False
+        )
+        .select_related("version__model", "target")
+        .order_by("-finished_at", "-pk")
+    )

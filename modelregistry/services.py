@@ -1,0 +1,585 @@
+"""Model registry writes: models, version uploads, validation runs and their state machine.
+
+The ONNX work itself lives in the Django-free ``onnxcheck`` package; this module stores
+what they find, moves versions through their states and enqueues runs on the ``validation``
+queue after the transaction commits.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from fleet.models import HardwareTarget
+from fleet.selectors import target_profile
+from onnxcheck.inputs import InputsRejected, load_representative_inputs, resolve_shape_buckets
+from onnxcheck.inspection import ModelMetadata, ModelRejected, inspect_model, sha256_file
+from opshero.actors import Actor
+from opshero.errors import Conflict, InvalidInput
+from opshero.models import Organization
+from opshero.naming import unique_name
+from opshero.services import record_audit_event
+
+from .models import MlModel, ModelVersion, ValidationRun
+
+logger = logging.getLogger(__name__)
+
+_VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._+-]{0,39}$")
+_SAFE_NAME_RE = re.compile(r"[^A-Za-z0-9._-]+")
+
+# --- the version state machine --------------------------------------------------------------------
+
+S = ModelVersion.Status
+TRANSITIONS: dict[str, set[str]] = {
+    S.UPLOADED: {S.VALIDATING, S.RETIRED},
+    S.VALIDATING: {S.VALIDATING, S.VALIDATED, S.REJECTED, S.RETIRED},
+    S.VALIDATED: {S.VALIDATING, S.SIGNED, S.RETIRED},
+    S.REJECTED: {S.VALIDATING, S.RETIRED},
+    S.SIGNED: {S.SIGNED, S.RETIRED},
+    S.RETIRED: set(),
+}
+
+
+def transition_version(*, version: ModelVersion, to: str) -> ModelVersion:
+    """The only place a version's status changes; refuses transitions the machine lacks."""
+    if to not in TRANSITIONS[version.status]:
+        raise Conflict(
+            f"Version {version.version} is {version.get_status_display().lower()}; it cannot "
+            f"become {ModelVersion.Status(to).label.lower()}.",
+            code="invalid_transition",
+        )
+    version.status = to
+    version.save(update_fields=["status"])
+    return version
+
+
+# --- models ---------------------------------------------------------------------------------------
+
+MODEL_FIELDS = (
+    "name",
+    "task",
+    "workflow",
+    "description",
+    "latency_budget_ms",
+    "max_int8_drop_points",
+    "max_ece",
+    "min_accuracy",
+)
+
+
+def _clean_model_values(org: Organization, values: dict[str, Any], *, model=None) -> dict:
+    cleaned = {k: v for k, v in values.items() if k in MODEL_FIELDS}
+    if "name" in cleaned:
+        cleaned["name"] = unique_name(
+            MlModel.objects.filter(organization=org), cleaned["name"], noun="model", exclude=model
+        )
+    if "task" in cleaned and cleaned["task"] not in MlModel.Task.values:
+        raise InvalidInput("Unknown task.", fields={"task": [f"One of {MlModel.Task.values}."]})
+    limits = {
+        "latency_budget_ms": (0.001, 600_000),
+        "max_int8_drop_points": (0, 100),
+        "max_ece": (0, 1),
+        "min_accuracy": (0, 1),
+    }
+    for name, (low, high) in limits.items():
+        value = cleaned.get(name)
+        if value is not None and not low <= value <= high:
+            raise InvalidInput(
+                f"{name} must be between {low} and {high}.",
+                fields={name: [f"Between {low} and {high} (empty disables the gate)."]},
+            )
+    return cleaned
+
+
+@transaction.atomic
+def create_model(*, organization: Organization, actor: Actor, **values: Any) -> MlModel:
+    if not values.get("name"):
+        raise InvalidInput("A model needs a name.", fields={"name": ["Required."]})
+    cleaned = _clean_model_values(organization, values)
+    model = MlModel.objects.create(organization=organization, owner=actor.user, **cleaned)
+    record_audit_event(organization=organization, actor=actor, verb="model.created", target=model)
+    return model
+
+
+@transaction.atomic
+def update_model(*, model: MlModel, actor: Actor, **values: Any) -> MlModel:
+    cleaned = _clean_model_values(model.organization, values, model=model)
+    diff = {k: [getattr(model, k), v] for k, v in cleaned.items() if getattr(model, k) != v}
+    if diff:
+        for name, value in cleaned.items():
+            setattr(model, name, value)
+        model.save()
+        record_audit_event(
+            organization=model.organization,
+            actor=actor,
+            verb="model.updated",
+            target=model,
+            data=diff,
+        )
+    return model
+
+
+# --- version upload -------------------------------------------------------------------------------
+
+
+def _storage_name(kind: str, org_id: int, file_name: str) -> str:
+    safe = _SAFE_NAME_RE.sub("_", Path(file_name).name)[-80:] or "model.onnx"
+    return f"{kind}/{org_id}/{uuid.uuid4().hex}-{safe}"
+
+
+def _local_path(upload) -> tuple[Path, bool]:
+    """A path on disk for an uploaded file; True when it is a temporary copy to delete."""
+    path = getattr(upload, "temporary_file_path", None)
+    if callable(path):
+        return Path(path()), False
+    tmp = Path(settings.VALIDATION_WORKDIR) / f"upload-{uuid.uuid4().hex}"
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    with tmp.open("wb") as out:
+        for chunk in upload.chunks():
+            out.write(chunk)
+    return tmp, True
+
+
+def _check_version_label(model: MlModel, version: str) -> str:
+    version = (version or "").strip()
+    if not _VERSION_RE.match(version):
+        raise InvalidInput(
+            "A version is 1-40 characters: letters, digits and . _ + -, e.g. 1.4.0.",
+            fields={"version": ["Letters, digits and . _ + - only (max 40)."]},
+        )
+    if ModelVersion.objects.filter(model=model, version=version).exists():
+        raise Conflict(
+            f"{model.name} already has a version {version}.",
+            fields={"version": ["This version exists; choose the next one."]},
+        )
+    return version
+
+
+def upload_version(
+    *,
+    model: MlModel,
+    actor: Actor,
+    artifact,
+    version: str,
+    release_notes: str = "",
+    inputs_file=None,
+    shape_buckets: Any = None,
+    derived_from: ModelVersion | None = None,
+    variant_kind: str = "",
+) -> ModelVersion:
+    """Check an uploaded ONNX file (and optional representative inputs), store it, register it.
+
+    ``artifact`` is an uploaded file; the SHA-256 is taken from the upload handler when it
+    hashed the bytes while receiving them, else computed here. Nothing is stored unless every
+    check passes.
+    """
+    version = _check_version_label(model, version)
+    max_bytes = settings.MODEL_UPLOAD_MAX_BYTES
+    if artifact is None:
+        raise InvalidInput("Choose an ONNX file.", fields={"artifact": ["Required."]})
+    if artifact.size > max_bytes:
+        raise InvalidInput(
+            f"The file is {artifact.size:,} bytes; the limit is {max_bytes:,}.",
+            fields={"artifact": ["Too large."]},
+            code="too_large",
+        )
+    path, temporary = _local_path(artifact)
+    inputs_path, inputs_temporary = (None, False)
+    try:
+        shown_name = Path(getattr(artifact, "name", "") or "model.onnx").name
+        try:
+            metadata = inspect_model(path=path, max_bytes=max_bytes)
+        except ModelRejected as exc:
+            message = exc.message.replace(path.name, shown_name)  # not the server's temp name
+            raise InvalidInput(message, fields={"artifact": [message]}, code=exc.code) from exc
+        sha256 = getattr(artifact, "sha256", None) or sha256_file(path)
+        if inputs_file is not None:
+            inputs_path, inputs_temporary = _local_path(inputs_file)
+            try:
+                load_representative_inputs(
+                    npz_path=inputs_path, inputs=metadata.inputs, shape_buckets=shape_buckets
+                )
+            except InputsRejected as exc:
+                shown = Path(getattr(inputs_file, "name", "") or "inputs.npz").name
+                message = exc.message.replace(inputs_path.name, shown)
+                raise InvalidInput(
+                    message, fields={"inputs_file": [message]}, code=exc.code
+                ) from exc
+        return _store_version(
+            model=model,
+            actor=actor,
+            path=path,
+            file_name=getattr(artifact, "name", "model.onnx"),
+            sha256=sha256,
+            size=path.stat().st_size,
+            version=version,
+            release_notes=release_notes,
+            metadata=metadata.to_dict(),
+            inputs_path=inputs_path,
+            shape_buckets=shape_buckets,
+            derived_from=derived_from,
+            variant_kind=variant_kind,
+        )
+    finally:
+        if temporary:
+            path.unlink(missing_ok=True)
+        if inputs_temporary and inputs_path is not None:
+            inputs_path.unlink(missing_ok=True)
+
+
+def _store_version(
+    *,
+    model: MlModel,
+    actor: Actor,
+    path: Path,
+    file_name: str,
+    sha256: str,
+    size: int,
+    version: str,
+    release_notes: str,
+    metadata: dict,
+    inputs_path: Path | None,
+    shape_buckets: Any,
+    derived_from: ModelVersion | None,
+    variant_kind: str,
+) -> ModelVersion:
+    org_id = model.organization_id
+    stored: list[str] = []
+    try:
+        with path.open("rb") as handle:
+            artifact_name = default_storage.save(
+                _storage_name("artifacts", org_id, file_name), File(handle)
+            )
+        stored.append(artifact_name)
+        inputs_name, inputs_sha = "", ""
+        if inputs_path is not None:
+            with inputs_path.open("rb") as handle:
+                inputs_name = default_storage.save(
+                    _storage_name("inputs", org_id, "inputs.npz"), File(handle)
+                )
+            stored.append(inputs_name)
+            inputs_sha = sha256_file(inputs_path)
+        with transaction.atomic():
+            record = ModelVersion.objects.create(
+                model=model,
+                version=version,
+                artifact=artifact_name,
+                file_name=Path(file_name).name[:200],
+                sha256=sha256,
+                size_bytes=size,
+                release_notes=release_notes,
+                metadata=metadata,
+                inputs_file=inputs_name,
+                inputs_sha256=inputs_sha,
+                shape_buckets=shape_buckets,
+                derived_from=derived_from,
+                variant_kind=variant_kind,
+                uploaded_by=actor.user,
+            )
+            record_audit_event(
+                organization=model.organization,
+                actor=actor,
+                verb="model_version.uploaded",
+                target=record,
+                data={
+                    "sha256": sha256,
+                    "size_bytes": size,
+                    "derived_from": derived_from.version if derived_from else None,
+                    "variant": variant_kind or None,
+                },
+            )
+    except Exception:
+        for name in stored:  # no orphaned files when the database refuses the row
+            default_storage.delete(name)
+        raise
+    return record
+
+
+# --- validation runs ------------------------------------------------------------------------------
+
+
+def gates_for(model: MlModel) -> dict[str, Any]:
+    return {
+        "latency_budget_ms": model.latency_budget_ms,
+        "max_int8_accuracy_drop_points": model.max_int8_drop_points,
+        "max_ece": model.max_ece,
+        "min_accuracy": model.min_accuracy,
+    }
+
+
+@transaction.atomic
+def start_validation(
+    *,
+    version: ModelVersion,
+    target: HardwareTarget,
+    actor: Actor,
+    shape_buckets: Any = None,
+    use_uploaded_inputs: bool = True,
+) -> ValidationRun:
+    """Queue a validation of ``version`` on ``target``; a Celery worker runs it after commit."""
+    version = ModelVersion.objects.select_for_update().select_related("model").get(pk=version.pk)
+    if target.organization_id not in (None, version.model.organization_id):
+        raise InvalidInput("Unknown hardware target.", fields={"target": ["Not available here."]})
+    if version.status == ModelVersion.Status.SIGNED:
+        raise Conflict(
+            "A signed version keeps the evidence it was signed with; upload a new version to "
+            "validate changes.",
+            code="already_signed",
+        )
+    synthetic = not (use_uploaded_inputs and version.inputs_file)
+    buckets = shape_buckets if shape_buckets not in (None, "", {}) else version.shape_buckets
+    if synthetic:
+        # Refuse now, not minutes later on a worker: every dynamic axis needs a size.
+        try:
+            resolve_shape_buckets(
+                inputs=ModelMetadata.from_dict(version.metadata).inputs, spec=buckets
+            )
+        except InputsRejected as exc:
+            raise InvalidInput(
+                exc.message, fields={"shape_buckets": [exc.message]}, code=exc.code
+            ) from exc
+    transition_version(version=version, to=ModelVersion.Status.VALIDATING)
+    number = (
+        ValidationRun.objects.filter(version=version, target=target).aggregate(n=Max("number"))["n"]
+        or 0
+    ) + 1
+    run = ValidationRun.objects.create(
+        version=version,
+        target=target,
+        number=number,
+        synthetic_inputs=synthetic,
+        shape_buckets=buckets,
+        gates=gates_for(version.model),
+        requested_by=actor.user,
+    )
+    record_audit_event(
+        organization=version.model.organization,
+        actor=actor,
+        verb="validation.requested",
+        target=version,
+        data={"run": run.pk, "target": target.name, "number": number, "synthetic": synthetic},
+    )
+    from .tasks import validate_model_version
+
+    transaction.on_commit(lambda: validate_model_version.delay(run.pk))
+    return run
+
+
+def _finish_version_status(version: ModelVersion) -> None:
+    """After a run ends: validated when the newest finished run passed, rejected otherwise,
+    still validating while another run is queued or running."""
+    version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+    if version.status != ModelVersion.Status.VALIDATING:
+        return
+    runs = version.validation_runs.all()
+    if runs.filter(status__in=[ValidationRun.Status.QUEUED, ValidationRun.Status.RUNNING]).exists():
+        return
+    latest = runs.filter(finished_at__isnull=False).order_by("-finished_at", "-pk").first()
+    passed = latest is not None and latest.status == ValidationRun.Status.PASSED
+    transition_version(
+        version=version,
+        to=ModelVersion.Status.VALIDATED if passed else ModelVersion.Status.REJECTED,
+    )
+
+
+def _finish_run(run: ValidationRun, *, status: str, error: str = "", report=None) -> None:
+    with transaction.atomic():
+        locked = ValidationRun.objects.select_for_update().get(pk=run.pk)
+        if locked.is_finished:
+            return
+        locked.status = status
+        locked.error = error[:4000]
+        locked.finished_at = timezone.now()
+        if report is not None:
+            locked.report = report["dict"]
+            locked.report_digest = report["digest"]
+            locked.reasons = report["dict"].get("reasons", [])
+        locked.save()
+        _finish_version_status(locked.version)
+        record_audit_event(
+            organization=locked.version.model.organization,
+            actor=Actor.system("validation worker"),
+            verb="validation.finished",
+            target=locked.version,
+            data={
+                "run": locked.pk,
+                "target": locked.target.name,
+                "status": status,
+                "reasons": locked.reasons[:10],
+                "error": locked.error[:300] or None,
+            },
+        )
+
+
+def _keep_variants(run: ValidationRun, report: dict) -> None:
+    """Move variant files out of the scratch directory into storage, so they can be
+    registered as versions later; the report then points at the stored copies."""
+    for step in report.get("steps", []):
+        variant = (step.get("data") or {}).get("variant")
+        if not variant or not variant.get("path"):
+            continue
+        source = Path(variant["path"])
+        if not source.exists():
+            continue
+        with source.open("rb") as handle:
+            name = default_storage.save(
+                _storage_name("variants", run.version.model.organization_id, source.name),
+                File(handle),
+            )
+        variant["stored_name"] = name
+        variant["path"] = ""  # scratch paths are meaningless once the run is over
+
+
+def execute_validation_run(*, run_id: int) -> ValidationRun:
+    """Run one validation (called by the Celery task). Idempotent for redeliveries: a
+    finished run is left alone; a run whose worker died is restarted up to
+    ``VALIDATION_MAX_ATTEMPTS`` times, then failed with that reason."""
+    from onnxcheck.pipeline import GateThresholds, InputsSpec, StepLimits, run_validation
+
+    with transaction.atomic():
+        run = (
+            ValidationRun.objects.select_for_update(of=("self",))
+            .select_related("version__model", "target")
+            .get(pk=run_id)
+        )
+        if run.is_finished:
+            return run
+        run.attempts += 1
+        if run.attempts > settings.VALIDATION_MAX_ATTEMPTS:
+            run.save(update_fields=["attempts"])
+            attempts_error = (
+                f"The validation worker stopped {run.attempts - 1} times during this run "
+                "(crash or restart); giving up. Re-run it when the worker is healthy."
+            )
+        else:
+            attempts_error = ""
+            run.status = ValidationRun.Status.RUNNING
+            run.started_at = run.heartbeat_at = timezone.now()
+            run.steps = []
+            run.save(update_fields=["attempts", "status", "started_at", "heartbeat_at", "steps"])
+    if attempts_error:
+        _finish_run(run, status=ValidationRun.Status.ERROR, error=attempts_error)
+        run.refresh_from_db()
+        return run
+
+    version = run.version
+    workdir = Path(settings.VALIDATION_WORKDIR) / f"run-{run.pk}"
+    shutil.rmtree(workdir, ignore_errors=True)
+    steps: list[dict] = []
+
+    def on_step(step) -> None:
+        steps.append(step.to_dict())
+        ValidationRun.objects.filter(pk=run.pk).update(steps=steps, heartbeat_at=timezone.now())
+
+    gates = GateThresholds(
+        latency_budget_ms=run.gates.get("latency_budget_ms"),
+        max_int8_accuracy_drop_points=run.gates.get("max_int8_accuracy_drop_points"),
+        max_ece=run.gates.get("max_ece"),
+        min_accuracy=run.gates.get("min_accuracy"),
+    )
+    inputs = InputsSpec(
+        npz_path=None if run.synthetic_inputs else Path(version.inputs_file.path),
+        shape_buckets=run.shape_buckets,
+    )
+    try:
+        report = run_validation(
+            model_path=version.artifact.path,
+            expected_sha256=version.sha256,
+            target=target_profile(run.target),
+            inputs=inputs,
+            gates=gates,
+            workdir=workdir,
+            on_step=on_step,
+            limits=StepLimits(address_space_bytes=settings.VALIDATION_ADDRESS_SPACE_BYTES),
+            max_model_bytes=settings.MODEL_UPLOAD_MAX_BYTES,
+            intra_op_num_threads=settings.VALIDATION_THREADS,
+        )
+        report_dict = report.to_dict()
+        digest = report.report_digest()
+        _keep_variants(run, report_dict)
+    except Exception as exc:
+        logger.exception("Validation run %s failed", run.pk)
+        _finish_run(run, status=ValidationRun.Status.ERROR, error=f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    _finish_run(
+        run,
+        status=ValidationRun.Status.PASSED if report.passed else ValidationRun.Status.FAILED,
+        report={"dict": report_dict, "digest": digest},
+    )
+    run.refresh_from_db()
+    return run
+
+
+def fail_stale_runs(*, older_than_seconds: int) -> int:
+    """Fail runs whose worker went silent (killed, host lost): never "running" forever."""
+    cutoff = timezone.now() - timezone.timedelta(seconds=older_than_seconds)
+    stale = ValidationRun.objects.filter(
+        status=ValidationRun.Status.RUNNING, heartbeat_at__lt=cutoff
+    )
+    count = 0
+    for run in stale.select_related("version__model", "target"):
+        _finish_run(
+            run,
+            status=ValidationRun.Status.ERROR,
+            error=(
+                f"The validation worker stopped reporting for over {older_than_seconds // 60} "
+                "minutes (worker lost or killed). Re-run the validation."
+            ),
+        )
+        count += 1
+    return count
+
+
+def register_variant(*, run: ValidationRun, kind: str, actor: Actor, version: str) -> ModelVersion:
+    """Register a quantized variant produced by a run as a new version derived from it."""
+    report = run.report or {}
+    variant = None
+    for step in report.get("steps", []):
+        candidate = (step.get("data") or {}).get("variant")
+        if candidate and candidate.get("kind") == kind and step.get("status") == "passed":
+            variant = candidate
+    if variant is None or not variant.get("stored_name"):
+        raise InvalidInput(
+            f"This run produced no usable {kind} variant.", fields={"kind": ["Not available."]}
+        )
+    source = run.version
+    with default_storage.open(variant["stored_name"], "rb") as handle:
+        handle.name = variant.get("file_name") or f"{source.file_name}.{kind}.onnx"
+        handle.size = default_storage.size(variant["stored_name"])
+        return upload_version(
+            model=source.model,
+            actor=actor,
+            artifact=handle,
+            version=version,
+            release_notes=f"{kind.upper()} variant of {source.version} ({variant.get('method')}).",
+            derived_from=source,
+            variant_kind=kind,
+            inputs_file=None,
+            shape_buckets=source.shape_buckets,
+        )
+
+
+@transaction.atomic
+def retire_version(*, version: ModelVersion, actor: Actor) -> ModelVersion:
+    version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+    transition_version(version=version, to=ModelVersion.Status.RETIRED)
+    record_audit_event(
+        organization=version.model.organization,
+        actor=actor,
+        verb="model_version.retired",
+        target=version,
+    )
+    return version
