@@ -1,6 +1,6 @@
 """Validation latency benchmarks (issue 4): measurement overhead and full-run wall time.
 
-(i)  The latency step (``onnxcheck.pipeline.check_latency``: session creation, warm-up, the
+(i)  The latency step (``onnxcheck.latency.check_latency``: session creation, warm-up, the
      stopping rule, percentiles, peak memory) against a bare onnxruntime loop
      (``t0 = perf_counter_ns(); sess.run(None, feed)``) over the SAME feed in the SAME process.
      The two alternate (step first on even rounds, bare first on odd ones) so a machine that
@@ -30,16 +30,12 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 
+from onnxcheck.gates import GateThresholds  # noqa: E402
 from onnxcheck.inputs import synthesize_inputs  # noqa: E402
 from onnxcheck.inspection import inspect_model, sha256_file  # noqa: E402
-from onnxcheck.latency import LatencyRule, machine_description  # noqa: E402
+from onnxcheck.latency import LatencyRule, check_latency, machine_description  # noqa: E402
 from onnxcheck.operators import builtin_profile  # noqa: E402
-from onnxcheck.pipeline import (  # noqa: E402
-    GateThresholds,
-    InputsSpec,
-    check_latency,
-    run_validation,
-)
+from onnxcheck.pipeline import InputsSpec, run_validation  # noqa: E402
 from tests import onnx_models  # noqa: E402
 
 

@@ -19,6 +19,7 @@ from opshero.errors import InvalidInput, TooLarge
 from opshero.models import Organization
 from opshero.services import record_audit_event
 
+from .audit import FleetVerb
 from .models import Device, HardwareTarget, Placement, Site
 from .services import normalize_tags
 
@@ -38,6 +39,7 @@ MAX_ERRORS_REPORTED = 200
 
 
 def export_devices_csv(devices: Iterable[Device]) -> str:
+    """The devices as CSV with the import's columns, so an exported file re-imports as it is."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(COLUMNS)
@@ -221,7 +223,7 @@ def import_devices_csv(*, organization: Organization, data: bytes, actor: Actor)
     record_audit_event(
         organization=organization,
         actor=actor,
-        verb="device.imported",
+        verb=FleetVerb.DEVICE_IMPORTED,
         target_type="fleet.device",
         target_label=f"{len(created)} devices from CSV",
         data={"count": len(created), "serials": [d.serial for d in created[:50]]},

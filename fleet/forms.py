@@ -8,7 +8,6 @@ import zoneinfo
 from django import forms
 
 from .models import ExecutionProvider, Placement, Site
-from .selectors import DEVICE_ORDERINGS, Connectivity
 
 DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 _WINDOW_RE = re.compile(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun)\s+(\d\d:\d\d)\s*-\s*(\d\d:\d\d)$", re.I)
@@ -111,21 +110,6 @@ class DeviceForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["site"].queryset = Site.objects.filter(organization=org)
         self.fields["hardware_target"].queryset = targets
-
-
-class DeviceFilterForm(forms.Form):
-    """The fleet list's query string. Unknown values are dropped, never a 500."""
-
-    q = forms.CharField(required=False, max_length=100)
-    site = forms.IntegerField(required=False)
-    site_kind = forms.ChoiceField(choices=[("", "Any kind"), *Site.Kind.choices], required=False)
-    status = forms.ChoiceField(choices=[("", "Any status"), *Connectivity.CHOICES], required=False)
-    placement = forms.ChoiceField(
-        choices=[("", "Any placement"), *Placement.choices], required=False
-    )
-    target = forms.IntegerField(required=False)
-    tag = forms.CharField(required=False, max_length=40)
-    ordering = forms.ChoiceField(choices=[(k, k) for k in DEVICE_ORDERINGS], required=False)
 
 
 class EnrollmentTokenForm(forms.Form):

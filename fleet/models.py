@@ -136,9 +136,10 @@ class HardwareTarget(models.Model):
 class Device(models.Model):
     """A phone, handheld, gateway or cloud endpoint that runs a model.
 
-    ``status`` is the lifecycle (provisioning → active ⇄ revoked → retired); whether an active
-    device is currently offline is derived from ``last_seen_at`` by the selectors, so it is
-    always current without a background job.
+    ``status`` is the lifecycle (provisioning → active ⇄ revoked → retired), changed only through
+    ``fleet.services.transition_device``; whether an active device is currently offline is
+    derived from ``last_seen_at`` by the selectors, so it is always current without a
+    background job.
     """
 
     class Status(models.TextChoices):

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.db.models import Case, CharField, Count, Q, QuerySet, Value, When
+from django.db.models import Case, CharField, Count, Prefetch, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from onnxcheck.operators import OperatorSupport, TargetProfile
 from opshero.models import AuditEvent, Organization
 
 from .models import Device, DeviceGroup, EnrollmentToken, HardwareTarget, Site
+
+if TYPE_CHECKING:  # filters.py builds on the vocabulary here; selectors only apply it
+    from .filters import DeviceFilterSet
 
 
 class Connectivity:
@@ -58,56 +62,18 @@ def tag_filter(tags: list[str], field: str = "tags") -> Q:
     return q
 
 
-@dataclass(frozen=True)
-class DeviceFilters:
-    q: str = ""
-    site: int | None = None
-    site_kind: str = ""
-    status: str = ""
-    placement: str = ""
-    target: int | None = None
-    tag: str = ""
-    ordering: str = "name"
-
-
-DEVICE_ORDERINGS = {
-    "name": ("name", "pk"),
-    "-name": ("-name", "-pk"),
-    "site": ("site__name", "name", "pk"),
-    "-site": ("-site__name", "name", "pk"),
-    "last_seen": ("last_seen_at", "pk"),
-    "-last_seen": ("-last_seen_at", "-pk"),
-    "status": ("connectivity", "name", "pk"),
-    "-status": ("-connectivity", "name", "pk"),
-    "serial": ("serial", "pk"),
-    "-serial": ("-serial", "-pk"),
-}
-
-
-def devices_for_org(*, org: Organization, filters: DeviceFilters | None = None) -> QuerySet[Device]:
-    """Devices with their site and target, annotated with connectivity, filtered and ordered."""
-    f = filters or DeviceFilters()
+def devices_for_org(
+    *, org: Organization, filters: DeviceFilterSet | None = None
+) -> QuerySet[Device]:
+    """Devices with their site and target, annotated with connectivity, by name unless the
+    filters order them otherwise; bad filter values are dropped."""
     qs = with_connectivity(
         Device.objects.filter(organization=org)
         .select_related("site", "hardware_target")
         # A target's operator list runs to hundreds of entries; lists never show it.
         .defer("hardware_target__operators", "hardware_target__source", "hardware_target__notes")
-    )
-    if f.q:
-        qs = qs.filter(Q(name__icontains=f.q) | Q(serial__icontains=f.q))
-    if f.site:
-        qs = qs.filter(site_id=f.site)
-    if f.site_kind:
-        qs = qs.filter(site__kind=f.site_kind)
-    if f.status:
-        qs = qs.filter(connectivity=f.status)
-    if f.placement:
-        qs = qs.filter(placement=f.placement)
-    if f.target:
-        qs = qs.filter(hardware_target_id=f.target)
-    if f.tag:
-        qs = qs.filter(tag_filter([f.tag]))
-    return qs.order_by(*DEVICE_ORDERINGS.get(f.ordering, DEVICE_ORDERINGS["name"]))
+    ).order_by("name", "pk")
+    return filters.apply(qs) if filters is not None else qs
 
 
 def device_for_org(*, org: Organization, pk: int) -> Device | None:
@@ -169,11 +135,34 @@ def target_for_org(*, org: Organization, pk: int) -> HardwareTarget | None:
 
 
 def groups_for_org(*, org: Organization) -> QuerySet[DeviceGroup]:
+    """Groups by name with their static member count; the members' ids come prefetched."""
     return (
         DeviceGroup.objects.filter(organization=org)
         .annotate(static_count=Count("static_members"))
+        .prefetch_related(Prefetch("static_members", queryset=Device.objects.only("pk")))
         .order_by("name")
     )
+
+
+def with_member_counts(*, org: Organization, groups: Iterable[DeviceGroup]) -> list[DeviceGroup]:
+    """The groups (from ``groups_for_org``), each with ``member_count`` set as ``members_of``
+    counts it, in one query for all of them: a conditional count per group."""
+    groups = list(groups)
+    counts = {}
+    for group in groups:
+        match = _member_match(group.rules, [d.pk for d in group.static_members.all()])
+        if match is not None:  # a group with no rules and no static members has nobody
+            counts[f"group_{group.pk}"] = Count("pk", filter=match)
+    found = (
+        Device.objects.filter(organization=org)
+        .exclude(status=Device.Status.RETIRED)
+        .aggregate(**counts)
+        if counts
+        else {}
+    )
+    for group in groups:
+        group.member_count = found.get(f"group_{group.pk}", 0)
+    return groups
 
 
 def group_for_org(*, org: Organization, pk: int) -> DeviceGroup | None:
@@ -201,6 +190,15 @@ def rules_query(rules: dict) -> Q | None:
     return q
 
 
+def _member_match(rules: dict, static_ids: list[int]) -> Q | None:
+    """Who belongs to a group: its static members or its rule matches; None when nobody."""
+    dynamic = rules_query(rules)
+    static = Q(pk__in=static_ids) if static_ids else None
+    if static is not None and dynamic is not None:
+        return static | dynamic
+    return static if static is not None else dynamic
+
+
 def group_members(
     *, org: Organization, rules: dict, static_ids: list[int] | None = None
 ) -> QuerySet[Device]:
@@ -208,10 +206,9 @@ def group_members(
 
     Takes rules and static ids rather than a saved group so the editor can preview changes.
     """
-    match = Q(pk__in=static_ids or [])
-    dynamic = rules_query(rules)
-    if dynamic is not None:
-        match |= dynamic
+    match = _member_match(rules, static_ids or [])
+    if match is None:
+        return devices_for_org(org=org).none()
     return devices_for_org(org=org).filter(match).exclude(status=Device.Status.RETIRED)
 
 

@@ -25,6 +25,7 @@ from opshero.services import record_audit_event
 from opshero.tokens import hash_token
 from protocol import device_auth
 
+from .audit import FleetVerb
 from .models import (
     Device,
     DeviceCredential,
@@ -196,12 +197,16 @@ def create_site(*, organization: Organization, actor: Actor, **values: Any) -> S
         raise InvalidInput("A site needs a name.", fields={"name": ["Required."]})
     cleaned = _clean_site_values(organization, values, site=None)
     site = Site.objects.create(organization=organization, **cleaned)
-    record_audit_event(organization=organization, actor=actor, verb="site.created", target=site)
+    record_audit_event(
+        organization=organization, actor=actor, verb=FleetVerb.SITE_CREATED, target=site
+    )
     return site
 
 
 @transaction.atomic
 def update_site(*, site: Site, actor: Actor, **values: Any) -> Site:
+    """Change a site's fields (audited with the changes); refuses a name another site has (409)
+    or an unknown kind, time zone, window or tag (422)."""
     cleaned = _clean_site_values(site.organization, values, site=site)
     diff = _changes(site, cleaned)
     if not diff:
@@ -210,20 +215,26 @@ def update_site(*, site: Site, actor: Actor, **values: Any) -> Site:
         setattr(site, name, value)
     site.save()
     record_audit_event(
-        organization=site.organization, actor=actor, verb="site.updated", target=site, data=diff
+        organization=site.organization,
+        actor=actor,
+        verb=FleetVerb.SITE_UPDATED,
+        target=site,
+        data=diff,
     )
     return site
 
 
 @transaction.atomic
 def delete_site(*, site: Site, actor: Actor) -> None:
+    """Delete a site (its enrollment tokens go with it); refuses a site that still has
+    devices (409)."""
     if site.devices.exists():
         raise Conflict(
             f"{site.name} still has {site.devices.count()} devices; move or retire them first.",
             code="site_has_devices",
         )
     record_audit_event(
-        organization=site.organization, actor=actor, verb="site.deleted", target=site
+        organization=site.organization, actor=actor, verb=FleetVerb.SITE_DELETED, target=site
     )
     site.delete()
 
@@ -352,12 +363,16 @@ def _clean_target_values(org: Organization, values: dict[str, Any], *, target=No
 
 @transaction.atomic
 def create_target(*, organization: Organization, actor: Actor, **values: Any) -> HardwareTarget:
+    """Add an organisation's own hardware target; refuses a missing name, runtime or execution
+    provider, a name in use or malformed operators and limits."""
     for required in ("name", "runtime", "execution_provider"):
         if not values.get(required):
             raise InvalidInput(f"{required} is required.", fields={required: ["Required."]})
     cleaned = _clean_target_values(organization, values)
     target = HardwareTarget.objects.create(organization=organization, **cleaned)
-    record_audit_event(organization=organization, actor=actor, verb="target.created", target=target)
+    record_audit_event(
+        organization=organization, actor=actor, verb=FleetVerb.TARGET_CREATED, target=target
+    )
     return target
 
 
@@ -374,7 +389,7 @@ def clone_target(
     record_audit_event(
         organization=organization,
         actor=actor,
-        verb="target.cloned",
+        verb=FleetVerb.TARGET_CLONED,
         target=target,
         data={"from": source.name},
     )
@@ -383,6 +398,8 @@ def clone_target(
 
 @transaction.atomic
 def update_target(*, target: HardwareTarget, actor: Actor, **values: Any) -> HardwareTarget:
+    """Change an organisation's own target (audited with the changes); refuses built-in targets
+    (409: clone them) and malformed values."""
     if target.is_builtin:
         raise Conflict("Built-in targets are read-only; clone it to change it.", code="builtin")
     cleaned = _clean_target_values(target.organization, values, target=target)
@@ -397,11 +414,43 @@ def update_target(*, target: HardwareTarget, actor: Actor, **values: Any) -> Har
     record_audit_event(
         organization=target.organization,
         actor=actor,
-        verb="target.updated",
+        verb=FleetVerb.TARGET_UPDATED,
         target=target,
         data=diff,
     )
     return target
+
+
+# --- the device state machine ---------------------------------------------------------------------
+
+D = Device.Status
+DEVICE_TRANSITIONS: dict[str, set[str]] = {
+    D.PROVISIONING: {D.ACTIVE, D.RETIRED},
+    # active → active: an active device without a live key (never expected) enrolls again.
+    D.ACTIVE: {D.ACTIVE, D.REVOKED, D.RETIRED},
+    D.REVOKED: {D.ACTIVE, D.RETIRED},  # → active: re-enrollment with a token for this device
+    D.RETIRED: set(),
+}
+
+
+def transition_device(*, device: Device, to: str, **changes: Any) -> Device:
+    """The only place a device's status changes; refuses transitions the lifecycle lacks.
+
+    ``changes`` are other fields of the device (timestamps, enrollment facts) saved with it.
+    """
+    if "status" in changes:
+        raise TypeError("Pass the new status as `to`, not in `changes`.")
+    if to not in DEVICE_TRANSITIONS[device.status]:
+        raise Conflict(
+            f"Device {device.name} is {device.get_status_display().lower()}; it cannot "
+            f"become {Device.Status(to).label.lower()}.",
+            code="invalid_transition",
+        )
+    for name, value in changes.items():
+        setattr(device, name, value)
+    device.status = to
+    device.save(update_fields=["status", *changes])
+    return device
 
 
 # --- devices --------------------------------------------------------------------------------------
@@ -466,13 +515,15 @@ def register_device(*, organization: Organization, actor: Actor, **values: Any) 
     cleaned = _clean_device_values(organization, values)
     device = Device.objects.create(organization=organization, **cleaned)
     record_audit_event(
-        organization=organization, actor=actor, verb="device.registered", target=device
+        organization=organization, actor=actor, verb=FleetVerb.DEVICE_REGISTERED, target=device
     )
     return device
 
 
 @transaction.atomic
 def update_device(*, device: Device, actor: Actor, **values: Any) -> Device:
+    """Change a device's descriptive fields (name, serial, site, tags, ...; never its status);
+    refuses a retired device or a serial already registered (409)."""
     if device.status == Device.Status.RETIRED:
         raise Conflict("A retired device cannot be changed.", code="device_retired")
     cleaned = _clean_device_values(device.organization, values, device=device)
@@ -485,7 +536,7 @@ def update_device(*, device: Device, actor: Actor, **values: Any) -> Device:
     record_audit_event(
         organization=device.organization,
         actor=actor,
-        verb="device.updated",
+        verb=FleetVerb.DEVICE_UPDATED,
         target=device,
         data=diff,
     )
@@ -507,12 +558,11 @@ def revoke_device(*, device: Device, actor: Actor, reason: str = "") -> Device:
     revoked = _revoke_credentials(device, "revoked")
     if not revoked:
         raise Conflict("The device has no active key to revoke.", code="no_active_key")
-    device.status = Device.Status.REVOKED
-    device.save(update_fields=["status"])
+    transition_device(device=device, to=Device.Status.REVOKED)
     record_audit_event(
         organization=device.organization,
         actor=actor,
-        verb="device.revoked",
+        verb=FleetVerb.DEVICE_REVOKED,
         target=device,
         data={"reason": reason[:200]} if reason else {},
     )
@@ -526,14 +576,12 @@ def retire_device(*, device: Device, actor: Actor, reason: str = "") -> Device:
     if device.status == Device.Status.RETIRED:
         raise Conflict("The device is already retired.", code="device_retired")
     _revoke_credentials(device, "retired")
-    device.status = Device.Status.RETIRED
-    device.retired_at = timezone.now()
-    device.save(update_fields=["status", "retired_at"])
+    transition_device(device=device, to=Device.Status.RETIRED, retired_at=timezone.now())
     EnrollmentToken.objects.filter(device=device, used_at__isnull=True).delete()
     record_audit_event(
         organization=device.organization,
         actor=actor,
-        verb="device.retired",
+        verb=FleetVerb.DEVICE_RETIRED,
         target=device,
         data={"reason": reason[:200]} if reason else {},
     )
@@ -592,7 +640,7 @@ def create_enrollment_token(
     record_audit_event(
         organization=organization,
         actor=actor,
-        verb="enrollment_token.created",
+        verb=FleetVerb.ENROLLMENT_TOKEN_CREATED,
         target=record,
         target_label=f"token {record.prefix}… for {site.name}",
         data={
@@ -703,6 +751,7 @@ def enroll_device(
 
     now = timezone.now()
     hardware = facts.hardware if isinstance(facts.hardware, dict) else {}
+    changes: dict[str, Any] = {}
     if device is None:
         device = Device.objects.create(
             organization=org,
@@ -713,16 +762,19 @@ def enroll_device(
             hardware_target=record.hardware_target,
         )
     elif device.hardware_target is None and record.hardware_target is not None:
-        device.hardware_target = record.hardware_target
+        changes["hardware_target"] = record.hardware_target
     if record.device is None:
-        device.site = record.site
-    device.status = Device.Status.ACTIVE
-    device.agent_version = facts.agent_version.strip()[:_VERSION_MAX]
-    device.runtime_version = facts.runtime_version.strip()[:_VERSION_MAX]
-    device.hardware_facts = hardware
-    device.enrolled_at = now
-    device.last_seen_at = now
-    device.save()
+        changes["site"] = record.site
+    transition_device(
+        device=device,
+        to=Device.Status.ACTIVE,
+        agent_version=facts.agent_version.strip()[:_VERSION_MAX],
+        runtime_version=facts.runtime_version.strip()[:_VERSION_MAX],
+        hardware_facts=hardware,
+        enrolled_at=now,
+        last_seen_at=now,
+        **changes,
+    )
     DeviceCredential.objects.create(device=device, public_key=key_text, fingerprint=fingerprint)
     record.used_at = now
     record.used_by = device
@@ -730,7 +782,7 @@ def enroll_device(
     record_audit_event(
         organization=org,
         actor=Actor.for_device(device.uid, device.name, ip=ip),
-        verb="device.enrolled",
+        verb=FleetVerb.DEVICE_ENROLLED,
         target=device,
         data={"token": record.prefix, "site": record.site.name, "key_fingerprint": fingerprint},
     )
@@ -773,7 +825,7 @@ def rotate_device_key(
     record_audit_event(
         organization=device.organization,
         actor=Actor.for_device(device.uid, device.name, ip=ip),
-        verb="device.key_rotated",
+        verb=FleetVerb.DEVICE_KEY_ROTATED,
         target=device,
         data={"from": old_fingerprints[0] if old_fingerprints else None, "to": fingerprint},
     )
@@ -811,7 +863,7 @@ def report_device_status(
         record_audit_event(
             organization=device.organization,
             actor=Actor.for_device(device.uid, device.name),
-            verb="device.versions_reported",
+            verb=FleetVerb.DEVICE_VERSIONS_REPORTED,
             target=device,
             data=changed,
         )
@@ -830,6 +882,8 @@ GROUP_RULE_KEYS = {
 
 
 def clean_group_rules(org: Organization, rules: Any) -> dict[str, list]:
+    """Check a group's rules (sites, site kinds, tags, placements, targets) as sorted lists;
+    refuses unknown rules and ids that are not the organisation's (422)."""
     if rules in (None, ""):
         return {}
     if not isinstance(rules, dict):
@@ -909,6 +963,8 @@ def create_group(
     rules: Any = None,
     static_members: Any = None,
 ) -> DeviceGroup:
+    """Create a device group from rules and static members; refuses a name in use, unknown
+    rules or devices of another organisation."""
     name = unique_name(DeviceGroup.objects.filter(organization=organization), name, noun="group")
     cleaned_rules = clean_group_rules(organization, rules)
     members = _clean_members(organization, static_members)
@@ -919,7 +975,7 @@ def create_group(
     record_audit_event(
         organization=organization,
         actor=actor,
-        verb="group.created",
+        verb=FleetVerb.GROUP_CREATED,
         target=group,
         data={"rules": cleaned_rules, "static_members": len(members)},
     )
@@ -928,6 +984,8 @@ def create_group(
 
 @transaction.atomic
 def update_group(*, group: DeviceGroup, actor: Actor, **values: Any) -> DeviceGroup:
+    """Rename a group or change its description, rules or static members (audited only when
+    something changed); refuses what ``create_group`` refuses."""
     org = group.organization
     diff: dict[str, Any] = {}
     if "name" in values:
@@ -958,14 +1016,15 @@ def update_group(*, group: DeviceGroup, actor: Actor, **values: Any) -> DeviceGr
             diff["static_members"] = [len(before), len(after)]
     if diff:
         record_audit_event(
-            organization=org, actor=actor, verb="group.updated", target=group, data=diff
+            organization=org, actor=actor, verb=FleetVerb.GROUP_UPDATED, target=group, data=diff
         )
     return group
 
 
 @transaction.atomic
 def delete_group(*, group: DeviceGroup, actor: Actor) -> None:
+    """Delete a group; its devices stay as they are."""
     record_audit_event(
-        organization=group.organization, actor=actor, verb="group.deleted", target=group
+        organization=group.organization, actor=actor, verb=FleetVerb.GROUP_DELETED, target=group
     )
     group.delete()

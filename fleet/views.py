@@ -8,23 +8,23 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect, render, resolve_url
 from django.utils.html import format_html_join
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from opshero.actors import Actor
 from opshero.errors import DomainError, TooLarge
-from opshero.forms import apply_domain_error
+from opshero.form_flow import handle_form_post
 from opshero.htmx import render_page
 from opshero.roles import Action
 from opshero.tenancy import org_view
 
 from . import device_csv, selectors, services
 from .enrollment import gateway_command
+from .filters import DeviceFilterSet
 from .forms import (
     CsvImportForm,
-    DeviceFilterForm,
     DeviceForm,
     EnrollmentTokenForm,
     GroupForm,
@@ -46,6 +46,22 @@ def _device_or_404(request, device_id: int) -> Device:
     if device is None:
         raise Http404("No such device.")
     return device
+
+
+def _device_url(request, device: Device) -> str:
+    return resolve_url("fleet:device", org=request.org.slug, device_id=device.pk)
+
+
+def _site_url(request, site) -> str:
+    return resolve_url("fleet:site", org=request.org.slug, site_id=site.pk)
+
+
+def _group_url(request, group) -> str:
+    return resolve_url("fleet:group", org=request.org.slug, group_id=group.pk)
+
+
+def _target_url(request, target) -> str:
+    return resolve_url("fleet:target", org=request.org.slug, target_id=target.pk)
 
 
 def _fleet_context(request, tab: str, **extra) -> dict:
@@ -70,35 +86,29 @@ def _options(choices: list[tuple[str, str]], selected) -> str:
     )
 
 
-def _filters_from(request) -> tuple[DeviceFilterForm, selectors.DeviceFilters]:
-    form = DeviceFilterForm(request.GET)
-    form.is_valid()  # invalid values are dropped below; the list still renders
-    data = {k: v for k, v in form.cleaned_data.items() if v not in (None, "")}
-    return form, selectors.DeviceFilters(**data)
-
-
 @require_GET
 @org_view()
 def device_list(request: HttpRequest) -> HttpResponse:
-    form, filters = _filters_from(request)
+    filters = DeviceFilterSet(request.GET)
     devices = selectors.devices_for_org(org=request.org, filters=filters)
     page = Paginator(devices, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     sort_query = query.copy()
     sort_query.pop("ordering", None)
+    values = filters.values()
     context = _fleet_context(
         request,
         "devices",
         page=page,
-        filters=filters,
-        form=form,
+        filters=values,
+        form=filters.form,
         querystring=query.urlencode(),
         sort_querystring=sort_query.urlencode(),
         counts=selectors.connectivity_counts(org=request.org),
         # Hundreds of sites: options are built here, not by a template loop (10x faster).
-        site_options=_options(selectors.site_choices(org=request.org), filters.site),
-        target_options=_options(selectors.target_choices(org=request.org), filters.target),
+        site_options=_options(selectors.site_choices(org=request.org), values["site"]),
+        target_options=_options(selectors.target_choices(org=request.org), values["target"]),
         offline_minutes=settings.DEVICE_OFFLINE_AFTER_SECONDS // 60,
     )
     return render_page(
@@ -110,23 +120,23 @@ def device_list(request: HttpRequest) -> HttpResponse:
 def device_new(request: HttpRequest) -> HttpResponse:
     targets = selectors.targets_for_org(org=request.org)
     form = DeviceForm(request.POST or None, org=request.org, targets=targets)
-    if request.method == "POST" and form.is_valid():
-        try:
-            device = services.register_device(
+
+    def page(status: int = 200) -> HttpResponse:
+        context = _fleet_context(request, "devices", form=form)
+        return render(request, "fleet/device_form.html", context, status=status)
+
+    if request.method == "POST":
+        return handle_form_post(
+            request,
+            form=form,
+            perform=lambda: services.register_device(
                 organization=request.org, actor=_actor(request), **form.cleaned_data
-            )
-        except DomainError as exc:
-            apply_domain_error(form, exc)
-        else:
-            messages.success(request, f"{device.name} is registered; enroll its gateway next.")
-            return redirect("fleet:device", org=request.org.slug, device_id=device.pk)
-    status = 422 if request.method == "POST" else 200
-    return render(
-        request,
-        "fleet/device_form.html",
-        _fleet_context(request, "devices", form=form),
-        status=status,
-    )
+            ),
+            success_message=lambda device: f"{device.name} is registered; enroll its gateway next.",
+            redirect_to=lambda device: _device_url(request, device),
+            render_invalid=page,
+        )
+    return page()
 
 
 @org_view()
@@ -145,28 +155,33 @@ def device_detail(request: HttpRequest, device_id: int) -> HttpResponse:
             "notes": device.notes,
         }
         form = DeviceForm(request.POST or None, initial=initial, org=request.org, targets=targets)
-        if request.method == "POST" and form.is_valid():
-            try:
-                services.update_device(device=device, actor=_actor(request), **form.cleaned_data)
-            except DomainError as exc:
-                apply_domain_error(form, exc)
-            else:
-                messages.success(request, "Device updated.")
-                return redirect("fleet:device", org=request.org.slug, device_id=device.pk)
-    elif request.method == "POST":
-        raise Http404("Nothing to change here.")
-    context = _fleet_context(
-        request,
-        "devices",
-        device=device,
-        form=form,
-        credential=selectors.active_credential(device),
-        credentials=list(device.credentials.all()[:10]),
-        events=selectors.audit_events_for_device(device=device),
-        offline_minutes=settings.DEVICE_OFFLINE_AFTER_SECONDS // 60,
-    )
-    status = 422 if request.method == "POST" else 200
-    return render(request, "fleet/device_detail.html", context, status=status)
+
+    def page(status: int = 200) -> HttpResponse:
+        context = _fleet_context(
+            request,
+            "devices",
+            device=device,
+            form=form,
+            credential=selectors.active_credential(device),
+            credentials=list(device.credentials.all()[:10]),
+            events=selectors.audit_events_for_device(device=device),
+            offline_minutes=settings.DEVICE_OFFLINE_AFTER_SECONDS // 60,
+        )
+        return render(request, "fleet/device_detail.html", context, status=status)
+
+    if request.method == "POST":  # no form for a retired device: nothing to change
+        return handle_form_post(
+            request,
+            action=Action.MANAGE_FLEET,
+            form=form,
+            perform=lambda: services.update_device(
+                device=device, actor=_actor(request), **form.cleaned_data
+            ),
+            success_message="Device updated.",
+            redirect_to=lambda _: _device_url(request, device),
+            render_invalid=page,
+        )
+    return page()
 
 
 def _device_action(request, device_id: int, action, verb: str) -> HttpResponse:
@@ -197,8 +212,7 @@ def device_retire(request: HttpRequest, device_id: int) -> HttpResponse:
 @require_GET
 @org_view()
 def device_export(request: HttpRequest) -> HttpResponse:
-    _, filters = _filters_from(request)
-    devices = selectors.devices_for_org(org=request.org, filters=filters)
+    devices = selectors.devices_for_org(org=request.org, filters=DeviceFilterSet(request.GET))
     response = HttpResponse(device_csv.export_devices_csv(devices), content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="{request.org.slug}-devices.csv"'
     return response
@@ -208,43 +222,53 @@ def device_export(request: HttpRequest) -> HttpResponse:
 def device_import(request: HttpRequest) -> HttpResponse:
     form = CsvImportForm(request.POST or None, request.FILES or None)
     row_errors: dict[str, list[str]] = {}
-    created = None
-    status = 200
+
+    def page(status: int = 200, created=None) -> HttpResponse:
+        context = _fleet_context(
+            request,
+            "import",
+            form=form,
+            row_errors=row_errors,
+            created=created,
+            columns=device_csv.COLUMNS,
+            max_bytes=settings.FLEET_CSV_MAX_BYTES,
+            max_rows=settings.FLEET_CSV_MAX_ROWS,
+        )
+        return render(request, "fleet/device_import.html", context, status=status)
+
+    def import_file():
+        upload = form.cleaned_data["file"]
+        if upload.size > settings.FLEET_CSV_MAX_BYTES:
+            raise TooLarge(
+                f"The file is {upload.size:,} bytes; the limit is "
+                f"{settings.FLEET_CSV_MAX_BYTES:,}. Split it into several files.",
+                fields={"file": ["Too large."]},
+            )
+        return device_csv.import_devices_csv(
+            organization=request.org, data=upload.read(), actor=_actor(request)
+        )
+
+    def show_import_error(form: CsvImportForm, exc: DomainError) -> None:
+        # Reasons of a CSV line go to the table of rows; the rest belong to the file.
+        form.add_error(None, exc.message)
+        row_errors.update({k: v for k, v in exc.fields.items() if k.startswith("line ")})
+        for key, reasons in exc.fields.items():
+            if not key.startswith("line "):
+                for reason in reasons:
+                    form.add_error("file", reason)
+
     if request.method == "POST":
-        status = 422
-        if form.is_valid():
-            upload = form.cleaned_data["file"]
-            try:
-                if upload.size > settings.FLEET_CSV_MAX_BYTES:
-                    raise TooLarge(
-                        f"The file is {upload.size:,} bytes; the limit is "
-                        f"{settings.FLEET_CSV_MAX_BYTES:,}. Split it into several files.",
-                        fields={"file": ["Too large."]},
-                    )
-                created = device_csv.import_devices_csv(
-                    organization=request.org, data=upload.read(), actor=_actor(request)
-                )
-            except DomainError as exc:
-                form.add_error(None, exc.message)
-                row_errors = {k: v for k, v in exc.fields.items() if k.startswith("line ")}
-                for key, reasons in exc.fields.items():
-                    if not key.startswith("line "):
-                        for reason in reasons:
-                            form.add_error("file", reason)
-            else:
-                status = 201
-                messages.success(request, f"Imported {len(created)} devices.")
-    context = _fleet_context(
-        request,
-        "import",
-        form=form,
-        row_errors=row_errors,
-        created=created,
-        columns=device_csv.COLUMNS,
-        max_bytes=settings.FLEET_CSV_MAX_BYTES,
-        max_rows=settings.FLEET_CSV_MAX_ROWS,
-    )
-    return render(request, "fleet/device_import.html", context, status=status)
+        return handle_form_post(
+            request,
+            form=form,
+            perform=import_file,
+            apply_error=show_import_error,
+            success_message=lambda created: f"Imported {len(created)} devices.",
+            # The answer is the report of what was imported, not a redirect.
+            redirect_to=lambda created: page(201, created),
+            render_invalid=page,
+        )
+    return page()
 
 
 # --- sites ----------------------------------------------------------------------------------------
@@ -254,25 +278,26 @@ def device_import(request: HttpRequest) -> HttpResponse:
 def site_list(request: HttpRequest) -> HttpResponse:
     can_manage = request.membership.can(Action.MANAGE_FLEET)
     form = SiteForm(request.POST or None) if can_manage else None
-    status = 200
+
+    def page(status: int = 200) -> HttpResponse:
+        context = _fleet_context(
+            request, "sites", sites=selectors.sites_for_org(org=request.org), form=form
+        )
+        return render(request, "fleet/site_list.html", context, status=status)
+
     if request.method == "POST":
-        if not can_manage:
-            raise Http404("Nothing to change here.")
-        status = 422
-        if form.is_valid():
-            try:
-                site = services.create_site(
-                    organization=request.org, actor=_actor(request), **form.cleaned_data
-                )
-            except DomainError as exc:
-                apply_domain_error(form, exc)
-            else:
-                messages.success(request, f"Site {site.name} was added.")
-                return redirect("fleet:site", org=request.org.slug, site_id=site.pk)
-    context = _fleet_context(
-        request, "sites", sites=selectors.sites_for_org(org=request.org), form=form
-    )
-    return render(request, "fleet/site_list.html", context, status=status)
+        return handle_form_post(
+            request,
+            action=Action.MANAGE_FLEET,
+            form=form,
+            perform=lambda: services.create_site(
+                organization=request.org, actor=_actor(request), **form.cleaned_data
+            ),
+            success_message=lambda site: f"Site {site.name} was added.",
+            redirect_to=lambda site: _site_url(request, site),
+            render_invalid=page,
+        )
+    return page()
 
 
 @org_view()
@@ -284,32 +309,33 @@ def site_detail(request: HttpRequest, site_id: int) -> HttpResponse:
     form = (
         SiteForm(request.POST or None, initial=SiteForm.initial_for(site)) if can_manage else None
     )
-    status = 200
+
+    def page(status: int = 200) -> HttpResponse:
+        devices = selectors.devices_for_org(org=request.org).filter(site=site)[:200]
+        context = _fleet_context(
+            request,
+            "sites",
+            site=site,
+            form=form,
+            devices=devices,
+            counts=selectors.connectivity_counts(org=request.org, site=site),
+            days=["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
+        )
+        return render(request, "fleet/site_detail.html", context, status=status)
+
     if request.method == "POST":
-        if not can_manage:
-            raise Http404("Nothing to change here.")
-        status = 422
-        if form.is_valid():
-            try:
-                services.update_site(site=site, actor=_actor(request), **form.cleaned_data)
-            except DomainError as exc:
-                apply_domain_error(form, exc)
-            else:
-                messages.success(request, "Site updated.")
-                return redirect("fleet:site", org=request.org.slug, site_id=site.pk)
-    devices = selectors.devices_for_org(
-        org=request.org, filters=selectors.DeviceFilters(site=site.pk)
-    )[:200]
-    context = _fleet_context(
-        request,
-        "sites",
-        site=site,
-        form=form,
-        devices=devices,
-        counts=selectors.connectivity_counts(org=request.org, site=site),
-        days=["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
-    )
-    return render(request, "fleet/site_detail.html", context, status=status)
+        return handle_form_post(
+            request,
+            action=Action.MANAGE_FLEET,
+            form=form,
+            perform=lambda: services.update_site(
+                site=site, actor=_actor(request), **form.cleaned_data
+            ),
+            success_message="Site updated.",
+            redirect_to=lambda _: _site_url(request, site),
+            render_invalid=page,
+        )
+    return page()
 
 
 @require_POST
@@ -346,38 +372,53 @@ def enroll(request: HttpRequest) -> HttpResponse:
         reenroll = selectors.device_for_org(
             org=request.org, pk=_int(request.POST.get("device") or request.GET.get("device"))
         )
-    created = None
-    status = 200
+
+    def page(status: int = 200, created=None) -> HttpResponse:
+        context = _fleet_context(
+            request,
+            "enroll",
+            form=form,
+            created=created,
+            reenroll=reenroll,
+            tokens=selectors.enrollment_tokens_for_org(org=request.org)[:25],
+            has_sites=selectors.sites_for_org(org=request.org).exists(),
+        )
+        return render(request, "fleet/enroll.html", context, status=status)
+
+    def create_token() -> None:
+        data = form.cleaned_data
+        record, token = services.create_enrollment_token(
+            organization=request.org,
+            site=data["site"],
+            actor=_actor(request),
+            placement=data["placement"],
+            hardware_target=data["hardware_target"],
+            expires_in=timedelta(hours=data["expires_in_hours"]),
+            note=data["note"],
+            device=reenroll,
+        )
+        # Post/redirect/get: a reload must not create a second token. The token waits
+        # in the session for exactly one page view, then only its hash remains.
+        request.session[NEW_TOKEN_SESSION_KEY] = {
+            "record": record.pk,
+            "token": token,
+            "command": gateway_command(
+                server=request.build_absolute_uri("/").rstrip("/"),
+                token=token,
+                serial=reenroll.serial if reenroll else None,
+            ),
+        }
+
     if request.method == "POST":
-        status = 422
-        if form.is_valid():
-            data = form.cleaned_data
-            try:
-                record, token = services.create_enrollment_token(
-                    organization=request.org,
-                    site=data["site"],
-                    actor=_actor(request),
-                    placement=data["placement"],
-                    hardware_target=data["hardware_target"],
-                    expires_in=timedelta(hours=data["expires_in_hours"]),
-                    note=data["note"],
-                    device=reenroll,
-                )
-            except DomainError as exc:
-                apply_domain_error(form, exc)
-            else:
-                # Post/redirect/get: a reload must not create a second token. The token waits
-                # in the session for exactly one page view, then only its hash remains.
-                request.session[NEW_TOKEN_SESSION_KEY] = {
-                    "record": record.pk,
-                    "token": token,
-                    "command": gateway_command(
-                        server=request.build_absolute_uri("/").rstrip("/"),
-                        token=token,
-                        serial=reenroll.serial if reenroll else None,
-                    ),
-                }
-                return redirect("fleet:enroll", org=request.org.slug)
+        return handle_form_post(
+            request,
+            form=form,
+            perform=create_token,
+            success_message=None,
+            redirect_to=lambda _: resolve_url("fleet:enroll", org=request.org.slug),
+            render_invalid=page,
+        )
+    created = None
     shown = request.session.pop(NEW_TOKEN_SESSION_KEY, None) if request.method == "GET" else None
     if shown:
         record = (
@@ -385,16 +426,7 @@ def enroll(request: HttpRequest) -> HttpResponse:
         )
         if record is not None:
             created = {**shown, "record": record}
-    context = _fleet_context(
-        request,
-        "enroll",
-        form=form,
-        created=created,
-        reenroll=reenroll,
-        tokens=selectors.enrollment_tokens_for_org(org=request.org)[:25],
-        has_sites=selectors.sites_for_org(org=request.org).exists(),
-    )
-    return render(request, "fleet/enroll.html", context, status=status)
+    return page(created=created)
 
 
 NEW_TOKEN_SESSION_KEY = "opshero_new_enrollment_token"  # noqa: S105 - a session key name
@@ -426,29 +458,30 @@ def _group_form(request, data=None, initial=None) -> GroupForm:
 def group_list(request: HttpRequest) -> HttpResponse:
     can_manage = request.membership.can(Action.MANAGE_FLEET)
     form = _group_form(request, request.POST or None) if can_manage else None
-    status = 200
     if request.method == "POST":
-        if not can_manage:
-            raise Http404("Nothing to change here.")
-        status = 422
-        if form.is_valid():
-            try:
-                group = services.create_group(
-                    organization=request.org,
-                    actor=_actor(request),
-                    name=form.cleaned_data["name"],
-                    description=form.cleaned_data["description"],
-                    rules=form.rules(),
-                    static_members=form.cleaned_data["static_members"],
-                )
-            except DomainError as exc:
-                apply_domain_error(form, exc)
-            else:
-                messages.success(request, f"Group {group.name} was created.")
-                return redirect("fleet:group", org=request.org.slug, group_id=group.pk)
-    groups = list(selectors.groups_for_org(org=request.org))
-    for group in groups:
-        group.member_count = selectors.members_of(group).count()
+        return handle_form_post(
+            request,
+            action=Action.MANAGE_FLEET,
+            form=form,
+            perform=lambda: services.create_group(
+                organization=request.org,
+                actor=_actor(request),
+                name=form.cleaned_data["name"],
+                description=form.cleaned_data["description"],
+                rules=form.rules(),
+                static_members=form.cleaned_data["static_members"],
+            ),
+            success_message=lambda group: f"Group {group.name} was created.",
+            redirect_to=lambda group: _group_url(request, group),
+            render_invalid=lambda status: _group_list_page(request, form, status),
+        )
+    return _group_list_page(request, form)
+
+
+def _group_list_page(request, form, status: int = 200) -> HttpResponse:
+    groups = selectors.with_member_counts(
+        org=request.org, groups=selectors.groups_for_org(org=request.org)
+    )
     context = _fleet_context(request, "groups", groups=groups, form=form)
     return render(request, "fleet/group_list.html", context, status=status)
 
@@ -471,36 +504,37 @@ def group_detail(request: HttpRequest, group_id: int) -> HttpResponse:
         "static_members": list(group.static_members.values_list("pk", flat=True)),
     }
     form = _group_form(request, request.POST or None, initial) if can_manage else None
-    status = 200
+
+    def page(status: int = 200) -> HttpResponse:
+        members = selectors.members_of(group)
+        context = _fleet_context(
+            request,
+            "groups",
+            group=group,
+            form=form,
+            members=members[:100],
+            member_count=members.count(),
+        )
+        return render(request, "fleet/group_detail.html", context, status=status)
+
     if request.method == "POST":
-        if not can_manage:
-            raise Http404("Nothing to change here.")
-        status = 422
-        if form.is_valid():
-            try:
-                services.update_group(
-                    group=group,
-                    actor=_actor(request),
-                    name=form.cleaned_data["name"],
-                    description=form.cleaned_data["description"],
-                    rules=form.rules(),
-                    static_members=form.cleaned_data["static_members"],
-                )
-            except DomainError as exc:
-                apply_domain_error(form, exc)
-            else:
-                messages.success(request, "Group updated.")
-                return redirect("fleet:group", org=request.org.slug, group_id=group.pk)
-    members = selectors.members_of(group)
-    context = _fleet_context(
-        request,
-        "groups",
-        group=group,
-        form=form,
-        members=members[:100],
-        member_count=members.count(),
-    )
-    return render(request, "fleet/group_detail.html", context, status=status)
+        return handle_form_post(
+            request,
+            action=Action.MANAGE_FLEET,
+            form=form,
+            perform=lambda: services.update_group(
+                group=group,
+                actor=_actor(request),
+                name=form.cleaned_data["name"],
+                description=form.cleaned_data["description"],
+                rules=form.rules(),
+                static_members=form.cleaned_data["static_members"],
+            ),
+            success_message="Group updated.",
+            redirect_to=lambda _: _group_url(request, group),
+            render_invalid=page,
+        )
+    return page()
 
 
 @require_POST
@@ -548,21 +582,22 @@ def group_delete(request: HttpRequest, group_id: int) -> HttpResponse:
 def target_list(request: HttpRequest) -> HttpResponse:
     can_manage = request.membership.can(Action.MANAGE_FLEET)
     form = TargetForm(request.POST or None) if can_manage else None
-    status = 200
     if request.method == "POST":
-        if not can_manage:
-            raise Http404("Nothing to change here.")
-        status = 422
-        if form.is_valid():
-            try:
-                target = services.create_target(
-                    organization=request.org, actor=_actor(request), **form.service_values()
-                )
-            except DomainError as exc:
-                apply_domain_error(form, exc)
-            else:
-                messages.success(request, f"Target {target.name} was added.")
-                return redirect("fleet:target", org=request.org.slug, target_id=target.pk)
+        return handle_form_post(
+            request,
+            action=Action.MANAGE_FLEET,
+            form=form,
+            perform=lambda: services.create_target(
+                organization=request.org, actor=_actor(request), **form.service_values()
+            ),
+            success_message=lambda target: f"Target {target.name} was added.",
+            redirect_to=lambda target: _target_url(request, target),
+            render_invalid=lambda status: _target_list_page(request, form, status),
+        )
+    return _target_list_page(request, form)
+
+
+def _target_list_page(request, form, status: int = 200) -> HttpResponse:
     targets = selectors.targets_for_org(org=request.org)
     context = _fleet_context(request, "targets", targets=targets, form=form)
     return render(request, "fleet/target_list.html", context, status=status)
@@ -575,7 +610,6 @@ def target_detail(request: HttpRequest, target_id: int) -> HttpResponse:
         raise Http404("No such hardware target.")
     can_edit = request.membership.can(Action.MANAGE_FLEET) and not target.is_builtin
     form = None
-    status = 200
     if can_edit:
         mb = 1024 * 1024
         initial = {
@@ -593,36 +627,38 @@ def target_detail(request: HttpRequest, target_id: int) -> HttpResponse:
             "notes": target.notes,
         }
         form = TargetForm(request.POST or None, initial=initial)
-        if request.method == "POST":
-            status = 422
-            if form.is_valid():
-                try:
-                    services.update_target(
-                        target=target, actor=_actor(request), **form.service_values()
-                    )
-                except DomainError as exc:
-                    apply_domain_error(form, exc)
-                else:
-                    messages.success(request, "Target updated.")
-                    return redirect("fleet:target", org=request.org.slug, target_id=target.pk)
-    elif request.method == "POST":
-        raise Http404("Nothing to change here.")
-    q = request.GET.get("op", "").strip().lower()
-    operators = [
-        op
-        for op in target.operators
-        if not q or q in op["op_type"].lower() or q in op["domain"].lower()
-    ]
-    context = _fleet_context(
-        request, "targets", target=target, form=form, operators=operators, op_query=q
-    )
-    return render_page(
-        request,
-        "fleet/target_detail.html",
-        context,
-        fragment="fleet/partials/operator_table.html",
-        status=status,
-    )
+
+    def page(status: int = 200) -> HttpResponse:
+        q = request.GET.get("op", "").strip().lower()
+        operators = [
+            op
+            for op in target.operators
+            if not q or q in op["op_type"].lower() or q in op["domain"].lower()
+        ]
+        context = _fleet_context(
+            request, "targets", target=target, form=form, operators=operators, op_query=q
+        )
+        return render_page(
+            request,
+            "fleet/target_detail.html",
+            context,
+            fragment="fleet/partials/operator_table.html",
+            status=status,
+        )
+
+    if request.method == "POST":  # built-in targets have no form: nothing to change
+        return handle_form_post(
+            request,
+            action=Action.MANAGE_FLEET,
+            form=form,
+            perform=lambda: services.update_target(
+                target=target, actor=_actor(request), **form.service_values()
+            ),
+            success_message="Target updated.",
+            redirect_to=lambda _: _target_url(request, target),
+            render_invalid=page,
+        )
+    return page()
 
 
 @require_POST

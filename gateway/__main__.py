@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from .client import DeviceAPIError, DeviceClient, enroll
+from .client import DeviceAPIError, DeviceClient, GatewayStateError, enroll
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         for field, reasons in exc.fields.items():
             print(f"  {field}: {'; '.join(reasons)}", file=sys.stderr)
         return 1
+    except GatewayStateError as exc:
+        print(str(exc), file=sys.stderr)
+        return 3
     except OSError as exc:
         print(f"Cannot reach the server: {exc}", file=sys.stderr)
         return 2

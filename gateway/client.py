@@ -61,10 +61,31 @@ def _send(
     return json.loads(raw) if raw else {}
 
 
+class GatewayStateError(ValueError):
+    """The agent's own state or configuration is unusable (not enrolled, corrupt, bad URL)."""
+
+
 def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    """Write a secret readable by this user only: a fresh 0600 file renamed over the old one,
+    so an existing file's looser mode (or a half-written key) never survives."""
+    partial = path.with_name(path.name + ".partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an old .partial left by a crash keeps its mode otherwise
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(partial, path)
+
+
+def _check_server(server: str) -> str:
+    parsed = urllib.parse.urlsplit(server)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise GatewayStateError(
+            f"The server must be an http:// or https:// URL, e.g. https://ops.example.com "
+            f"(got {server!r})."
+        )
+    return server.rstrip("/")
 
 
 @dataclass
@@ -77,11 +98,26 @@ class DeviceClient:
     @classmethod
     def load(cls, state_dir: str | Path) -> DeviceClient:
         state_dir = Path(state_dir)
-        state = json.loads((state_dir / STATE_FILE).read_text())
-        key = serialization.load_pem_private_key((state_dir / KEY_FILE).read_bytes(), None)
+        state_file, key_file = state_dir / STATE_FILE, state_dir / KEY_FILE
+        if not state_file.exists() or not key_file.exists():
+            raise GatewayStateError(
+                f"This gateway is not enrolled: no state in {state_dir}. "
+                "Run `python -m gateway enroll ...` first."
+            )
+        try:
+            state = json.loads(state_file.read_text())
+            server, device_id = state["server"], state["device_id"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise GatewayStateError(
+                f"The state file {state_file} is unreadable ({exc}); enroll again."
+            ) from exc
+        try:
+            key = serialization.load_pem_private_key(key_file.read_bytes(), None)
+        except (ValueError, TypeError) as exc:
+            raise GatewayStateError(f"The device key {key_file} is unreadable.") from exc
         if not isinstance(key, Ed25519PrivateKey):
-            raise ValueError("The device key is not an Ed25519 key.")
-        return cls(server=state["server"], device_id=state["device_id"], private_key=key)
+            raise GatewayStateError("The device key is not an Ed25519 key.")
+        return cls(server=_check_server(server), device_id=device_id, private_key=key)
 
     def request(self, method: str, path: str, payload: Any = None) -> dict[str, Any]:
         """Send one signed request; ``path`` may carry a query string."""
@@ -141,7 +177,7 @@ def enroll(
     timeout: float = 10.0,
 ) -> DeviceClient:
     """Create the device key, enroll with the one-time token, and save the state."""
-    server = server.rstrip("/")
+    server = _check_server(server)
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = device_auth.generate_device_key()

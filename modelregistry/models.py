@@ -103,6 +103,9 @@ class ValidationRun(models.Model):
     """One validation of a version on one hardware target with one input set.
 
     Re-running creates a new run with the next ``number``; the report of each is kept.
+    ``status`` changes only through ``modelregistry.services.transition_run``:
+    queued → running → passed | failed | error (running again when a redelivered message
+    restarts it; error also when its worker attempts run out or it stops reporting).
     """
 
     class Status(models.TextChoices):
@@ -157,7 +160,8 @@ class ValidationRun(models.Model):
 class SigningKey(models.Model):
     """An organisation's model-signing key (ECDSA P-256). The private key is stored encrypted
     with a key from the environment and is never shown; ``key_id`` is the public key's
-    SHA-256 fingerprint."""
+    SHA-256 fingerprint. ``status`` (active → retired, for good) changes only through
+    ``modelregistry.signing_services.transition_signing_key``."""
 
     class Status(models.TextChoices):
         ACTIVE = "active", "Active"

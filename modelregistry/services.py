@@ -1,8 +1,8 @@
-"""Model registry writes: models, version uploads, validation runs and their state machine.
+"""Model registry writes: models, version uploads, validation runs and their state machines.
 
 The ONNX work itself lives in the Django-free ``onnxcheck`` package; this module stores
-what they find, moves versions through their states and enqueues runs on the ``validation``
-queue after the transaction commits.
+what they find, moves versions and runs through their states and enqueues runs on the
+``validation`` queue after the transaction commits.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from opshero.models import Organization
 from opshero.naming import unique_name
 from opshero.services import record_audit_event
 
+from .audit import RegistryVerb
 from .models import MlModel, ModelVersion, ValidationRun
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ _SAFE_NAME_RE = re.compile(r"[^A-Za-z0-9._-]+")
 # --- the version state machine --------------------------------------------------------------------
 
 S = ModelVersion.Status
-TRANSITIONS: dict[str, set[str]] = {
+VERSION_TRANSITIONS: dict[str, set[str]] = {
     S.UPLOADED: {S.VALIDATING, S.RETIRED},
     S.VALIDATING: {S.VALIDATING, S.VALIDATED, S.REJECTED, S.RETIRED},
     S.VALIDATED: {S.VALIDATING, S.SIGNED, S.RETIRED},
@@ -53,7 +54,7 @@ TRANSITIONS: dict[str, set[str]] = {
 
 def transition_version(*, version: ModelVersion, to: str) -> ModelVersion:
     """The only place a version's status changes; refuses transitions the machine lacks."""
-    if to not in TRANSITIONS[version.status]:
+    if to not in VERSION_TRANSITIONS[version.status]:
         raise Conflict(
             f"Version {version.version} is {version.get_status_display().lower()}; it cannot "
             f"become {ModelVersion.Status(to).label.lower()}.",
@@ -62,6 +63,41 @@ def transition_version(*, version: ModelVersion, to: str) -> ModelVersion:
     version.status = to
     version.save(update_fields=["status"])
     return version
+
+
+# --- the validation run state machine -------------------------------------------------------------
+
+R = ValidationRun.Status
+RUN_TRANSITIONS: dict[str, set[str]] = {
+    # A worker takes the run; a run whose worker attempts are used up is an error.
+    R.QUEUED: {R.RUNNING, R.ERROR},
+    # running → running: a redelivered message restarts a run whose worker died. The reaper
+    # (fail_stale_runs) and the attempts limit end a run in error.
+    R.RUNNING: {R.RUNNING, R.PASSED, R.FAILED, R.ERROR},
+    R.PASSED: set(),
+    R.FAILED: set(),
+    R.ERROR: set(),
+}
+
+
+def transition_run(*, run: ValidationRun, to: str, **changes: Any) -> ValidationRun:
+    """The only place a validation run's status changes; refuses transitions the machine lacks.
+
+    ``changes`` are other fields of the run (timestamps, report, error) saved with the status.
+    """
+    if "status" in changes:
+        raise TypeError("Pass the new status as `to`, not in `changes`.")
+    if to not in RUN_TRANSITIONS[run.status]:
+        raise Conflict(
+            f"Validation run #{run.number} is {run.get_status_display().lower()}; it cannot "
+            f"become {ValidationRun.Status(to).label.lower()}.",
+            code="invalid_transition",
+        )
+    for name, value in changes.items():
+        setattr(run, name, value)
+    run.status = to
+    run.save(update_fields=["status", *changes])
+    return run
 
 
 # --- models ---------------------------------------------------------------------------------------
@@ -104,16 +140,22 @@ def _clean_model_values(org: Organization, values: dict[str, Any], *, model=None
 
 @transaction.atomic
 def create_model(*, organization: Organization, actor: Actor, **values: Any) -> MlModel:
+    """Register a model with its release gates; refuses a missing or taken name, an unknown task
+    or a gate out of range."""
     if not values.get("name"):
         raise InvalidInput("A model needs a name.", fields={"name": ["Required."]})
     cleaned = _clean_model_values(organization, values)
     model = MlModel.objects.create(organization=organization, owner=actor.user, **cleaned)
-    record_audit_event(organization=organization, actor=actor, verb="model.created", target=model)
+    record_audit_event(
+        organization=organization, actor=actor, verb=RegistryVerb.MODEL_CREATED, target=model
+    )
     return model
 
 
 @transaction.atomic
 def update_model(*, model: MlModel, actor: Actor, **values: Any) -> MlModel:
+    """Change a model's description or gates (audited with the changes); refuses what
+    ``create_model`` refuses."""
     cleaned = _clean_model_values(model.organization, values, model=model)
     diff = {k: [getattr(model, k), v] for k, v in cleaned.items() if getattr(model, k) != v}
     if diff:
@@ -123,7 +165,7 @@ def update_model(*, model: MlModel, actor: Actor, **values: Any) -> MlModel:
         record_audit_event(
             organization=model.organization,
             actor=actor,
-            verb="model.updated",
+            verb=RegistryVerb.MODEL_UPDATED,
             target=model,
             data=diff,
         )
@@ -136,6 +178,16 @@ def update_model(*, model: MlModel, actor: Actor, **values: Any) -> MlModel:
 def _storage_name(kind: str, org_id: int, file_name: str) -> str:
     safe = _SAFE_NAME_RE.sub("_", Path(file_name).name)[-80:] or "model.onnx"
     return f"{kind}/{org_id}/{uuid.uuid4().hex}-{safe}"
+
+
+def _fetch(stored, workdir: Path, name: str) -> Path:
+    """Copy a stored file (a ``FieldFile``) into ``workdir`` through the storage API, so
+    workers on other hosts and object storage (django-storages) work the same as local disk."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    destination = workdir / name
+    with stored.storage.open(stored.name, "rb") as source, destination.open("wb") as out:
+        shutil.copyfileobj(source, out, length=1024 * 1024)
+    return destination
 
 
 def _local_path(upload) -> tuple[Path, bool]:
@@ -290,7 +342,7 @@ def _store_version(
             record_audit_event(
                 organization=model.organization,
                 actor=actor,
-                verb="model_version.uploaded",
+                verb=RegistryVerb.MODEL_VERSION_UPLOADED,
                 target=record,
                 data={
                     "sha256": sha256,
@@ -310,6 +362,7 @@ def _store_version(
 
 
 def gates_for(model: MlModel) -> dict[str, Any]:
+    """The model's release gates as a validation run stores them (``None`` disables a gate)."""
     return {
         "latency_budget_ms": model.latency_budget_ms,
         "max_int8_accuracy_drop_points": model.max_int8_drop_points,
@@ -366,7 +419,7 @@ def start_validation(
     record_audit_event(
         organization=version.model.organization,
         actor=actor,
-        verb="validation.requested",
+        verb=RegistryVerb.VALIDATION_REQUESTED,
         target=version,
         data={"run": run.pk, "target": target.name, "number": number, "synthetic": synthetic},
     )
@@ -398,19 +451,17 @@ def _finish_run(run: ValidationRun, *, status: str, error: str = "", report=None
         locked = ValidationRun.objects.select_for_update().get(pk=run.pk)
         if locked.is_finished:
             return
-        locked.status = status
-        locked.error = error[:4000]
-        locked.finished_at = timezone.now()
+        changes: dict[str, Any] = {"error": error[:4000], "finished_at": timezone.now()}
         if report is not None:
-            locked.report = report["dict"]
-            locked.report_digest = report["digest"]
-            locked.reasons = report["dict"].get("reasons", [])
-        locked.save()
+            changes["report"] = report["dict"]
+            changes["report_digest"] = report["digest"]
+            changes["reasons"] = report["dict"].get("reasons", [])
+        transition_run(run=locked, to=status, **changes)
         _finish_version_status(locked.version)
         record_audit_event(
             organization=locked.version.model.organization,
             actor=Actor.system("validation worker"),
-            verb="validation.finished",
+            verb=RegistryVerb.VALIDATION_FINISHED,
             target=locked.version,
             data={
                 "run": locked.pk,
@@ -445,7 +496,9 @@ def execute_validation_run(*, run_id: int) -> ValidationRun:
     """Run one validation (called by the Celery task). Idempotent for redeliveries: a
     finished run is left alone; a run whose worker died is restarted up to
     ``VALIDATION_MAX_ATTEMPTS`` times, then failed with that reason."""
-    from onnxcheck.pipeline import GateThresholds, InputsSpec, StepLimits, run_validation
+    from onnxcheck.gates import GateThresholds
+    from onnxcheck.pipeline import InputsSpec, run_validation
+    from onnxcheck.runner import StepLimits
 
     with transaction.atomic():
         run = (
@@ -464,10 +517,15 @@ def execute_validation_run(*, run_id: int) -> ValidationRun:
             )
         else:
             attempts_error = ""
-            run.status = ValidationRun.Status.RUNNING
-            run.started_at = run.heartbeat_at = timezone.now()
-            run.steps = []
-            run.save(update_fields=["attempts", "status", "started_at", "heartbeat_at", "steps"])
+            now = timezone.now()
+            transition_run(
+                run=run,
+                to=ValidationRun.Status.RUNNING,
+                attempts=run.attempts,
+                started_at=now,
+                heartbeat_at=now,
+                steps=[],
+            )
     if attempts_error:
         _finish_run(run, status=ValidationRun.Status.ERROR, error=attempts_error)
         run.refresh_from_db()
@@ -488,13 +546,19 @@ def execute_validation_run(*, run_id: int) -> ValidationRun:
         max_ece=run.gates.get("max_ece"),
         min_accuracy=run.gates.get("min_accuracy"),
     )
-    inputs = InputsSpec(
-        npz_path=None if run.synthetic_inputs else Path(version.inputs_file.path),
-        shape_buckets=run.shape_buckets,
-    )
     try:
+        # Artifacts come through the storage API (local disk or object storage), copied into
+        # this run's work directory; the integrity step checks the copy against the digest.
+        stored = workdir / "stored"
+        artifact_path = _fetch(version.artifact, stored, "model.onnx")
+        inputs = InputsSpec(
+            npz_path=None
+            if run.synthetic_inputs
+            else _fetch(version.inputs_file, stored, "inputs.npz"),
+            shape_buckets=run.shape_buckets,
+        )
         report = run_validation(
-            model_path=version.artifact.path,
+            model_path=artifact_path,
             expected_sha256=version.sha256,
             target=target_profile(run.target),
             inputs=inputs,
@@ -574,12 +638,13 @@ def register_variant(*, run: ValidationRun, kind: str, actor: Actor, version: st
 
 @transaction.atomic
 def retire_version(*, version: ModelVersion, actor: Actor) -> ModelVersion:
+    """Retire a version for good; refuses a version that is already retired (409)."""
     version = ModelVersion.objects.select_for_update().get(pk=version.pk)
     transition_version(version=version, to=ModelVersion.Status.RETIRED)
     record_audit_event(
         organization=version.model.organization,
         actor=actor,
-        verb="model_version.retired",
+        verb=RegistryVerb.MODEL_VERSION_RETIRED,
         target=version,
     )
     return version

@@ -10,6 +10,7 @@ validity period and the model's next release counter.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -22,8 +23,39 @@ from opshero.roles import Action, role_can
 from opshero.services import record_audit_event
 from protocol import keystore, manifest
 
+from .audit import RegistryVerb
 from .models import MlModel, ModelSignature, ModelVersion, SigningKey, ValidationRun
 from .services import transition_version
+
+# --- the signing key state machine ----------------------------------------------------------------
+
+KEY_TRANSITIONS: dict[str, set[str]] = {
+    SigningKey.Status.ACTIVE: {SigningKey.Status.RETIRED},
+    SigningKey.Status.RETIRED: set(),  # for good: its signatures stop verifying
+}
+
+
+def transition_signing_key(*, key: SigningKey, to: str, **changes: Any) -> SigningKey:
+    """The only place a signing key's status changes; refuses transitions the machine lacks.
+
+    ``changes`` are other fields of the key (``retired_at``) saved with the status.
+    """
+    if "status" in changes:
+        raise TypeError("Pass the new status as `to`, not in `changes`.")
+    if to not in KEY_TRANSITIONS[key.status]:
+        raise Conflict(
+            f"Signing key {key.key_id[:16]}… is {key.get_status_display().lower()}; it cannot "
+            f"become {SigningKey.Status(to).label.lower()}.",
+            code="invalid_transition",
+        )
+    for name, value in changes.items():
+        setattr(key, name, value)
+    key.status = to
+    key.save(update_fields=["status", *changes])
+    return key
+
+
+# --- keys -----------------------------------------------------------------------------------------
 
 
 def _new_key(organization: Organization, actor: Actor) -> SigningKey:
@@ -63,7 +95,7 @@ def create_signing_key(*, organization: Organization, actor: Actor) -> SigningKe
     record_audit_event(
         organization=organization,
         actor=actor,
-        verb="signing_key.created",
+        verb=RegistryVerb.SIGNING_KEY_CREATED,
         target=key,
         target_label=f"key {key.key_id[:16]}…",
         data={"key_id": key.key_id},
@@ -71,10 +103,8 @@ def create_signing_key(*, organization: Organization, actor: Actor) -> SigningKe
     return key
 
 
-def _retire(key: SigningKey, actor: Actor, verb: str) -> None:
-    key.status = SigningKey.Status.RETIRED
-    key.retired_at = timezone.now()
-    key.save(update_fields=["status", "retired_at"])
+def _retire(key: SigningKey, actor: Actor, verb: RegistryVerb) -> None:
+    transition_signing_key(key=key, to=SigningKey.Status.RETIRED, retired_at=timezone.now())
     record_audit_event(
         organization=key.organization,
         actor=actor,
@@ -97,7 +127,7 @@ def rotate_signing_key(*, organization: Organization, actor: Actor) -> SigningKe
     )
     if old is None:
         raise Conflict("There is no active key to rotate; create one.", code="no_active_key")
-    _retire(old, actor, "signing_key.rotated_out")
+    _retire(old, actor, RegistryVerb.SIGNING_KEY_ROTATED_OUT)
     new = _new_key(organization, actor)
     private_pem = _private_pem(new)
     now = timezone.now()
@@ -126,7 +156,7 @@ def rotate_signing_key(*, organization: Organization, actor: Actor) -> SigningKe
     record_audit_event(
         organization=organization,
         actor=actor,
-        verb="signing_key.created",
+        verb=RegistryVerb.SIGNING_KEY_CREATED,
         target=new,
         target_label=f"key {new.key_id[:16]}…",
         data={"key_id": new.key_id, "replaces": old.key_id, "resigned": resigned},
@@ -140,7 +170,7 @@ def retire_signing_key(*, key: SigningKey, actor: Actor) -> SigningKey:
     key = SigningKey.objects.select_for_update().get(pk=key.pk)
     if key.status == SigningKey.Status.RETIRED:
         raise Conflict("The key is already retired.", code="already_retired")
-    _retire(key, actor, "signing_key.retired")
+    _retire(key, actor, RegistryVerb.SIGNING_KEY_RETIRED)
     return key
 
 
@@ -249,7 +279,7 @@ def sign_version(
     record_audit_event(
         organization=organization,
         actor=actor,
-        verb="model_version.signed",
+        verb=RegistryVerb.MODEL_VERSION_SIGNED,
         target=version,
         data={
             "release_counter": model.release_counter,

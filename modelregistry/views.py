@@ -5,14 +5,14 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect, render, resolve_url
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 
 from fleet import selectors as fleet_selectors
 from opshero.actors import Actor
 from opshero.errors import DomainError
-from opshero.forms import apply_domain_error
+from opshero.form_flow import handle_form_post
 from opshero.htmx import render_page
 from opshero.roles import Action
 from opshero.tenancy import org_view
@@ -49,21 +49,23 @@ def _perms(request) -> dict:
 def model_list(request: HttpRequest) -> HttpResponse:
     perms = _perms(request)
     form = MlModelForm(request.POST or None) if perms["can_manage"] else None
-    status = 200
     if request.method == "POST":
-        if form is None:
-            raise Http404("Nothing to change here.")
-        status = 422
-        if form.is_valid():
-            try:
-                model = services.create_model(
-                    organization=request.org, actor=_actor(request), **form.cleaned_data
-                )
-            except DomainError as exc:
-                apply_domain_error(form, exc)
-            else:
-                messages.success(request, f"{model.name} created; upload its first version.")
-                return redirect("modelregistry:model", org=request.org.slug, model_id=model.pk)
+        return handle_form_post(
+            request,
+            action=Action.MANAGE_MODELS,
+            form=form,
+            perform=lambda: services.create_model(
+                organization=request.org, actor=_actor(request), **form.cleaned_data
+            ),
+            success_message=lambda model: f"{model.name} created; upload its first version.",
+            redirect_to=lambda model: _model_url(request, model),
+            render_invalid=lambda status: _model_list_page(request, form, status),
+        )
+    return _model_list_page(request, form)
+
+
+def _model_list_page(request, form, status: int = 200) -> HttpResponse:
+    perms = _perms(request)
     context = {
         **perms,
         "models": ms.models_for_org(org=request.org),
@@ -73,6 +75,10 @@ def model_list(request: HttpRequest) -> HttpResponse:
         ).exists(),
     }
     return render(request, "modelregistry/model_list.html", context, status=status)
+
+
+def _model_url(request, model: MlModel) -> str:
+    return resolve_url("modelregistry:model", org=request.org.slug, model_id=model.pk)
 
 
 def _model_page(request, model: MlModel, *, upload_form=None, gates_form=None, status=200):
@@ -114,18 +120,20 @@ def _model_or_404(request, model_id: int) -> MlModel:
 def model_detail(request: HttpRequest, model_id: int) -> HttpResponse:
     model = _model_or_404(request, model_id)
     if request.method == "POST":
-        if not request.membership.can(Action.MANAGE_MODELS):
-            raise Http404("Nothing to change here.")
         form = MlModelForm(request.POST)
-        if form.is_valid():
-            try:
-                services.update_model(model=model, actor=_actor(request), **form.cleaned_data)
-            except DomainError as exc:
-                apply_domain_error(form, exc)
-            else:
-                messages.success(request, "Gates updated; they apply to new validation runs.")
-                return redirect("modelregistry:model", org=request.org.slug, model_id=model.pk)
-        return _model_page(request, model, gates_form=form, status=422)
+        return handle_form_post(
+            request,
+            action=Action.MANAGE_MODELS,
+            form=form,
+            perform=lambda: services.update_model(
+                model=model, actor=_actor(request), **form.cleaned_data
+            ),
+            success_message="Gates updated; they apply to new validation runs.",
+            redirect_to=lambda _: _model_url(request, model),
+            render_invalid=lambda status: _model_page(
+                request, model, gates_form=form, status=status
+            ),
+        )
     return _model_page(request, model)
 
 
@@ -151,29 +159,35 @@ def _version_upload(request: HttpRequest, model_id: int, too_large: int | None) 
             None, f"The upload is larger than the limit of {limit:,} bytes ({limit >> 20} MB)."
         )
         return _model_page(request, model, upload_form=form, status=413)
-    if form.is_valid():
+
+    def upload():
         data = form.cleaned_data
-        try:
-            version = services.upload_version(
-                model=model,
-                actor=_actor(request),
-                artifact=data["artifact"],
-                version=data["version"],
-                release_notes=data["release_notes"],
-                inputs_file=data["inputs_file"],
-                shape_buckets=data["shape_buckets"],
-            )
-        except DomainError as exc:
-            apply_domain_error(form, exc)
-        else:
-            messages.success(request, f"Version {version.version} uploaded; validate it next.")
-            target = f"/o/{request.org.slug}/models/versions/{version.pk}/"
-            if request.htmx:
-                response = HttpResponse(status=204)
-                response["HX-Redirect"] = target
-                return response
-            return redirect(target)
-    return _model_page(request, model, upload_form=form, status=422)
+        return services.upload_version(
+            model=model,
+            actor=_actor(request),
+            artifact=data["artifact"],
+            version=data["version"],
+            release_notes=data["release_notes"],
+            inputs_file=data["inputs_file"],
+            shape_buckets=data["shape_buckets"],
+        )
+
+    def to_version(version: ModelVersion) -> str | HttpResponse:
+        target = f"/o/{request.org.slug}/models/versions/{version.pk}/"
+        if request.htmx:  # the upload card posts with htmx: navigate the whole page
+            response = HttpResponse(status=204)
+            response["HX-Redirect"] = target
+            return response
+        return target
+
+    return handle_form_post(
+        request,
+        form=form,
+        perform=upload,
+        success_message=lambda version: f"Version {version.version} uploaded; validate it next.",
+        redirect_to=to_version,
+        render_invalid=lambda status: _model_page(request, model, upload_form=form, status=status),
+    )
 
 
 # --- versions -------------------------------------------------------------------------------------
@@ -232,23 +246,26 @@ def version_validate(request: HttpRequest, version_id: int) -> HttpResponse:
     version = _version_or_404(request, version_id)
     targets = fleet_selectors.targets_for_org(org=request.org)
     form = ValidateForm(request.POST, targets=targets)
-    if form.is_valid():
-        try:
-            run = services.start_validation(
-                version=version,
-                target=form.cleaned_data["target"],
-                actor=_actor(request),
-                shape_buckets=form.cleaned_data["shape_buckets"],
-                use_uploaded_inputs=form.cleaned_data["use_uploaded_inputs"],
-            )
-        except DomainError as exc:
-            apply_domain_error(form, exc)
-        else:
-            messages.success(request, f"Validation #{run.number} on {run.target.name} queued.")
-            return redirect(f"/o/{request.org.slug}/models/versions/{version.pk}/?run={run.pk}")
-    version.refresh_from_db()
-    context = _version_context(request, version, validate_form=form)
-    return render(request, "modelregistry/version_detail.html", context, status=422)
+
+    def page(status: int) -> HttpResponse:
+        version.refresh_from_db()
+        context = _version_context(request, version, validate_form=form)
+        return render(request, "modelregistry/version_detail.html", context, status=status)
+
+    return handle_form_post(
+        request,
+        form=form,
+        perform=lambda: services.start_validation(
+            version=version,
+            target=form.cleaned_data["target"],
+            actor=_actor(request),
+            shape_buckets=form.cleaned_data["shape_buckets"],
+            use_uploaded_inputs=form.cleaned_data["use_uploaded_inputs"],
+        ),
+        success_message=lambda run: f"Validation #{run.number} on {run.target.name} queued.",
+        redirect_to=lambda run: f"/o/{request.org.slug}/models/versions/{version.pk}/?run={run.pk}",
+        render_invalid=page,
+    )
 
 
 @require_GET

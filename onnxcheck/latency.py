@@ -1,4 +1,8 @@
-"""Latency measurement with onnxruntime: a tight loop, a documented stopping rule, peak memory.
+"""Step (c), ``latency``: measurement with onnxruntime, a tight loop, a documented stopping rule.
+
+:func:`check_latency` is the step: one measurement per shape bucket of the representative inputs
+(:func:`measure_model_latency`), with peak memory. The variant steps compare two sessions with
+:func:`compare_latency`.
 
 The figures are *reference measurements on the validation worker's CPU*: they rank models and
 catch regressions; a device's own numbers come from its telemetry.
@@ -42,6 +46,9 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
+
+from onnxcheck.inputs import RepresentativeInputs
+from onnxcheck.results import FAILED, PASSED, StepResult, StepTimer
 
 REFERENCE_LABEL = "reference measurement on the validation worker's CPU"
 _Z95 = 1.959963984540054
@@ -415,3 +422,41 @@ def compare_latency(
         )
         for name in sessions
     }
+
+
+# -- the step -------------------------------------------------------------------------------------
+
+
+def check_latency(
+    *,
+    model_path: str | os.PathLike[str],
+    inputs: RepresentativeInputs,
+    rule: LatencyRule = DEFAULT_LATENCY_RULE,
+    intra_op_num_threads: int | None = None,
+) -> StepResult:
+    """onnxruntime CPU latency per shape bucket; see :mod:`onnxcheck.latency` for the rule."""
+    timer = StepTimer()
+    feeds = [
+        (bucket.label, bucket.batch_size, feed)
+        for bucket, feed in zip(inputs.buckets, inputs.bucket_feeds, strict=True)
+    ]
+    try:
+        data = measure_model_latency(
+            model_path=model_path,
+            bucket_feeds=feeds,
+            rule=rule,
+            intra_op_num_threads=intra_op_num_threads,
+        )
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors
+        return StepResult(
+            "latency", FAILED, timer.ms(), [f"onnxruntime could not run the model: {exc}"]
+        )
+    data["synthetic_inputs"] = inputs.synthetic
+    findings = [REFERENCE_LABEL]
+    for bucket in data["buckets"]:
+        findings.append(
+            f"{bucket['label']}: P50 {bucket['p50_ms']:.2f} ms, P95 {bucket['p95_ms']:.2f} ms, "
+            f"P99 {bucket['p99_ms']:.2f} ms over {bucket['runs']} runs "
+            f"(stopped by {bucket['stopped_by']})"
+        )
+    return StepResult("latency", PASSED, timer.ms(), findings, data)

@@ -1,6 +1,6 @@
 """Child-process entry point for one validation step: ``python -m onnxcheck.worker REQ OUT``.
 
-:func:`onnxcheck.pipeline.run_validation` starts one of these per heavy step so that a step which
+:func:`onnxcheck.runner.run_isolated` starts one of these per heavy step so that a step which
 hangs inside onnxruntime can be killed at its time limit, a crash (segfault, OOM kill) costs only
 the step, an optional address-space limit protects the worker host, and the latency step's peak
 memory is measured in a process that holds nothing else. The request is JSON written by the
@@ -22,7 +22,7 @@ def main(argv: list[str]) -> int:
     if limit:
         resource.setrlimit(resource.RLIMIT_AS, (int(limit), int(limit)))
 
-    from onnxcheck.pipeline import decode_kwargs, run_step
+    from onnxcheck.runner import decode_kwargs, run_step
 
     result = run_step(request["step"], **decode_kwargs(request["kwargs"]))
     partial = result_path.with_suffix(".partial")

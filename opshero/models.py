@@ -65,8 +65,10 @@ class AuditEvent(models.Model):
         DEVICE = "device", "Device"
         SYSTEM = "system", "System"
 
+    # Empty for a change to a user's own account (personal API tokens): such an event belongs
+    # to no organisation, so no organisation's audit log, page or API shows it.
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="audit_events"
+        Organization, on_delete=models.CASCADE, related_name="audit_events", null=True, blank=True
     )
     actor_kind = models.CharField(max_length=8, choices=ActorKind.choices)
     actor_user = models.ForeignKey(

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils.text import slugify
 
 from .actors import Actor
+from .audit import PlatformVerb
 from .errors import Conflict, InvalidInput
 from .models import ApiToken, AuditEvent, Membership, Organization
 from .roles import Role
@@ -20,7 +21,7 @@ from .tokens import hash_token, new_token
 
 def record_audit_event(
     *,
-    organization: Organization,
+    organization: Organization | None,
     actor: Actor,
     verb: str,
     target: Any = None,
@@ -31,7 +32,10 @@ def record_audit_event(
 ) -> AuditEvent:
     """Append one audit event. Call it inside the transaction of the change it describes.
 
-    ``target`` may be a model instance, from which type, id and label are taken.
+    ``verb`` is a member of the app's verb enum (``fleet.audit.FleetVerb``, ...; a ``StrEnum``,
+    so a ``str``); it is stored as its value. ``target`` may be a model instance, from which
+    type, id and label are taken. ``organization`` is None only for a change to a user's own
+    account (personal API tokens), which no organisation's audit log shows.
     """
     if target is not None:
         meta = target._meta
@@ -44,7 +48,7 @@ def record_audit_event(
         actor_user=actor.user if actor.kind == AuditEvent.ActorKind.USER else None,
         actor_device_id=actor.device_id,
         actor_label=actor.label[:150],
-        verb=verb,
+        verb=str(verb),
         target_type=target_type,
         target_id=target_id,
         target_label=target_label,
@@ -71,7 +75,9 @@ def create_organization(*, name: str, actor: Actor, slug: str = "") -> Organizat
     org = Organization.objects.create(name=name, slug=slug)
     if actor.user is not None:
         Membership.objects.create(user=actor.user, organization=org, role=Role.ADMIN)
-    record_audit_event(organization=org, actor=actor, verb="organization.created", target=org)
+    record_audit_event(
+        organization=org, actor=actor, verb=PlatformVerb.ORGANIZATION_CREATED, target=org
+    )
     return org
 
 
@@ -95,7 +101,7 @@ def add_member(*, organization: Organization, username: str, role: str, actor: A
     record_audit_event(
         organization=organization,
         actor=actor,
-        verb="member.added",
+        verb=PlatformVerb.MEMBER_ADDED,
         target=membership,
         target_label=username,
         data={"role": role},
@@ -134,7 +140,7 @@ def change_member_role(*, membership: Membership, role: str, actor: Actor) -> Me
     record_audit_event(
         organization=membership.organization,
         actor=actor,
-        verb="member.role_changed",
+        verb=PlatformVerb.MEMBER_ROLE_CHANGED,
         target=membership,
         target_label=membership.user.username,
         data={"from": old, "to": role},
@@ -156,7 +162,7 @@ def remove_member(*, membership: Membership, actor: Actor) -> None:
     record_audit_event(
         organization=membership.organization,
         actor=actor,
-        verb="member.removed",
+        verb=PlatformVerb.MEMBER_REMOVED,
         target=membership,
         target_label=username,
         data={"role": membership.role},
@@ -164,14 +170,43 @@ def remove_member(*, membership: Membership, actor: Actor) -> None:
     membership.delete()
 
 
-def issue_api_token(*, user, name: str = "") -> tuple[ApiToken, str]:
-    """Create a personal API token; returns the record and the token, which is never stored."""
+@transaction.atomic
+def issue_api_token(*, user, name: str = "", actor: Actor | None = None) -> tuple[ApiToken, str]:
+    """Create a personal API token and audit it; returns the record and the token.
+
+    Only the token's hash is stored: the token itself is in this return value and nowhere
+    else. The audit event belongs to the user's account, not to an organisation. ``actor``
+    defaults to the user (people issue their own tokens); pass it to record the address.
+    """
     token = new_token()
     record = ApiToken.objects.create(
         user=user, name=name[:80], prefix=token[:12], key_hash=hash_token(token)
     )
+    record_audit_event(
+        organization=None,
+        actor=actor or Actor.for_user(user),
+        verb=PlatformVerb.API_TOKEN_ISSUED,
+        target=record,
+        data={"name": record.name, "prefix": record.prefix},
+    )
     return record, token
 
 
-def revoke_api_token(*, token: ApiToken) -> None:
-    token.delete()
+@transaction.atomic
+def revoke_api_token(*, token: ApiToken, actor: Actor) -> None:
+    """Delete a personal API token and audit it: every later request presenting it is refused.
+
+    Revoking a token that is already gone changes nothing and records nothing.
+    """
+    locked = ApiToken.objects.select_for_update().select_related("user").filter(pk=token.pk)
+    record = locked.first()
+    if record is None:
+        return
+    record_audit_event(
+        organization=None,
+        actor=actor,
+        verb=PlatformVerb.API_TOKEN_REVOKED,
+        target=record,
+        data={"name": record.name, "prefix": record.prefix},
+    )
+    record.delete()

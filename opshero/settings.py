@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
+    "django_filters",  # FilterSets of the lists; its templates serve the browsable API's form
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
@@ -224,8 +225,17 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Every file the server keeps (artifacts, representative inputs, variants) goes through the
+# storage API, so object storage is a setting: e.g. FILE_STORAGE_BACKEND=
+# storages.backends.s3.S3Storage with FILE_STORAGE_OPTIONS='{"bucket_name": "opshero"}'
+# (django-storages; docs/operations.md).
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": {
+        "BACKEND": env.str(
+            "FILE_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage"
+        ),
+        "OPTIONS": env.json("FILE_STORAGE_OPTIONS", default={}),
+    },
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))

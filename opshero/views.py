@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, redirect, render, resolve_url
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from . import selectors, services
 from .actors import Actor
 from .errors import DomainError
-from .forms import (
-    AddMemberForm,
-    MemberRoleForm,
-    ThrottledAuthenticationForm,
-    apply_domain_error,
-)
+from .filters import AuditEventFilterSet
+from .form_flow import handle_form_post
+from .forms import AddMemberForm, MemberRoleForm, ThrottledAuthenticationForm
 from .health import readiness
 from .htmx import render_page
 from .models import AuditEvent, Membership
@@ -83,21 +78,20 @@ def members(request: HttpRequest) -> HttpResponse:
 @org_view(Action.MANAGE_MEMBERS)
 def member_add(request: HttpRequest) -> HttpResponse:
     form = AddMemberForm(request.POST)
-    if form.is_valid():
-        try:
-            services.add_member(
-                organization=request.org,
-                username=form.cleaned_data["username"],
-                role=form.cleaned_data["role"],
-                actor=Actor.from_request(request),
-            )
-        except DomainError as exc:
-            apply_domain_error(form, exc)
-        else:
-            messages.success(request, f"{form.cleaned_data['username']} was added.")
-            return redirect("members", org=request.org.slug)
-    return render(
-        request, "opshero/members.html", _members_context(request, add_form=form), status=422
+    return handle_form_post(
+        request,
+        form=form,
+        perform=lambda: services.add_member(
+            organization=request.org,
+            username=form.cleaned_data["username"],
+            role=form.cleaned_data["role"],
+            actor=Actor.from_request(request),
+        ),
+        success_message=lambda membership: f"{form.cleaned_data['username']} was added.",
+        redirect_to=lambda _: resolve_url("members", org=request.org.slug),
+        render_invalid=lambda status: render(
+            request, "opshero/members.html", _members_context(request, add_form=form), status=status
+        ),
     )
 
 
@@ -108,28 +102,35 @@ def member_role(request: HttpRequest, membership_id: int) -> HttpResponse:
         Membership.objects.select_related("user"), pk=membership_id, organization=request.org
     )
     form = MemberRoleForm(request.POST)
-    error = None
-    if not form.is_valid():
-        error = "Choose one of the listed roles."
-    else:
-        try:
-            membership = services.change_member_role(
-                membership=membership,
-                role=form.cleaned_data["role"],
-                actor=Actor.from_request(request),
-            )
-        except DomainError as exc:
-            error = exc.message
-    membership.refresh_from_db()
-    context = {"m": membership, "roles": Role.choices, "can_manage": True, "error": error}
-    if not error:
-        messages.success(request, f"{membership.user.username} is now {membership.role}.")
-    return render_page(
+
+    def row(status: int = 200) -> HttpResponse:
+        """The member's row (HTMX) or the page, with the reason when nothing changed."""
+        error = None
+        if form.errors:
+            error = " ".join(form.non_field_errors()) or "Choose one of the listed roles."
+        membership.refresh_from_db()
+        context = {"m": membership, "roles": Role.choices, "can_manage": True, "error": error}
+        return render_page(
+            request,
+            "opshero/members.html",
+            {**_members_context(request), **context},
+            fragment="opshero/partials/member_row.html",
+            status=status,
+        )
+
+    return handle_form_post(
         request,
-        "opshero/members.html",
-        {**_members_context(request), **context},
-        fragment="opshero/partials/member_row.html",
-        status=409 if error else 200,
+        form=form,
+        perform=lambda: services.change_member_role(
+            membership=membership,
+            role=form.cleaned_data["role"],
+            actor=Actor.from_request(request),
+        ),
+        success_message=lambda changed: f"{changed.user.username} is now {changed.role}.",
+        redirect_to=lambda _: row(),  # answers in place: the row, not a redirect
+        render_invalid=row,
+        invalid_status=409,
+        apply_error=lambda form, exc: form.add_error(None, exc.message),
     )
 
 
@@ -148,40 +149,21 @@ def member_remove(request: HttpRequest, membership_id: int) -> HttpResponse:
     return redirect("members", org=request.org.slug)
 
 
-def _parse_date(value: str | None) -> date | None:
-    try:
-        return date.fromisoformat(value) if value else None
-    except ValueError:
-        return None
-
-
 @require_GET
 @org_view(Action.VIEW_AUDIT)
 def audit(request: HttpRequest) -> HttpResponse:
-    params = request.GET
-    filters = selectors.AuditFilters(
-        q=params.get("q", "").strip()[:100],
-        verb=params.get("verb", ""),
-        actor_kind=params.get("actor_kind", ""),
-        target_type=params.get("target_type", ""),
-        since=_parse_date(params.get("since")),
-        until=_parse_date(params.get("until")),
-    )
-    events = selectors.audit_events_for_org(org=request.org, filters=filters).select_related(None)
-    page = Paginator(events, 25).get_page(params.get("page"))
-    query = params.copy()
+    filters = AuditEventFilterSet(request.GET)
+    events = selectors.audit_events_for_org(org=request.org, filters=filters)
+    page = Paginator(events, 25).get_page(request.GET.get("page"))
+    query = request.GET.copy()
     query.pop("page", None)
     context = {
         "page": page,
-        "filters": filters,
+        "filters": filters.values(),
         "facets": selectors.audit_facets_for_org(org=request.org),
         "actor_kinds": AuditEvent.ActorKind.choices,
         "querystring": query.urlencode(),
-        "bad_dates": [
-            name
-            for name in ("since", "until")
-            if params.get(name) and _parse_date(params.get(name)) is None
-        ],
+        "bad_dates": [name for name in ("since", "until") if name in filters.errors],
     }
     return render_page(
         request, "opshero/audit.html", context, fragment="opshero/partials/audit_table.html"

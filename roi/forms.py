@@ -770,6 +770,11 @@ class ScorecardForm:
                 self.errors.setdefault(f"w.{cat}", []).append("Enter a number.")
         return {"name": self.name, "candidates": candidates, "weights": weights}
 
+    def is_valid(self) -> bool:
+        """Read what was posted into ``cleaned_data``; True when nothing needs fixing yet."""
+        self.cleaned_data = self.cleaned()
+        return not self.errors
+
     def add_domain_error(self, error: DomainError) -> None:
         placed = False
         for key, reasons in error.fields.items():

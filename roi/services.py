@@ -22,6 +22,7 @@ from opshero.models import Organization
 from opshero.services import record_audit_event
 
 from . import selectors
+from .audit import RoiVerb
 from .engine import RoiInputs, analyse
 from .models import Assessment, Plan, RoiScenario, Scorecard
 from .models import Workflow as WorkflowChoice
@@ -100,7 +101,7 @@ def create_assessment(
     record_audit_event(
         organization=organization,
         actor=actor,
-        verb="assessment.created",
+        verb=RoiVerb.ASSESSMENT_CREATED,
         target=assessment,
         data={
             "placement": assessment.placement,
@@ -121,7 +122,7 @@ def rename_assessment(*, assessment: Assessment, actor: Actor, name: str) -> Ass
     record_audit_event(
         organization=assessment.organization,
         actor=actor,
-        verb="assessment.renamed",
+        verb=RoiVerb.ASSESSMENT_RENAMED,
         target=assessment,
         data={"from": old, "to": assessment.name},
     )
@@ -143,7 +144,7 @@ def delete_assessment(*, assessment: Assessment, actor: Actor) -> None:
     record_audit_event(
         organization=assessment.organization,
         actor=actor,
-        verb="assessment.deleted",
+        verb=RoiVerb.ASSESSMENT_DELETED,
         target=assessment,
         data={"placement": assessment.placement},
     )
@@ -216,7 +217,7 @@ def create_scorecard(
     record_audit_event(
         organization=organization,
         actor=actor,
-        verb="scorecard.created",
+        verb=RoiVerb.SCORECARD_CREATED,
         target=scorecard,
         data={"candidates": len(card.candidates), "leader": leader.candidate.name},
     )
@@ -250,7 +251,7 @@ def update_scorecard(
     record_audit_event(
         organization=scorecard.organization,
         actor=actor,
-        verb="scorecard.updated",
+        verb=RoiVerb.SCORECARD_UPDATED,
         target=scorecard,
         data={"revision": scorecard.revision, "leader": card.rank()[0].candidate.name},
     )
@@ -259,10 +260,11 @@ def update_scorecard(
 
 @transaction.atomic
 def delete_scorecard(*, scorecard: Scorecard, actor: Actor) -> None:
+    """Delete a scorecard; nothing else refers to it."""
     record_audit_event(
         organization=scorecard.organization,
         actor=actor,
-        verb="scorecard.deleted",
+        verb=RoiVerb.SCORECARD_DELETED,
         target=scorecard,
     )
     scorecard.delete()
@@ -319,7 +321,7 @@ def create_scenario(
     record_audit_event(
         organization=organization,
         actor=actor,
-        verb="scenario.cloned" if cloned_from else "scenario.created",
+        verb=RoiVerb.SCENARIO_CLONED if cloned_from else RoiVerb.SCENARIO_CREATED,
         target=scenario,
         data={
             "best_placement": scenario.best_placement,
@@ -360,7 +362,7 @@ def update_scenario(
     record_audit_event(
         organization=scenario.organization,
         actor=actor,
-        verb="scenario.updated",
+        verb=RoiVerb.SCENARIO_UPDATED,
         target=scenario,
         data={"revision": scenario.revision, "changed_inputs": changed[:50]},
     )
@@ -382,10 +384,11 @@ def clone_scenario(*, scenario: RoiScenario, actor: Actor, name: str = "") -> Ro
 
 @transaction.atomic
 def delete_scenario(*, scenario: RoiScenario, actor: Actor) -> None:
+    """Delete a scenario; plans and clones that referred to it keep going without it."""
     record_audit_event(
         organization=scenario.organization,
         actor=actor,
-        verb="scenario.deleted",
+        verb=RoiVerb.SCENARIO_DELETED,
         target=scenario,
     )
     scenario.delete()
@@ -464,7 +467,7 @@ def create_plan(
     record_audit_event(
         organization=organization,
         actor=actor,
-        verb="plan.created",
+        verb=RoiVerb.PLAN_CREATED,
         target=plan,
         data={
             "assessment": assessment.pk,
@@ -501,7 +504,7 @@ def set_task_status(*, plan: Plan, actor: Actor, task_id: str, status: str) -> P
     record_audit_event(
         organization=plan.organization,
         actor=actor,
-        verb="plan.task_status_changed",
+        verb=RoiVerb.PLAN_TASK_STATUS_CHANGED,
         target=plan,
         data={"task": task_id, "from": str(before), "to": status},
     )
@@ -535,7 +538,7 @@ def assign_task(*, plan: Plan, actor: Actor, task_id: str, assignee: Any | None)
     record_audit_event(
         organization=plan.organization,
         actor=actor,
-        verb="plan.task_assigned",
+        verb=RoiVerb.PLAN_TASK_ASSIGNED,
         target=plan,
         data={"task": task_id, "assignee": assignee.get_username() if assignee else None},
     )
@@ -606,7 +609,7 @@ def update_plan(
     record_audit_event(
         organization=plan.organization,
         actor=actor,
-        verb="plan.updated",
+        verb=RoiVerb.PLAN_UPDATED,
         target=plan,
         data=changes,
     )
@@ -615,7 +618,8 @@ def update_plan(
 
 @transaction.atomic
 def delete_plan(*, plan: Plan, actor: Actor) -> None:
+    """Delete a plan with its task progress and owners."""
     record_audit_event(
-        organization=plan.organization, actor=actor, verb="plan.deleted", target=plan
+        organization=plan.organization, actor=actor, verb=RoiVerb.PLAN_DELETED, target=plan
     )
     plan.delete()

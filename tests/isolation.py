@@ -5,7 +5,7 @@ How to use it from a new app:
 1. Write a probe builder: a function taking the ``World`` (two tenants, ``a`` and ``b``)
    that creates whatever object the URL needs *in tenant a* and returns the ``Probe``s
    (method, URL, body) that touch it.
-2. Register it in ``CASES`` under the URL's name. ``tests/opshero/test_isolation.py`` fails
+2. Register it in ``CASES`` under the URL's name. ``tests/opshero/test_tenancy.py`` fails
    for any organisation-scoped URL (one with ``<org>`` in its route) that has no case.
 
 For each probe the shared test checks that an outsider (tenant b's admin, a member of

@@ -229,3 +229,59 @@ class EnrollmentTokenCreatedSerializer(EnrollmentTokenSerializer):
 class ImportResultSerializer(serializers.Serializer):
     created = serializers.IntegerField()
     serials = serializers.ListField(child=serializers.CharField())
+
+
+# --- the device API: a gateway about itself -------------------------------------------------------
+
+
+class EnrollRequestSerializer(serializers.Serializer):
+    token = serializers.CharField(max_length=200)
+    public_key = serializers.CharField(max_length=400, help_text="Ed25519, base64 of 32 bytes")
+    serial = serializers.CharField(max_length=120)
+    name = serializers.CharField(max_length=120, required=False, allow_blank=True, default="")
+    agent_version = serializers.CharField(
+        max_length=40, required=False, allow_blank=True, default=""
+    )
+    runtime_version = serializers.CharField(
+        max_length=40, required=False, allow_blank=True, default=""
+    )
+    hardware = serializers.DictField(required=False, default=dict)
+
+
+class DeviceSelfSerializer(serializers.Serializer):
+    device_id = serializers.UUIDField(source="uid")
+    name = serializers.CharField()
+    serial = serializers.CharField()
+    organization = serializers.CharField(source="organization.slug")
+    site = serializers.CharField(source="site.name")
+    site_time_zone = serializers.CharField(source="site.time_zone")
+    placement = serializers.CharField()
+    hardware_target = serializers.CharField(source="hardware_target.name", default=None)
+    status = serializers.CharField()
+    agent_version = serializers.CharField()
+    runtime_version = serializers.CharField()
+    reported_model_version = serializers.CharField()
+
+
+class EnrollResponseSerializer(DeviceSelfSerializer):
+    signing_keys = serializers.ListField(child=serializers.DictField())
+
+
+class StatusRequestSerializer(serializers.Serializer):
+    """Every field is optional; null or absent means "not reported" and changes nothing."""
+
+    agent_version = serializers.CharField(
+        max_length=40, required=False, allow_blank=True, allow_null=True
+    )
+    runtime_version = serializers.CharField(
+        max_length=40, required=False, allow_blank=True, allow_null=True
+    )
+    model_version = serializers.CharField(
+        max_length=120, required=False, allow_blank=True, allow_null=True
+    )
+    hardware = serializers.DictField(required=False, allow_null=True)
+
+
+class RotateKeyRequestSerializer(serializers.Serializer):
+    new_public_key = serializers.CharField(max_length=400)
+    proof = serializers.CharField(max_length=200, help_text="base64 signature by the new key")

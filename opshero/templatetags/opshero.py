@@ -1,6 +1,11 @@
 """Small presentation filters used across OpsHero templates."""
 
+import json
+from typing import Any
+
 from django import template
+
+from opshero.badges import badge_for
 
 register = template.Library()
 
@@ -41,4 +46,56 @@ def form_field(field, help_text: str = ""):
         "widget_html": field.as_widget(attrs=attrs),
         "is_checkbox": css.startswith("form-check-input"),
         "help_text": help_text or field.help_text,
+    }
+
+
+NOTHING = "\u2014"  # an em dash: no value
+
+
+def _readable(value: Any) -> str:
+    if value is None or value == "":
+        return NOTHING
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return str(value)
+
+
+@register.filter
+def audit_details(data: Any) -> list[tuple[str, str]]:
+    """An audit event's data as (key, text) pairs a person reads: a list joined with commas,
+    None as a dash, nested objects as compact JSON; never Python's ``repr``."""
+    if not data:
+        return []
+    if not isinstance(data, dict):  # record_audit_event stores a dict; be safe with old rows
+        data = {"data": data}
+    pairs = []
+    for key, value in data.items():
+        if isinstance(value, list | tuple):
+            text = ", ".join(_readable(item) for item in value) if value else NOTHING
+        else:
+            text = _readable(value)
+        pairs.append((str(key), text))
+    return pairs
+
+
+@register.inclusion_tag("partials/status_badge.html")
+def status_badge(
+    status, kind: str, label: str = "", solid: bool = False, testid: str = "", css: str = ""
+):
+    """A status as a badge, coloured by the ``kind``'s table in ``opshero.badges``.
+
+    ``{% status_badge device.connectivity "device" %}``; ``solid`` for a filled badge,
+    ``label`` where the page names the value itself, ``testid`` and ``css`` for the markup.
+    """
+    value = str(status or "")
+    badge = badge_for(kind, value)
+    return {
+        "status": value,
+        "badge": badge,
+        "label": label or badge.label or value,
+        "solid": solid,
+        "testid": testid,
+        "css": css,
     }

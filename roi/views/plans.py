@@ -11,11 +11,12 @@ from typing import Any
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect, render, resolve_url
 from django.views.decorators.http import require_GET, require_POST
 
 from modelregistry.selectors import model_for_org, models_for_org
 from opshero.errors import DomainError
+from opshero.form_flow import handle_form_post
 from opshero.htmx import wants_fragment
 from opshero.roles import Action
 from opshero.tenancy import org_view
@@ -126,6 +127,10 @@ def _metrics_context(plan, form: PlanTargetsForm | None = None) -> dict[str, Any
     }
 
 
+def _plan_url(request: HttpRequest, plan) -> str:
+    return resolve_url("roi:plan", org=request.org.slug, plan_id=plan.pk)
+
+
 def _target_text(value: float, unit: str) -> str:
     if unit == "share":
         return f"{value * 100:.4g} %"
@@ -233,29 +238,37 @@ def plan_task(request: HttpRequest, plan_id: int, task_id: str) -> HttpResponse:
 def plan_targets(request: HttpRequest, plan_id: int) -> HttpResponse:
     plan = plan_or_404(request, plan_id)
     form = PlanTargetsForm(request.POST)
-    status = invalid_status(request)
-    if form.is_valid():
-        try:
-            plan = services.update_plan(plan=plan, actor=actor(request), targets=form.targets())
-        except DomainError as exc:
-            form.apply_error(exc)
-        else:
-            status = 200
-            form = None
-            if not wants_fragment(request):
-                messages.success(request, "Targets saved.")
-                return redirect("roi:plan", org=request.org.slug, plan_id=plan.pk)
-    if not wants_fragment(request):
-        context = _detail_context(request, plan, form)
-        return render(request, "roi/plan_detail.html", context, status=status)
-    context = {
-        **_metrics_context(plan, form),
-        "can_edit": True,
-        "saved": form is None,
-        "plan": plan,
-        "models": list(models_for_org(org=request.org)[:100]),
-    }
-    return render(request, "roi/partials/plan_metrics.html", context, status=status)
+    fragment = wants_fragment(request)
+
+    def metrics(plan, form: PlanTargetsForm | None, status: int) -> HttpResponse:
+        """The page, or on HTMX the metrics card (``form=None``: saved, a fresh form)."""
+        if not fragment:
+            context = _detail_context(request, plan, form)
+            return render(request, "roi/plan_detail.html", context, status=status)
+        context = {
+            **_metrics_context(plan, form),
+            "can_edit": True,
+            "saved": form is None,
+            "plan": plan,
+            "models": list(models_for_org(org=request.org)[:100]),
+        }
+        return render(request, "roi/partials/plan_metrics.html", context, status=status)
+
+    return handle_form_post(
+        request,
+        form=form,
+        perform=lambda: services.update_plan(
+            plan=plan, actor=actor(request), targets=form.targets()
+        ),
+        apply_error=PlanTargetsForm.apply_error,
+        invalid_status=invalid_status(request),
+        # HTMX swaps the saved card in place (its "saved" badge says so); a page redirects.
+        success_message=None if fragment else "Targets saved.",
+        redirect_to=lambda saved: (
+            metrics(saved, None, 200) if fragment else _plan_url(request, saved)
+        ),
+        render_invalid=lambda status: metrics(plan, form, status),
+    )
 
 
 @require_POST

@@ -13,11 +13,11 @@ from typing import Any
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect, render, resolve_url
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import reswap
 
-from opshero.errors import DomainError
+from opshero.form_flow import handle_form_post
 from opshero.roles import Action
 from opshero.tenancy import org_view
 
@@ -166,83 +166,93 @@ def scenario_new(request: HttpRequest) -> HttpResponse:
         selectors.assessment_for_org, request, params.get("assessment"), "assessment"
     )
     workflow = params.get("workflow") or (assessment.workflow if assessment else "")
-    note = ""
-    status = 200
+
+    def page(form: CalculatorForm, status: int = 200, note: str = "") -> HttpResponse:
+        context = _page_context(
+            request,
+            form,
+            assessment=assessment,
+            workflow=workflow,
+            preset_note=note,
+            presets=[(w.value, Workflow(w.value).label) for w in PRESET_WORKFLOWS],
+        )
+        return render(request, "roi/calculator.html", context, status=status)
+
     if request.method == "POST":
         require_edit(request)
         form = CalculatorForm(request.POST)
-        if form.is_valid():
-            try:
-                scenario = services.create_scenario(
-                    organization=request.org,
-                    actor=actor(request),
-                    name=form.name,
-                    inputs=form.inputs.to_dict(),
-                    assessment=assessment,
-                    workflow=workflow if workflow in Workflow.values else "",
-                )
-            except DomainError as exc:
-                form.add_domain_error(exc)
-            else:
-                messages.success(request, f"Scenario \u201c{scenario.name}\u201d saved.")
-                return redirect("roi:scenario", org=request.org.slug, scenario_id=scenario.pk)
-        status = 422
-    else:
-        answers = WizardAnswers.from_dict(assessment.answers) if assessment else None
-        inputs, note = starting_inputs(
-            workflow=workflow,
-            answers=answers,
-            assessment_name=assessment.name if assessment else "",
-            local_tier=local_tier_of(assessment.result.get("inference_tiers"))
-            if assessment
-            else None,
+        return handle_form_post(
+            request,
+            form=form,
+            perform=lambda: services.create_scenario(
+                organization=request.org,
+                actor=actor(request),
+                name=form.name,
+                inputs=form.inputs.to_dict(),
+                assessment=assessment,
+                workflow=workflow if workflow in Workflow.values else "",
+            ),
+            apply_error=CalculatorForm.add_domain_error,
+            success_message=lambda scenario: f"Scenario \u201c{scenario.name}\u201d saved.",
+            redirect_to=lambda scenario: _scenario_url(request, scenario),
+            render_invalid=lambda status: page(form, status),
         )
-        name = f"{assessment.name} · ROI" if assessment else inputs.name
-        form = CalculatorForm(
-            inputs=inputs, name=name[:120], focus=assessment.placement if assessment else ""
-        )
-    context = _page_context(
-        request,
-        form,
-        assessment=assessment,
+    answers = WizardAnswers.from_dict(assessment.answers) if assessment else None
+    inputs, note = starting_inputs(
         workflow=workflow,
-        preset_note=note,
-        presets=[(w.value, Workflow(w.value).label) for w in PRESET_WORKFLOWS],
+        answers=answers,
+        assessment_name=assessment.name if assessment else "",
+        local_tier=local_tier_of(assessment.result.get("inference_tiers")) if assessment else None,
     )
-    return render(request, "roi/calculator.html", context, status=status)
+    name = f"{assessment.name} · ROI" if assessment else inputs.name
+    form = CalculatorForm(
+        inputs=inputs, name=name[:120], focus=assessment.placement if assessment else ""
+    )
+    return page(form, note=note)
 
 
 @org_view()
 def scenario_detail(request: HttpRequest, scenario_id: int) -> HttpResponse:
     scenario = scenario_or_404(request, scenario_id)
-    status = 200
+
+    def page(form: CalculatorForm, status: int = 200) -> HttpResponse:
+        context = _page_context(
+            request,
+            form,
+            scenario=scenario,
+            assessment=scenario.assessment,
+            workflow=scenario.workflow,
+        )
+        return render(request, "roi/calculator.html", context, status=status)
+
     if request.method == "POST":
         require_edit(request)
         form = CalculatorForm(request.POST)
-        if form.is_valid():
-            try:
-                scenario = services.update_scenario(
-                    scenario=scenario,
-                    actor=actor(request),
-                    name=form.name,
-                    inputs=form.inputs.to_dict(),
-                    expected_revision=_int(request.POST.get("revision")),
-                )
-            except DomainError as exc:
-                form.add_domain_error(exc)
-            else:
-                messages.success(request, "Scenario saved.")
-                return redirect("roi:scenario", org=request.org.slug, scenario_id=scenario.pk)
-        status = 409 if any("revision" in e for e in form.non_field_errors) else 422
-    else:
-        focus = scenario.assessment.placement if scenario.assessment else ""
-        form = CalculatorForm(
-            inputs=RoiInputs.from_dict(scenario.inputs), name=scenario.name, focus=focus
+        return handle_form_post(
+            request,
+            form=form,
+            perform=lambda: services.update_scenario(
+                scenario=scenario,
+                actor=actor(request),
+                name=form.name,
+                inputs=form.inputs.to_dict(),
+                expected_revision=_int(request.POST.get("revision")),
+            ),
+            apply_error=CalculatorForm.add_domain_error,
+            status_from_error=True,  # an edit of an older revision is a 409
+            success_message="Scenario saved.",
+            redirect_to=lambda saved: _scenario_url(request, saved),
+            render_invalid=lambda status: page(form, status),
         )
-    context = _page_context(
-        request, form, scenario=scenario, assessment=scenario.assessment, workflow=scenario.workflow
+    focus = scenario.assessment.placement if scenario.assessment else ""
+    form = CalculatorForm(
+        inputs=RoiInputs.from_dict(scenario.inputs), name=scenario.name, focus=focus
     )
-    return render(request, "roi/calculator.html", context, status=status)
+    return page(form)
+
+
+def _scenario_url(request: HttpRequest, scenario) -> str:
+    return resolve_url("roi:scenario", org=request.org.slug, scenario_id=scenario.pk)
 
 
 def _int(value: Any) -> int | None:

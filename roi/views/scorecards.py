@@ -11,10 +11,11 @@ from typing import Any
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect, render, resolve_url
 from django.views.decorators.http import require_GET, require_POST
 
 from opshero.errors import DomainError
+from opshero.form_flow import handle_form_post
 from opshero.htmx import wants_fragment
 from opshero.roles import Action
 from opshero.tenancy import org_view
@@ -117,23 +118,24 @@ def scorecard_new(request: HttpRequest) -> HttpResponse:
         form = ScorecardForm(request.POST)
         if _apply_op(form, request.POST.get("op", "")):
             return _page(request, form, assessment=assessment)
-        data = form.cleaned()
-        if not form.errors:
-            try:
-                scorecard = services.create_scorecard(
-                    organization=request.org,
-                    actor=actor(request),
-                    name=data["name"],
-                    candidates=data["candidates"],
-                    weights=data["weights"],
-                    assessment=assessment,
-                )
-            except DomainError as exc:
-                form.add_domain_error(exc)
-            else:
-                messages.success(request, f"Scorecard \u201c{scorecard.name}\u201d saved.")
-                return redirect("roi:scorecard", org=request.org.slug, scorecard_id=scorecard.pk)
-        return _page(request, form, status=422, assessment=assessment)
+        return handle_form_post(
+            request,
+            form=form,
+            perform=lambda: services.create_scorecard(
+                organization=request.org,
+                actor=actor(request),
+                name=form.cleaned_data["name"],
+                candidates=form.cleaned_data["candidates"],
+                weights=form.cleaned_data["weights"],
+                assessment=assessment,
+            ),
+            apply_error=ScorecardForm.add_domain_error,
+            success_message=lambda scorecard: f"Scorecard \u201c{scorecard.name}\u201d saved.",
+            redirect_to=lambda scorecard: _scorecard_url(request, scorecard),
+            render_invalid=lambda status: _page(
+                request, form, status=status, assessment=assessment
+            ),
+        )
     name = f"Stacks for {assessment.name}" if assessment else "Stack scorecard"
     form = ScorecardForm(initial={"candidates": []}, name=name[:120])
     form.add_candidate()
@@ -149,29 +151,31 @@ def scorecard_detail(request: HttpRequest, scorecard_id: int) -> HttpResponse:
         form = ScorecardForm(request.POST)
         if _apply_op(form, request.POST.get("op", "")):
             return _page(request, form, scorecard=scorecard, assessment=scorecard.assessment)
-        data = form.cleaned()
-        status = 422
-        if not form.errors:
-            try:
-                services.update_scorecard(
-                    scorecard=scorecard,
-                    actor=actor(request),
-                    name=data["name"],
-                    candidates=data["candidates"],
-                    weights=data["weights"],
-                    expected_revision=_int(request.POST.get("revision")),
-                )
-            except DomainError as exc:
-                form.add_domain_error(exc)
-                status = exc.status
-            else:
-                messages.success(request, "Scorecard saved.")
-                return redirect("roi:scorecard", org=request.org.slug, scorecard_id=scorecard.pk)
-        return _page(
-            request, form, status=status, scorecard=scorecard, assessment=scorecard.assessment
+        return handle_form_post(
+            request,
+            form=form,
+            perform=lambda: services.update_scorecard(
+                scorecard=scorecard,
+                actor=actor(request),
+                name=form.cleaned_data["name"],
+                candidates=form.cleaned_data["candidates"],
+                weights=form.cleaned_data["weights"],
+                expected_revision=_int(request.POST.get("revision")),
+            ),
+            apply_error=ScorecardForm.add_domain_error,
+            status_from_error=True,  # an edit of an older revision is a 409
+            success_message="Scorecard saved.",
+            redirect_to=lambda _: _scorecard_url(request, scorecard),
+            render_invalid=lambda status: _page(
+                request, form, status=status, scorecard=scorecard, assessment=scorecard.assessment
+            ),
         )
     form = ScorecardForm(initial=scorecard.as_dict(), name=scorecard.name)
     return _page(request, form, scorecard=scorecard, assessment=scorecard.assessment)
+
+
+def _scorecard_url(request: HttpRequest, scorecard) -> str:
+    return resolve_url("roi:scorecard", org=request.org.slug, scorecard_id=scorecard.pk)
 
 
 def _int(value: Any) -> int | None:

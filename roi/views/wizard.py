@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect
+from django.shortcuts import redirect, resolve_url
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import push_url
 
 from opshero.errors import DomainError
+from opshero.form_flow import handle_form_post
 from opshero.htmx import render_page, wants_fragment
 from opshero.tenancy import org_view
 
@@ -288,26 +288,38 @@ def _result_step(request: HttpRequest, step: WizardStep, state: dict[str, Any]) 
         return _render(request, step, state, form)
     require_edit(request)
     form = ResultStep(request.POST)
-    if form.is_valid():
+
+    def save() -> Any:
         state["name"] = form.cleaned_data["name"]
-        _save_state(request, state)
-        try:
-            assessment = services.create_assessment(
-                organization=request.org,
-                actor=actor(request),
-                answers=state["answers"],
-                name=form.cleaned_data["name"],
-            )
-        except DomainError as exc:
-            form.add_error(None, exc.message)
-            for key, reasons in exc.fields.items():
-                for reason in reasons:
-                    form.add_error(None, f"{key}: {reason}")
-        else:
-            request.session.pop(_key(request), None)
-            messages.success(request, f"Assessment \u201c{assessment.name}\u201d saved.")
-            return redirect("roi:assessment", org=request.org.slug, assessment_id=assessment.pk)
-    return _render(request, step, state, form, status=422)
+        _save_state(request, state)  # the name is kept even when saving fails
+        assessment = services.create_assessment(
+            organization=request.org,
+            actor=actor(request),
+            answers=state["answers"],
+            name=form.cleaned_data["name"],
+        )
+        request.session.pop(_key(request), None)
+        return assessment
+
+    return handle_form_post(
+        request,
+        form=form,
+        perform=save,
+        apply_error=_show_on_top,
+        success_message=lambda assessment: f"Assessment \u201c{assessment.name}\u201d saved.",
+        redirect_to=lambda assessment: resolve_url(
+            "roi:assessment", org=request.org.slug, assessment_id=assessment.pk
+        ),
+        render_invalid=lambda status: _render(request, step, state, form, status=status),
+    )
+
+
+def _show_on_top(form: ResultStep, error: DomainError) -> None:
+    """The answers' reasons belong to earlier steps: all of them go above the name."""
+    form.add_error(None, error.message)
+    for key, reasons in error.fields.items():
+        for reason in reasons:
+            form.add_error(None, f"{key}: {reason}")
 
 
 @require_POST

@@ -5,7 +5,7 @@ import pytest
 from opshero import services
 from opshero.actors import Actor
 from opshero.errors import Conflict, InvalidInput
-from opshero.models import AuditEvent, Membership, Organization
+from opshero.models import ApiToken, AuditEvent, Membership, Organization
 from opshero.roles import Role
 from tests.factories import make_user
 
@@ -114,3 +114,67 @@ def test_device_and_system_actors_are_recorded_without_a_user(world):
     event = AuditEvent.objects.get()
     assert (event.actor_kind, event.actor_user, event.actor_device_id) == ("device", None, "42")
     assert event.ip == "192.0.2.7"
+
+
+# --- personal API tokens ---------------------------------------------------------------------
+
+
+def test_issuing_a_token_is_audited_on_the_account_and_no_organisation_shows_it(
+    world, client, api_as
+):
+    owner = world.a.user(Role.APPROVER)
+    record, token = services.issue_api_token(
+        user=owner, name="laptop", actor=Actor.for_user(owner, "10.0.0.5")
+    )
+    event = AuditEvent.objects.get(verb="api_token.issued")
+    assert event.organization is None
+    assert (event.actor_user, event.ip) == (owner, "10.0.0.5")
+    assert (event.target_type, event.target_id) == ("opshero.apitoken", str(record.pk))
+    assert event.data == {"name": "laptop", "prefix": record.prefix}
+    assert token not in str(event.data) and token not in event.target_label
+    # The owner's own organisation does not show it: not the page, nor the API, nor the facets.
+    client.force_login(owner)
+    assert "api_token." not in client.get("/o/acme/audit/").content.decode()
+    body = api_as(owner).get("/api/v1/orgs/acme/audit-events/").json()
+    assert not [e for e in body["results"] if e["verb"].startswith("api_token.")]
+    assert AuditEvent.objects.filter(verb__startswith="api_token.").count() == 2  # + api_as
+
+
+def test_a_token_and_its_audit_event_are_written_together_or_not_at_all(monkeypatch):
+    user = make_user("ops-lead")
+
+    def fail(**kwargs):
+        raise RuntimeError("audit log unavailable")
+
+    monkeypatch.setattr(services, "record_audit_event", fail)
+    with pytest.raises(RuntimeError):
+        services.issue_api_token(user=user, name="laptop")
+    assert not ApiToken.objects.exists()
+
+
+def test_revoking_a_token_is_audited_once(world):
+    owner = world.a.user(Role.VIEWER)
+    record, _ = services.issue_api_token(user=owner, name="ci")
+    actor = Actor.for_user(owner, "10.0.0.6")
+    services.revoke_api_token(token=record, actor=actor)
+    assert not ApiToken.objects.filter(pk=record.pk).exists()
+    event = AuditEvent.objects.get(verb="api_token.revoked")
+    assert (event.organization, event.actor_user, event.ip) == (None, owner, "10.0.0.6")
+    assert event.target_id == str(record.pk) and event.data["prefix"] == record.prefix
+    # A second revocation of the same (stale) token changes nothing and records nothing.
+    services.revoke_api_token(token=record, actor=actor)
+    assert AuditEvent.objects.filter(verb="api_token.revoked").count() == 1
+
+
+def test_a_revocation_that_fails_keeps_the_token_and_records_nothing(world, monkeypatch):
+    owner = world.a.user(Role.VIEWER)
+    record, _ = services.issue_api_token(user=owner)
+
+    def fail(self, *args, **kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(ApiToken, "delete", fail)
+    with pytest.raises(RuntimeError):
+        services.revoke_api_token(token=record, actor=Actor.for_user(owner))
+    assert ApiToken.objects.filter(pk=record.pk).exists()
+    assert not AuditEvent.objects.filter(verb="api_token.revoked").exists()

@@ -20,7 +20,7 @@ from opshero.models import AuditEvent
 from opshero.roles import Role
 from tests import onnx_models
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def error_of(response):

@@ -52,6 +52,26 @@ def test_token_login_flow_stores_only_a_hash(api_client):
     assert_error(api_client.get("/api/v1/me/"), 401, "authentication_failed")
 
 
+def test_token_login_and_revocation_are_audited_with_the_address(api_client):
+    from opshero.models import AuditEvent
+
+    user = make_user("field-tech")
+    response = api_client.post(
+        "/api/v1/auth/token/",
+        {"username": "field-tech", "password": PASSWORD},
+        format="json",
+        REMOTE_ADDR="198.51.100.4",
+    )
+    assert response.status_code == 201
+    stored = ApiToken.objects.get(user=user)
+    issued = AuditEvent.objects.get(verb="api_token.issued")
+    assert (issued.actor_user, issued.ip, issued.organization) == (user, "198.51.100.4", None)
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {response.json()['token']}")
+    assert api_client.delete(f"/api/v1/auth/tokens/{stored.pk}/").status_code == 204
+    revoked = AuditEvent.objects.get(verb="api_token.revoked")
+    assert (revoked.actor_user, revoked.target_id) == (user, str(stored.pk))
+
+
 def test_token_endpoint_throttles_guessing(api_client, settings):
     make_user("target")
     for _ in range(settings.LOGIN_MAX_FAILURES):

@@ -1,0 +1,194 @@
+"""Step (f), ``gates``: the pass/fail decision, from the evidence the other steps recorded.
+
+Pure Python over the steps' ``data`` (no model is loaded); :class:`GateThresholds` sets each
+threshold and ``None`` disables a gate. Every failing reason is listed, and a step that failed
+outside any gate still fails the run, because its evidence is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from onnxcheck.results import FAILED, PASSED, StepResult, StepTimer
+
+
+@dataclass(frozen=True)
+class GateThresholds:
+    """Pass/fail thresholds; ``None`` disables a gate. Defaults follow the issue and MLPerf."""
+
+    max_unsupported_nodes: int = 0
+    require_target_constraints: bool = True
+    latency_budget_ms: float | None = None
+    max_int8_accuracy_drop_points: float | None = 1.0
+    max_ece: float | None = 0.05
+    min_accuracy: float | None = None
+    require_all_steps: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in self.__dataclass_fields__}
+
+
+def evaluate_gates(*, steps: Sequence[StepResult], thresholds: GateThresholds) -> StepResult:
+    """Decide pass/fail from the steps' data, listing every failing reason.
+
+    A gate whose evidence is absent for a legitimate reason (no labels, no budget) is
+    ``not_evaluated``; one whose evidence is missing because its step failed or was skipped
+    for a fault fails.
+    """
+    timer = StepTimer()
+    by_name = {step.name: step for step in steps}
+    gates: list[dict[str, Any]] = []
+
+    def gate(name: str, status: str, reasons: Sequence[str], **extra: Any) -> None:
+        gates.append({"name": name, "status": status, "reasons": list(reasons), **extra})
+
+    def step_failure(name: str) -> list[str] | None:
+        step = by_name.get(name)
+        if step is None:
+            return [f"step {name} did not run"]
+        if step.status == FAILED:
+            return [f"{name} failed: {finding}" for finding in step.findings] or [f"{name} failed"]
+        return None
+
+    for name in ("integrity", "inputs"):
+        failure = step_failure(name)
+        gate(name, FAILED if failure else PASSED, failure or [])
+
+    compat = by_name.get("compatibility")
+    if compat is None or "unsupported" not in compat.data:
+        gate("operators_supported", FAILED, step_failure("compatibility") or ["not checked"])
+        gate("target_constraints", FAILED, ["compatibility was not checked"])
+    else:
+        count = compat.data["unsupported_node_count"]
+        reasons = [
+            f"{item['operator']} unsupported on {compat.data['target']['name']} "
+            f"({item['reason']}): {item['node_count']} node(s): "
+            f"{', '.join(item['node_names'][:10])}"
+            for item in compat.data["unsupported"]
+        ]
+        ok = count <= thresholds.max_unsupported_nodes
+        gate(
+            "operators_supported",
+            PASSED if ok else FAILED,
+            [] if ok else reasons,
+            observed=count,
+            threshold=thresholds.max_unsupported_nodes,
+        )
+        violated = [c["detail"] for c in compat.data["constraints"] if not c["ok"]]
+        if thresholds.require_target_constraints:
+            gate("target_constraints", FAILED if violated else PASSED, violated)
+        else:
+            gate("target_constraints", "not_evaluated", violated)
+
+    latency = by_name.get("latency")
+    if thresholds.latency_budget_ms is None:
+        gate("latency_p95", "not_evaluated", ["no latency budget set"])
+    elif latency is None or latency.status != PASSED:
+        gate("latency_p95", FAILED, step_failure("latency") or ["latency was not measured"])
+    else:
+        slow = [
+            f"P95 {bucket['p95_ms']:.2f} ms > budget {thresholds.latency_budget_ms:.2f} ms "
+            f"at bucket {bucket['label']}"
+            for bucket in latency.data["buckets"]
+            if bucket["p95_ms"] > thresholds.latency_budget_ms
+        ]
+        gate(
+            "latency_p95",
+            FAILED if slow else PASSED,
+            slow,
+            observed=max(bucket["p95_ms"] for bucket in latency.data["buckets"]),
+            threshold=thresholds.latency_budget_ms,
+        )
+
+    int8 = by_name.get("quantization_int8")
+    has_labels = bool(by_name.get("inputs") and by_name["inputs"].data.get("has_labels"))
+    if thresholds.max_int8_accuracy_drop_points is None:
+        gate("int8_accuracy_drop", "not_evaluated", ["gate disabled"])
+    elif not has_labels:
+        gate("int8_accuracy_drop", "not_evaluated", ["no labelled inputs"])
+    elif int8 is None or int8.status != PASSED:
+        failure = step_failure("quantization_int8") or ["no INT8 evidence"]
+        gate("int8_accuracy_drop", FAILED, failure)
+    else:
+        drop = int8.data["fidelity"]["accuracy_drop_points"]
+        if drop is None:
+            gate("int8_accuracy_drop", FAILED, ["no class-score output to measure accuracy on"])
+        else:
+            ok = drop <= thresholds.max_int8_accuracy_drop_points
+            gate(
+                "int8_accuracy_drop",
+                PASSED if ok else FAILED,
+                []
+                if ok
+                else [
+                    f"INT8 accuracy drop {drop:.2f} points > "
+                    f"{thresholds.max_int8_accuracy_drop_points:.2f}"
+                ],
+                observed=drop,
+                threshold=thresholds.max_int8_accuracy_drop_points,
+            )
+
+    calibration = by_name.get("calibration")
+    for gate_name, key, limit, worse in (
+        ("ece", "ece", thresholds.max_ece, lambda v, t: v > t),
+        ("min_accuracy", "accuracy", thresholds.min_accuracy, lambda v, t: v < t),
+    ):
+        if limit is None:
+            gate(gate_name, "not_evaluated", ["gate disabled"])
+        elif not has_labels:
+            gate(gate_name, "not_evaluated", ["no labelled inputs"])
+        elif calibration is None or calibration.status != PASSED:
+            reasons = step_failure("calibration") or [
+                f"calibration did not run: {'; '.join(calibration.findings)}"
+                if calibration
+                else "calibration did not run"
+            ]
+            gate(gate_name, FAILED, reasons)
+        else:
+            value = calibration.data[key]
+            bad = worse(value, limit)
+            relation = ">" if gate_name == "ece" else "<"
+            gate(
+                gate_name,
+                FAILED if bad else PASSED,
+                [f"{key} {value:.4f} {relation} {limit}"] if bad else [],
+                observed=value,
+                threshold=limit,
+            )
+
+    # A step that failed outside any gate above (e.g. latency crashed while no budget was set,
+    # INT8 quantization failed without labels) still fails the run: evidence is missing.
+    gated = {g["name"] for g in gates if g["status"] == FAILED}
+    covered_by = {
+        "integrity": {"integrity"},
+        "inputs": {"inputs"},
+        "compatibility": {"operators_supported", "target_constraints"},
+        "latency": {"latency_p95"},
+        "quantization_int8": {"int8_accuracy_drop"},
+        "quantization_fp16": set(),
+        "calibration": {"ece", "min_accuracy"},
+    }
+    uncovered = [
+        reason
+        for step in steps
+        if step.status == FAILED
+        and not covered_by.get(step.name, set()) & gated
+        and step.name not in {"integrity", "inputs", "compatibility"}
+        for reason in (step_failure(step.name) or [])
+    ]
+    if thresholds.require_all_steps:
+        gate("steps_completed", FAILED if uncovered else PASSED, uncovered)
+    else:
+        gate("steps_completed", "not_evaluated", uncovered)
+
+    reasons = [reason for g in gates if g["status"] == FAILED for reason in g["reasons"]]
+    passed = not reasons
+    data = {
+        "passed": passed,
+        "gates": gates,
+        "reasons": reasons,
+        "thresholds": thresholds.to_dict(),
+    }
+    return StepResult("gates", PASSED if passed else FAILED, timer.ms(), reasons, data)
