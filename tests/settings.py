@@ -32,16 +32,21 @@ def _redis_db(url: str, db: int) -> str:
 
 
 if REDIS_URL:
-    # Tests flush their cache; keep that away from any other user of the server.
+    # Tests flush their cache and purge their queues; keep that away from any other user of
+    # the server. Two test runs side by side on one Redis pick other databases with
+    # OPSHERO_TEST_REDIS_DBS="<cache>,<broker>".
+    _cache_db, _broker_db = (
+        int(n) for n in os.environ.get("OPSHERO_TEST_REDIS_DBS", "14,15").split(",")
+    )
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": _redis_db(REDIS_URL, 14),
+            "LOCATION": _redis_db(REDIS_URL, _cache_db),
             "KEY_PREFIX": "opshero-test",
         }
     }
-    CELERY_BROKER_URL = _redis_db(REDIS_URL, 15)
-    CELERY_RESULT_BACKEND = _redis_db(REDIS_URL, 15)
+    CELERY_BROKER_URL = _redis_db(REDIS_URL, _broker_db)
+    CELERY_RESULT_BACKEND = _redis_db(REDIS_URL, _broker_db)
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     _broker = _tmp / "broker"
