@@ -16,6 +16,7 @@ class RegistryVerb(AuditVerb):
     MODEL_VERSION_RETIRED = "model_version.retired"
     VALIDATION_REQUESTED = "validation.requested"
     VALIDATION_FINISHED = "validation.finished"
+    VALIDATION_REVIEWED = "validation.reviewed"
     SIGNING_KEY_CREATED = "signing_key.created"
     SIGNING_KEY_ROTATED_OUT = "signing_key.rotated_out"
     SIGNING_KEY_RETIRED = "signing_key.retired"

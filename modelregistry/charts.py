@@ -7,7 +7,10 @@ Pages embed the JSON in ``<script type="application/json" data-plotly-for=...>``
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
+
+from onnxcheck.latency import format_ms, interval_text
 
 BLUE = "#206bc4"
 ORANGE = "#f76707"
@@ -29,19 +32,42 @@ def _figure(data: list[dict], layout: dict[str, Any]) -> str:
 
 
 def latency_histogram(bucket: dict[str, Any]) -> str | None:
-    """Distribution of run times for one shape bucket, with P50/P95/P99 marked."""
+    """Distribution of run times for one shape bucket, with P50/P95/P99 marked and each one's
+    confidence interval shaded (a P99 without its bound is not marked). The bins span the bulk
+    of the runs; slower runs are one bar past it, and a logarithmic axis is used when the
+    step chose logarithmic bins (``histogram.scale``)."""
     histogram = bucket.get("histogram") or {}
     edges, counts = histogram.get("edges_ms") or [], histogram.get("counts") or []
     if len(edges) < 2 or not counts:
         return None
-    centres = [(edges[i] + edges[i + 1]) / 2 for i in range(len(counts))]
+    log = histogram.get("scale") == "log"
+    if log:
+        centres = [(edges[i] * edges[i + 1]) ** 0.5 for i in range(len(counts))]
+    else:
+        centres = [(edges[i] + edges[i + 1]) / 2 for i in range(len(counts))]
     widths = [edges[i + 1] - edges[i] for i in range(len(counts))]
     shapes, annotations = [], []
-    marks = (("p50_ms", "P50", BLUE), ("p95_ms", "P95", ORANGE), ("p99_ms", "P99", "#d63939"))
+    marks = (("p50", "P50", BLUE), ("p95", "P95", ORANGE), ("p99", "P99", "#d63939"))
     for row, (key, label, colour) in enumerate(marks):
-        value = bucket.get(key)
-        if value is None:
+        value = bucket.get(f"{key}_ms")
+        low, high = bucket.get(f"{key}_ci_low_ms"), bucket.get(f"{key}_ci_high_ms")
+        if value is None or (key == "p99" and high is None):
             continue
+        if low is not None or high is not None:
+            shapes.append(
+                {
+                    "type": "rect",
+                    "x0": low if low is not None else value,
+                    "x1": high if high is not None else value,
+                    "yref": "paper",
+                    "y0": 0,
+                    "y1": 1,
+                    "fillcolor": colour,
+                    "opacity": 0.15,
+                    "line": {"width": 0},
+                    "layer": "below",
+                }
+            )
         shapes.append(
             {
                 "type": "line",
@@ -53,41 +79,62 @@ def latency_histogram(bucket: dict[str, Any]) -> str | None:
                 "line": {"color": colour, "dash": "dot", "width": 2},
             }
         )
+        interval = f" {interval_text(low, high)}" if low is not None or high is not None else ""
         annotations.append(
             {
-                "x": value,
+                "x": math.log10(value) if log and value > 0 else value,
                 "yref": "paper",
                 "y": 0.97 - 0.09 * row,
                 "xanchor": "left",
-                "text": f" {label} {value:.3g} ms",
+                "text": f" {label} {format_ms(value)} ms{interval}",
                 "showarrow": False,
                 "bgcolor": "rgba(255,255,255,0.8)",
                 "font": {"color": colour, "size": 11},
             }
         )
-    return _figure(
-        [
+    data = [
+        {
+            "type": "bar",
+            "x": centres,
+            "y": counts,
+            "width": widths,
+            "marker": {"color": BLUE, "opacity": 0.75},
+            "name": "runs",
+            "hovertemplate": "%{x:.3g} ms: %{y} runs<extra></extra>",
+        }
+    ]
+    overflow = histogram.get("overflow_count") or 0
+    top = edges[-1]
+    if overflow:
+        data.append(
             {
                 "type": "bar",
-                "x": centres,
-                "y": counts,
-                "width": widths,
-                "marker": {"color": BLUE, "opacity": 0.75},
-                "name": "runs",
-                "hovertemplate": "%{x:.3g} ms: %{y} runs<extra></extra>",
+                "x": [top * 1.08 if log else top + 1.5 * widths[-1]],
+                "y": [overflow],
+                "width": [top * 0.1 if log else 2 * widths[-1]],
+                "marker": {"color": GREY, "opacity": 0.75},
+                "name": "slower",
+                "hovertemplate": f"{overflow} runs slower than {format_ms(top)} ms "
+                f"(max {format_ms(histogram.get('max_ms'))} ms)<extra></extra>",
             }
-        ],
+        )
+    right = top * 1.2 if log else top + 3 * widths[-1]
+    if "overflow_count" not in histogram:  # reports before issue 9: bins span every run
+        right = min(edges[-1], 2 * (bucket.get("p99_ms") or edges[-1]))
+    xaxis: dict[str, Any] = {"title": {"text": "ms per inference"}}
+    if log:
+        xaxis.update(type="log", range=[math.log10(edges[0]), math.log10(right)])
+    else:
+        xaxis["range"] = [edges[0], right]
+    return _figure(
+        data,
         {
             "title": {
-                "text": f"Latency, bucket {bucket.get('label')} ({bucket.get('runs')} runs)",
+                "text": f"Latency, bucket {bucket.get('label')} ({bucket.get('runs')} runs; "
+                "shaded: 95 % confidence bounds)",
                 "font": {"size": 13},
             },
-            # Rare outliers (a GC pause, a context switch) would squash the distribution; the
-            # axis stops at twice the P99 and the table still reports the maximum.
-            "xaxis": {
-                "title": {"text": "ms per inference"},
-                "range": [edges[0], min(edges[-1], 2 * (bucket.get("p99_ms") or edges[-1]))],
-            },
+            "xaxis": xaxis,
             "yaxis": {"title": {"text": "runs"}},
             "shapes": shapes,
             "annotations": annotations,

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 from django import forms
+from django.conf import settings
+
+from onnxcheck.inputs import InputsRejected, open_axes, parse_shape_buckets
+from onnxcheck.inspection import ModelMetadata
 
 from .models import MlModel
 
@@ -28,7 +33,89 @@ class MlModelForm(forms.Form):
     )
 
 
-class UploadForm(forms.Form):
+def _parse_buckets(text: str):
+    """The raw-JSON (advanced) field: JSON in the form :func:`parse_shape_buckets` accepts."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise forms.ValidationError(f"Not JSON: {exc}.") from exc
+    try:
+        return parse_shape_buckets(value, max_axis_size=settings.VALIDATION_MAX_AXIS_SIZE)
+    except InputsRejected as exc:
+        raise forms.ValidationError(exc.message, code=exc.code) from exc
+
+
+_SIZES_RE = re.compile(r"^\s*\d+(\s*,\s*\d+)*\s*$")
+
+
+AXIS_FIELD_PREFIX = "axis__"
+
+
+class ShapeEditorMixin:
+    """One box per dynamic axis of the model (field ``axis__<key>``, ``key`` as in a bucket:
+    ``x[2]`` or a meaningful name), prefilled with a suggested size; what the boxes say becomes
+    ``{key: [sizes]}`` unless the raw-JSON ``shape_buckets`` field (the advanced fallback) is
+    filled. A box takes one size or several (``1, 8``: one bucket each)."""
+
+    shape_axes: list[dict]
+
+    def add_shape_editor(self, axes: list[dict], *, prefill: bool, from_data: bool) -> None:
+        self.shape_axes = []
+        for entry in axes:
+            name = f"{AXIS_FIELD_PREFIX}{entry['key']}"
+            sample_axis = entry.get("axis") == 0
+            dim = entry.get("dim")
+            spelled = f" '{dim}'" if isinstance(dim, str) else ""
+            suggested = entry.get("suggested")
+            data_fixed = from_data and not sample_axis
+            self.fields[name] = forms.CharField(
+                required=False,
+                label=f"{', '.join(entry.get('axes') or [entry['key']])}{spelled}",
+                help_text=f"e.g. {suggested}: {entry['reason']}" if entry.get("reason") else "",
+                initial=entry.get("initial", suggested if prefill and not data_fixed else ""),
+                widget=forms.TextInput(
+                    attrs={
+                        "inputmode": "numeric",
+                        "placeholder": (
+                            "from the uploaded inputs"
+                            if data_fixed
+                            else ("" if suggested is None else str(suggested))
+                        ),
+                        "data-shape-axis": entry["key"],
+                        "data-testid": f"shape-axis-{entry['key']}",
+                    }
+                ),
+            )
+            self.shape_axes.append({**entry, "field": name})
+
+    def axis_fields(self):
+        return [self[entry["field"]] for entry in getattr(self, "shape_axes", [])]
+
+    def clean_shape_editor(self, cleaned: dict) -> None:
+        if cleaned.get("shape_buckets") is not None or not getattr(self, "shape_axes", None):
+            return
+        spec: dict[str, list[int]] = {}
+        for entry in self.shape_axes:
+            text = (cleaned.get(entry["field"]) or "").strip()
+            if not text:
+                continue
+            if not _SIZES_RE.match(text):
+                self.add_error(entry["field"], "A size such as 224, or sizes such as 1, 8.")
+                continue
+            spec[entry["key"]] = [int(part) for part in text.split(",")]
+        if spec:
+            try:
+                cleaned["shape_buckets"] = parse_shape_buckets(
+                    spec, max_axis_size=settings.VALIDATION_MAX_AXIS_SIZE
+                )
+            except InputsRejected as exc:
+                self.add_error("shape_buckets", exc.message)
+
+
+class UploadForm(ShapeEditorMixin, forms.Form):
     version = forms.CharField(max_length=40, help_text="e.g. 1.4.0")
     artifact = forms.FileField(
         label="ONNX model", help_text="The .onnx file (weights inside).", allow_empty_file=True
@@ -40,42 +127,84 @@ class UploadForm(forms.Form):
     )
     shape_buckets = forms.CharField(
         required=False,
-        label="Shape buckets for dynamic axes (JSON, optional)",
-        help_text='e.g. {"batch": [1, 8]} or {"images[2]": [640, 1280]}',
+        label="Shape buckets as JSON (advanced, optional)",
+        help_text='e.g. {"images[2]": [640], "images[3]": [640]} or {"batch": [1, 8]}; or set '
+        "sizes in the boxes when you validate.",
     )
     release_notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(self, *args, axes: list[dict] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.shape_axes = []
+        if axes is not None:  # the model was read (the editor fragment): boxes with suggestions
+            self.add_shape_editor(axes, prefill=True, from_data=False)
+        elif self.is_bound:  # boxes the editor fragment added come back with the upload
+            keys = [
+                k.removeprefix(AXIS_FIELD_PREFIX)
+                for k in self.data
+                if k.startswith(AXIS_FIELD_PREFIX)
+            ]
+            self.add_shape_editor([{"key": key} for key in keys], prefill=False, from_data=False)
 
     def clean_shape_buckets(self):
         return _parse_buckets(self.cleaned_data["shape_buckets"])
 
-
-def _parse_buckets(text: str):
-    text = (text or "").strip()
-    if not text:
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise forms.ValidationError(f"Not JSON: {exc}.") from exc
-    if not isinstance(value, dict | list):
-        raise forms.ValidationError('Write an object such as {"batch": [1, 8]}.')
-    return value
+    def clean(self):
+        cleaned = super().clean()
+        self.clean_shape_editor(cleaned)
+        return cleaned
 
 
-class ValidateForm(forms.Form):
+class ValidateForm(ShapeEditorMixin, forms.Form):
     target = forms.ModelChoiceField(queryset=None, label="Hardware target")
     shape_buckets = forms.CharField(
         required=False,
-        label="Shape buckets (JSON, optional)",
-        help_text='Overrides the upload\'s buckets, e.g. {"batch": [1, 8]}',
+        label="Shape buckets as JSON (advanced, optional)",
+        help_text='Overrides the boxes above, e.g. {"x[2]": [224], "batch": [1, 8]}',
     )
     use_uploaded_inputs = forms.BooleanField(
         required=False, initial=True, label="Use the uploaded representative inputs"
     )
 
-    def __init__(self, *args, targets=None, **kwargs):
+    def __init__(self, *args, targets=None, version=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["target"].queryset = targets
+        self.shape_axes = []
+        if version is not None and version.metadata:
+            metadata = ModelMetadata.from_dict(version.metadata)
+            axes = open_axes(metadata.inputs, hints=dict(metadata.metadata_props))
+            stored = version.shape_buckets
+            if isinstance(stored, dict) and stored:
+                # Boxes start with the upload's buckets, so what is posted is complete.
+                for entry in axes:
+                    sizes = next(
+                        (stored[k] for k in [entry["key"], *entry["axes"]] if k in stored), None
+                    )
+                    sizes = [sizes] if isinstance(sizes, int) else sizes
+                    entry["initial"] = (
+                        ", ".join(map(str, sizes)) if isinstance(sizes, list) and sizes else ""
+                    )
+            # An explicit bucket list stays as uploaded: empty boxes keep it.
+            self.add_shape_editor(axes, prefill=not stored, from_data=bool(version.inputs_file))
 
     def clean_shape_buckets(self):
         return _parse_buckets(self.cleaned_data["shape_buckets"])
+
+    def clean(self):
+        cleaned = super().clean()
+        self.clean_shape_editor(cleaned)
+        return cleaned
+
+
+class ReviewForm(forms.Form):
+    """An approver's decision on a run whose latency gate stayed inconclusive."""
+
+    decision = forms.ChoiceField(
+        choices=[("accept", "Accept: the latency is good enough"), ("reject", "Reject")],
+        widget=forms.RadioSelect,
+    )
+    reason = forms.CharField(
+        max_length=1000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Kept with the run and in the audit log, e.g. what you measured on the device.",
+    )

@@ -104,18 +104,23 @@ class ValidationRun(models.Model):
 
     Re-running creates a new run with the next ``number``; the report of each is kept.
     ``status`` changes only through ``modelregistry.services.transition_run``:
-    queued → running → passed | failed | error (running again when a redelivered message
-    restarts it; error also when its worker attempts run out or it stops reporting).
+    queued → running → passed | failed | error | needs review (running again when a redelivered
+    message restarts it; error also when its worker attempts run out or it stops reporting).
+    *Needs review*: the latency gate stayed inconclusive after a re-measure; an approver accepts
+    (passed) or rejects (failed) it with a reason (``review_reason``, ``reviewed_by``).
     """
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
+        NEEDS_REVIEW = "needs_review", "Needs review"
         PASSED = "passed", "Passed"
         FAILED = "failed", "Failed"
         ERROR = "error", "Error"
 
     FINISHED = (Status.PASSED, Status.FAILED, Status.ERROR)
+    # The worker is done with these; only a review moves a needs-review run on.
+    MEASURED = (*FINISHED, Status.NEEDS_REVIEW)
 
     version = models.ForeignKey(
         ModelVersion, on_delete=models.CASCADE, related_name="validation_runs"
@@ -135,6 +140,11 @@ class ValidationRun(models.Model):
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
+    review_reason = models.TextField(blank=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
@@ -155,6 +165,11 @@ class ValidationRun(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in self.FINISHED
+
+    @property
+    def is_measured(self) -> bool:
+        """The worker is done (finished, or waiting for an approver's review)."""
+        return self.status in self.MEASURED
 
 
 class SigningKey(models.Model):

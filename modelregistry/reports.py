@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from onnxcheck.latency import bucket_sentence, load_sentence, quantile_text
 from onnxcheck.pipeline import STEP_ORDER
 
 from . import charts
@@ -102,6 +103,29 @@ def _variant_row(step: dict[str, Any] | None, kind: str) -> dict[str, Any]:
     }
 
 
+def compatibility_view(data: dict[str, Any]) -> dict[str, Any]:
+    """The compatibility step's data, with the graph every figure is about.
+
+    Reports written before figures named their graph keep their meaning: ``graph_analysed``
+    then began "after onnxruntime basic optimisation" for the optimised graph and "as uploaded"
+    otherwise. ``per_graph`` lists one row per analysed graph (one per shape bucket for
+    static-shape targets) for the page's table.
+    """
+    view = dict(data)
+    if not view.get("graph") and view.get("graph_analysed"):
+        analysed = str(view["graph_analysed"])
+        view["graph"] = "optimised" if analysed.startswith("after") else "original"
+    if not view.get("node_count_note") and view.get("uploaded_node_count") is not None:
+        view["node_count_note"] = (
+            f"the uploaded graph has {view['uploaded_node_count']} nodes; the analysed graph "
+            f"({view.get('graph', 'unknown')}) has {view.get('node_count')}"
+        )
+    fixed_graphs = view.get("fixed_graphs") or []
+    show = len(fixed_graphs) > 1 or any("error" in entry for entry in fixed_graphs)
+    view["per_graph"] = fixed_graphs if show else []
+    return view
+
+
 def report_view(run: ValidationRun) -> dict[str, Any] | None:
     report = run.report
     if not report:
@@ -115,6 +139,9 @@ def report_view(run: ValidationRun) -> dict[str, Any] | None:
                 **bucket,
                 "chart_id": f"latency-{run.pk}-{index}",
                 "chart": charts.latency_histogram(bucket),
+                # "P95 0.013 ms [0.012-0.015]"; P99 only with its bound (299 runs and more).
+                **{f"{q}_text": quantile_text(bucket, q) for q in ("p50", "p95", "p99")},
+                "sentence": bucket_sentence(bucket) if "runs" in bucket else "",
             }
         )
     calibration = _step(report, "calibration") or {}
@@ -124,6 +151,8 @@ def report_view(run: ValidationRun) -> dict[str, Any] | None:
     inputs = _step(report, "inputs") or {}
     return {
         "passed": report.get("passed"),
+        # passed | failed | inconclusive (reports before issue 9 only have "passed").
+        "verdict": report.get("verdict") or ("passed" if report.get("passed") else "failed"),
         "reasons": report.get("reasons", []),
         "label": report.get("measurement_label"),
         "environment": report.get("environment", {}),
@@ -134,9 +163,10 @@ def report_view(run: ValidationRun) -> dict[str, Any] | None:
             "status": latency.get("status"),
             "findings": latency.get("findings", []),
             "buckets": buckets,
+            "load_sentence": load_sentence(latency_data) if latency_data.get("buckets") else "",
         },
         "compatibility": {
-            **(compatibility.get("data") or {}),
+            **compatibility_view(compatibility.get("data") or {}),
             "status": compatibility.get("status"),
             "findings": compatibility.get("findings", []),
         },

@@ -23,10 +23,26 @@ from django.utils import timezone
 
 from fleet.models import HardwareTarget
 from fleet.selectors import target_profile
-from onnxcheck.inputs import InputsRejected, load_representative_inputs, resolve_shape_buckets
-from onnxcheck.inspection import ModelMetadata, ModelRejected, inspect_model, sha256_file
+from onnxcheck.inputs import (
+    InputsRejected,
+    ShapeBucketsSpec,
+    canonical_shape_buckets,
+    load_representative_inputs,
+    npz_array_shapes,
+    open_axes,
+    parse_shape_buckets,
+    resolve_shape_buckets,
+)
+from onnxcheck.inspection import (
+    ModelMetadata,
+    ModelRejected,
+    TensorSpec,
+    inspect_model,
+    sha256_file,
+)
+from onnxcheck.results import scrub_paths
 from opshero.actors import Actor
-from opshero.errors import Conflict, InvalidInput
+from opshero.errors import Conflict, DomainError, InvalidInput
 from opshero.models import Organization
 from opshero.naming import unique_name
 from opshero.services import record_audit_event
@@ -73,7 +89,10 @@ RUN_TRANSITIONS: dict[str, set[str]] = {
     R.QUEUED: {R.RUNNING, R.ERROR},
     # running → running: a redelivered message restarts a run whose worker died. The reaper
     # (fail_stale_runs) and the attempts limit end a run in error.
-    R.RUNNING: {R.RUNNING, R.PASSED, R.FAILED, R.ERROR},
+    # needs review: the latency gate stayed inconclusive after its re-measure.
+    R.RUNNING: {R.RUNNING, R.PASSED, R.FAILED, R.ERROR, R.NEEDS_REVIEW},
+    # An approver accepts (passed) or rejects (failed) it, with a reason: review_validation_run.
+    R.NEEDS_REVIEW: {R.PASSED, R.FAILED},
     R.PASSED: set(),
     R.FAILED: set(),
     R.ERROR: set(),
@@ -218,6 +237,92 @@ def _check_version_label(model: MlModel, version: str) -> str:
     return version
 
 
+# --- shape buckets -------------------------------------------------------------------------------
+
+_BUCKET_CODES = {"invalid_shape_bucket", "shape_bucket_too_large", "missing_shape_bucket"}
+
+
+def _bucket_budgets() -> dict[str, int]:
+    return {
+        "max_axis_size": settings.VALIDATION_MAX_AXIS_SIZE,
+        "max_tensor_bytes": settings.VALIDATION_MAX_TENSOR_BYTES,
+    }
+
+
+def _shape_buckets_error(exc: InputsRejected) -> DomainError:
+    """A malformed or over-budget spec is a 400 on ``shape_buckets``; a well-formed spec that
+    leaves axes open is a 422 listing every open axis with a suggested size (``details``)."""
+    fields = {"shape_buckets": [exc.message]}
+    if exc.code == "missing_shape_bucket":
+        details = {
+            "open_axes": exc.details.get("open_axes", []),
+            "suggested_shape_buckets": exc.details.get("suggested_shape_buckets", {}),
+        }
+        return InvalidInput(exc.message, fields=fields, code=exc.code, details=details)
+    return DomainError(exc.message, fields=fields, code=exc.code)
+
+
+def check_shape_buckets(
+    *,
+    value: Any,
+    inputs: tuple[TensorSpec, ...],
+    hints: dict[str, str] | None = None,
+    data_shapes: dict[str, tuple[int, ...]] | None = None,
+    allow_open: bool = False,
+) -> ShapeBucketsSpec | None:
+    """Check a shape-bucket spec from a request against the model and the budgets in settings
+    (``VALIDATION_MAX_AXIS_SIZE``, ``VALIDATION_MAX_TENSOR_BYTES``) before any worker allocates
+    memory; return it as stored (placeholder keys such as ``"?"`` rewritten to ``input[axis]``).
+    ``allow_open`` (uploads): axes left open are not an error yet."""
+    budgets = _bucket_budgets()
+    try:
+        parsed = parse_shape_buckets(value, max_axis_size=budgets["max_axis_size"])
+        if parsed is not None or not allow_open:
+            resolve_shape_buckets(
+                inputs=inputs,
+                spec=parsed,
+                data_shapes=data_shapes,
+                hints=hints,
+                allow_open=allow_open,
+                **budgets,
+            )
+    except InputsRejected as exc:
+        raise _shape_buckets_error(exc) from exc
+    return canonical_shape_buckets(inputs=inputs, spec=parsed)
+
+
+def open_axes_of_upload(*, artifact) -> list[dict[str, Any]] | None:
+    """The dynamic axes of an uploaded ONNX file, each with a suggested size, for the upload
+    form's shape editor (nothing is stored); ``None`` when the file is not a readable model
+    (the upload itself then says what is wrong)."""
+    if artifact is None or artifact.size > settings.MODEL_UPLOAD_MAX_BYTES:
+        return None
+    path, temporary = _local_path(artifact)
+    try:
+        metadata = inspect_model(path=path, max_bytes=settings.MODEL_UPLOAD_MAX_BYTES)
+        return open_axes(
+            _tensor_specs_or_empty(metadata.inputs), hints=dict(metadata.metadata_props)
+        )
+    except ModelRejected:
+        return None
+    finally:
+        if temporary:
+            path.unlink(missing_ok=True)
+
+
+def _tensor_specs_or_empty(inputs: tuple[TensorSpec, ...]) -> tuple[TensorSpec, ...]:
+    return tuple(spec for spec in inputs if spec.kind == "tensor" and spec.shape is not None)
+
+
+def _stored_npz_shapes(version: ModelVersion) -> dict[str, tuple[int, ...]] | None:
+    """Array shapes of a version's stored inputs, read from the .npz headers only."""
+    try:
+        with version.inputs_file.open("rb") as handle:
+            return npz_array_shapes(handle)
+    except (InputsRejected, OSError):
+        return None  # the worker reports unreadable inputs as a failed step
+
+
 def upload_version(
     *,
     model: MlModel,
@@ -256,13 +361,24 @@ def upload_version(
             message = exc.message.replace(path.name, shown_name)  # not the server's temp name
             raise InvalidInput(message, fields={"artifact": [message]}, code=exc.code) from exc
         sha256 = getattr(artifact, "sha256", None) or sha256_file(path)
+        shape_buckets = check_shape_buckets(
+            value=shape_buckets,
+            inputs=metadata.inputs,
+            hints=dict(metadata.metadata_props),
+            allow_open=True,
+        )
         if inputs_file is not None:
             inputs_path, inputs_temporary = _local_path(inputs_file)
             try:
                 load_representative_inputs(
-                    npz_path=inputs_path, inputs=metadata.inputs, shape_buckets=shape_buckets
+                    npz_path=inputs_path,
+                    inputs=metadata.inputs,
+                    shape_buckets=shape_buckets,
+                    **_bucket_budgets(),
                 )
             except InputsRejected as exc:
+                if exc.code in _BUCKET_CODES:
+                    raise _shape_buckets_error(exc) from exc
                 shown = Path(getattr(inputs_file, "name", "") or "inputs.npz").name
                 message = exc.message.replace(inputs_path.name, shown)
                 raise InvalidInput(
@@ -392,16 +508,16 @@ def start_validation(
         )
     synthetic = not (use_uploaded_inputs and version.inputs_file)
     buckets = shape_buckets if shape_buckets not in (None, "", {}) else version.shape_buckets
-    if synthetic:
-        # Refuse now, not minutes later on a worker: every dynamic axis needs a size.
-        try:
-            resolve_shape_buckets(
-                inputs=ModelMetadata.from_dict(version.metadata).inputs, spec=buckets
-            )
-        except InputsRejected as exc:
-            raise InvalidInput(
-                exc.message, fields={"shape_buckets": [exc.message]}, code=exc.code
-            ) from exc
+    # Refuse now, not minutes later on a worker: every dynamic axis needs a size, within budget.
+    metadata = ModelMetadata.from_dict(version.metadata)
+    data_shapes = None if synthetic else _stored_npz_shapes(version)
+    buckets = check_shape_buckets(
+        value=buckets,
+        inputs=metadata.inputs,
+        hints=dict(metadata.metadata_props),
+        data_shapes=data_shapes,
+        allow_open=not synthetic and data_shapes is None,  # unreadable: the worker says why
+    )
     transition_version(version=version, to=ModelVersion.Status.VALIDATING)
     number = (
         ValidationRun.objects.filter(version=version, target=target).aggregate(n=Max("number"))["n"]
@@ -431,12 +547,13 @@ def start_validation(
 
 def _finish_version_status(version: ModelVersion) -> None:
     """After a run ends: validated when the newest finished run passed, rejected otherwise,
-    still validating while another run is queued or running."""
+    still validating while another run is queued, running or waiting for its review."""
     version = ModelVersion.objects.select_for_update().get(pk=version.pk)
     if version.status != ModelVersion.Status.VALIDATING:
         return
     runs = version.validation_runs.all()
-    if runs.filter(status__in=[ValidationRun.Status.QUEUED, ValidationRun.Status.RUNNING]).exists():
+    pending = [R.QUEUED, R.RUNNING, R.NEEDS_REVIEW]
+    if runs.filter(status__in=pending).exists():
         return
     latest = runs.filter(finished_at__isnull=False).order_by("-finished_at", "-pk").first()
     passed = latest is not None and latest.status == ValidationRun.Status.PASSED
@@ -449,7 +566,7 @@ def _finish_version_status(version: ModelVersion) -> None:
 def _finish_run(run: ValidationRun, *, status: str, error: str = "", report=None) -> None:
     with transaction.atomic():
         locked = ValidationRun.objects.select_for_update().get(pk=run.pk)
-        if locked.is_finished:
+        if locked.is_measured:
             return
         changes: dict[str, Any] = {"error": error[:4000], "finished_at": timezone.now()}
         if report is not None:
@@ -506,7 +623,7 @@ def execute_validation_run(*, run_id: int) -> ValidationRun:
             .select_related("version__model", "target")
             .get(pk=run_id)
         )
-        if run.is_finished:
+        if run.is_measured:  # finished, or waiting for its review: a redelivery changes nothing
             return run
         run.attempts += 1
         if run.attempts > settings.VALIDATION_MAX_ATTEMPTS:
@@ -556,8 +673,13 @@ def execute_validation_run(*, run_id: int) -> ValidationRun:
             if run.synthetic_inputs
             else _fetch(version.inputs_file, stored, "inputs.npz"),
             shape_buckets=run.shape_buckets,
+            **_bucket_budgets(),
         )
+        display_names = {str(artifact_path): version.file_name or "model.onnx"}
+        if inputs.npz_path is not None:
+            display_names[str(inputs.npz_path)] = "inputs.npz"
         report = run_validation(
+            display_names=display_names,
             model_path=artifact_path,
             expected_sha256=version.sha256,
             target=target_profile(run.target),
@@ -568,23 +690,89 @@ def execute_validation_run(*, run_id: int) -> ValidationRun:
             limits=StepLimits(address_space_bytes=settings.VALIDATION_ADDRESS_SPACE_BYTES),
             max_model_bytes=settings.MODEL_UPLOAD_MAX_BYTES,
             intra_op_num_threads=settings.VALIDATION_THREADS,
+            host_shared=settings.VALIDATION_HOST_SHARED,
         )
         report_dict = report.to_dict()
         digest = report.report_digest()
         _keep_variants(run, report_dict)
     except Exception as exc:
         logger.exception("Validation run %s failed", run.pk)
-        _finish_run(run, status=ValidationRun.Status.ERROR, error=f"{type(exc).__name__}: {exc}")
+        error = scrub_paths(f"{type(exc).__name__}: {exc}", {str(workdir): ""})
+        _finish_run(run, status=ValidationRun.Status.ERROR, error=error)
         raise
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     _finish_run(
         run,
-        status=ValidationRun.Status.PASSED if report.passed else ValidationRun.Status.FAILED,
+        status={"passed": R.PASSED, "inconclusive": R.NEEDS_REVIEW}.get(report.verdict, R.FAILED),
         report={"dict": report_dict, "digest": digest},
     )
     run.refresh_from_db()
     return run
+
+
+REVIEW_DECISIONS = {"accept": R.PASSED, "reject": R.FAILED}
+
+
+@transaction.atomic
+def review_validation_run(
+    *, run: ValidationRun, actor: Actor, decision: str, reason: str
+) -> ValidationRun:
+    """An approver's decision on a run whose latency gate stayed inconclusive: ``accept``
+    makes it passed, ``reject`` failed; the version then follows as after any finished run.
+    The reason is required and audited. Callers check the role (``Action.REVIEW_VALIDATIONS``).
+    """
+    reason = (reason or "").strip()
+    if decision not in REVIEW_DECISIONS:
+        raise InvalidInput(
+            "Accept or reject the run.", fields={"decision": ["One of accept, reject."]}
+        )
+    if not reason:
+        raise InvalidInput(
+            "Say why: the reason is kept with the run and in the audit log.",
+            fields={"reason": ["Required."]},
+        )
+    locked = (
+        ValidationRun.objects.select_for_update(of=("self",))
+        .select_related("version__model", "target")
+        .get(pk=run.pk)
+    )
+    if locked.status != R.NEEDS_REVIEW:
+        raise Conflict(
+            f"Validation run #{locked.number} is {locked.get_status_display().lower()}; only a "
+            "run that needs review can be accepted or rejected.",
+            code="not_in_review",
+        )
+    transition_run(
+        run=locked,
+        to=REVIEW_DECISIONS[decision],
+        review_reason=reason[:4000],
+        reviewed_by=actor.user,
+        reviewed_at=timezone.now(),
+    )
+    _finish_version_status(locked.version)
+    steps = (locked.report or {}).get("steps") or []
+    gates_step = next((step for step in steps if step.get("name") == "gates"), {})
+    latency_gate = next(
+        (g for g in (gates_step.get("data") or {}).get("gates", []) if g["name"] == "latency_p95"),
+        {},
+    )
+    record_audit_event(
+        organization=locked.version.model.organization,
+        actor=actor,
+        verb=RegistryVerb.VALIDATION_REVIEWED,
+        target=locked.version,
+        data={
+            "run": locked.pk,
+            "number": locked.number,
+            "target": locked.target.name,
+            "decision": decision,
+            "status": locked.status,
+            "reason": reason[:1000],
+            "latency_gate": latency_gate.get("reasons", [])[:5],
+        },
+    )
+    return locked
 
 
 def fail_stale_runs(*, older_than_seconds: int) -> int:

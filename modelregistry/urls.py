@@ -10,6 +10,11 @@ urlpatterns = [
     path("models/", views.model_list, name="models"),
     path("models/<int:model_id>/", views.model_detail, name="model"),
     path("models/<int:model_id>/upload/", views.version_upload, name="version-upload"),
+    path(
+        "models/<int:model_id>/upload/shapes/",
+        views.upload_shape_editor,
+        name="upload-shape-editor",
+    ),
     path("models/versions/<int:version_id>/", views.version_detail, name="version"),
     path(
         "models/versions/<int:version_id>/validate/",
@@ -34,6 +39,7 @@ urlpatterns = [
     ),
     path("models/compare/", views.version_compare, name="version-compare"),
     path("models/runs/<int:run_id>/progress/", views.run_progress, name="run-progress"),
+    path("models/runs/<int:run_id>/review/", views.run_review, name="run-review"),
     path(
         "models/runs/<int:run_id>/variants/<str:kind>/register/",
         views.variant_register,

@@ -19,7 +19,7 @@ from opshero.tenancy import org_view
 
 from . import reports, services, signing_services, uploads
 from . import selectors as ms
-from .forms import MlModelForm, UploadForm, ValidateForm
+from .forms import MlModelForm, ReviewForm, UploadForm, ValidateForm
 from .models import MlModel, ModelVersion, SigningKey, ValidationRun
 
 
@@ -39,6 +39,7 @@ def _perms(request) -> dict:
         "can_manage": request.membership.can(Action.MANAGE_MODELS),
         "can_sign": request.membership.can(Action.SIGN_MODELS),
         "can_keys": request.membership.can(Action.MANAGE_SIGNING_KEYS),
+        "can_review": request.membership.can(Action.REVIEW_VALIDATIONS),
     }
 
 
@@ -190,13 +191,28 @@ def _version_upload(request: HttpRequest, model_id: int, too_large: int | None) 
     )
 
 
+@require_POST
+@org_view(Action.MANAGE_MODELS)
+def upload_shape_editor(request: HttpRequest, model_id: int) -> HttpResponse:
+    """The upload form's shape editor (an htmx fragment): the chosen file is read and one box
+    per dynamic axis comes back, prefilled with a suggested size. Nothing is stored."""
+    _model_or_404(request, model_id)
+    axes = services.open_axes_of_upload(artifact=request.FILES.get("artifact"))
+    form = UploadForm(axes=axes or [])
+    return render(
+        request,
+        "modelregistry/partials/upload_shape_editor.html",
+        {"form": form, "readable": axes is not None},
+    )
+
+
 # --- versions -------------------------------------------------------------------------------------
 
 
 def _version_context(request, version: ModelVersion, **extra) -> dict:
     runs = list(ms.runs_for_version(version=version))
     selected = None
-    run_id = request.GET.get("run")
+    run_id = str(extra.pop("selected_run_id", "") or request.GET.get("run") or "")
     if run_id:
         selected = next((r for r in runs if str(r.pk) == run_id), None)
     selected = selected or next((r for r in runs if r.report), None) or (runs[0] if runs else None)
@@ -217,9 +233,16 @@ def _version_context(request, version: ModelVersion, **extra) -> dict:
         or (
             ValidateForm(
                 targets=targets,
+                version=version,
                 initial={"target": targets.filter(builtin_key="cpu").first() or targets.first()},
             )
             if perms["can_manage"]
+            else None
+        ),
+        "review_form": extra.pop("review_form", None)
+        or (
+            ReviewForm()
+            if perms["can_review"] and selected and selected.status == "needs_review"
             else None
         ),
         "signatures": list(ms.signatures_for_version(version=version)),
@@ -245,7 +268,7 @@ def version_detail(request: HttpRequest, version_id: int) -> HttpResponse:
 def version_validate(request: HttpRequest, version_id: int) -> HttpResponse:
     version = _version_or_404(request, version_id)
     targets = fleet_selectors.targets_for_org(org=request.org)
-    form = ValidateForm(request.POST, targets=targets)
+    form = ValidateForm(request.POST, targets=targets, version=version)
 
     def page(status: int) -> HttpResponse:
         version.refresh_from_db()
@@ -268,6 +291,37 @@ def version_validate(request: HttpRequest, version_id: int) -> HttpResponse:
     )
 
 
+@require_POST
+@org_view(Action.REVIEW_VALIDATIONS)
+def run_review(request: HttpRequest, run_id: int) -> HttpResponse:
+    """An approver accepts or rejects a run that needs review, with a reason."""
+    run = ms.run_for_org(org=request.org, pk=run_id)
+    if run is None:
+        raise Http404("No such run.")
+    form = ReviewForm(request.POST)
+    page_url = f"/o/{request.org.slug}/models/versions/{run.version_id}/?run={run.pk}"
+
+    def page(status: int) -> HttpResponse:
+        context = _version_context(request, run.version, review_form=form, selected_run_id=run.pk)
+        return render(request, "modelregistry/version_detail.html", context, status=status)
+
+    return handle_form_post(
+        request,
+        form=form,
+        perform=lambda: services.review_validation_run(
+            run=run,
+            actor=_actor(request),
+            decision=form.cleaned_data["decision"],
+            reason=form.cleaned_data["reason"],
+        ),
+        success_message=lambda done: (
+            f"Run #{done.number} {'accepted' if done.status == 'passed' else 'rejected'}."
+        ),
+        redirect_to=lambda _: page_url,
+        render_invalid=page,
+    )
+
+
 @require_GET
 @org_view()
 def run_progress(request: HttpRequest, run_id: int) -> HttpResponse:
@@ -282,7 +336,7 @@ def run_progress(request: HttpRequest, run_id: int) -> HttpResponse:
         {"run": run, "progress": reports.step_progress(run)},
         fragment="modelregistry/partials/run_progress.html",
     )
-    if run.is_finished and request.htmx and request.GET.get("poll"):
+    if run.is_measured and request.htmx and request.GET.get("poll"):
         response["HX-Refresh"] = "true"
     return response
 

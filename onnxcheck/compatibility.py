@@ -1,10 +1,14 @@
 """Step (b), ``compatibility``: can the target run every node, within its constraints?
 
-The graph is analysed as onnxruntime offers it to an execution provider, after its basic
-optimisations (:func:`graph_as_partitioned`). Each node is checked against the target's operator
-list (:mod:`onnxcheck.operators`); shapes are inferred on a weightless skeleton of the graph with
-the inputs fixed to the largest shape bucket; and the target's constraints are checked: static
-shapes, quantized only, model size, and memory budget against :func:`estimate_peak_memory`.
+Each figure is about one graph, and says which: ``original`` (as uploaded), ``optimised`` (after
+onnxruntime's basic optimisations, what an execution provider is offered) or ``fixed to
+<bucket>``. Targets that take static shapes only (NNAPI, Core ML) are judged per shape bucket on
+the graph they really get: the inputs fixed with onnxruntime's own tool, optimised and
+partitioned exactly as onnxruntime's mobile usability checker does (:mod:`onnxcheck.fixing`).
+Other targets (CPU) are judged on the optimised dynamic graph (:func:`graph_as_partitioned`).
+Each node is checked against the target's operator list (:mod:`onnxcheck.operators`); and the
+target's constraints are checked: static shapes, quantized only, model size, and memory budget
+against :func:`estimate_peak_memory` at the largest shape bucket.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import onnx
 import onnx.inliner
 from onnx import TensorProto
 
+from onnxcheck import fixing
 from onnxcheck.inputs import RepresentativeInputs
 from onnxcheck.inspection import (
     DEFAULT_MAX_MODEL_BYTES,
@@ -210,6 +215,253 @@ def graph_as_partitioned(
     )
 
 
+GRAPH_ORIGINAL = "original"
+GRAPH_OPTIMISED = "optimised"
+
+
+def _operator_verdict(
+    node: onnx.NodeProto, target: TargetProfile, opsets: Mapping[str, int]
+) -> tuple[str, int | None, int | None, Any, str | None]:
+    """(domain, opset, since_version, list entry, reason the operator is unsupported or None).
+
+    Only the operator list and its opset ranges; rank and shape conditions are checked by the
+    caller for the graph it analyses.
+    """
+    domain = "" if node.domain in {"", "ai.onnx"} else node.domain
+    opset = opsets.get(domain)
+    since = resolve_since_version(domain=domain, op_type=node.op_type, opset=opset)
+    if opset is None:
+        reason = f"the model imports no opset for domain {display_domain(domain)}"
+        return domain, opset, since, None, reason
+    if since is None:
+        return domain, opset, since, None, f"onnxruntime has no schema for it at opset {opset}"
+    entry = target.find(domain=domain, op_type=node.op_type, since_version=since)
+    if entry is None:
+        listed = target.entries_for(domain=domain, op_type=node.op_type)
+        reason = (
+            f"listed only for opsets {_ranges(listed)}, node resolves to {since}"
+            if listed
+            else f"not in the {target.name} operator list"
+        )
+        return domain, opset, since, None, reason
+    return domain, opset, since, entry, None
+
+
+def _opsets_of(model: onnx.ModelProto) -> dict[str, int]:
+    return {
+        ("" if opset.domain == "ai.onnx" else opset.domain): int(opset.version)
+        for opset in model.opset_import
+    }
+
+
+class _Findings:
+    """Unsupported nodes grouped by operator and reason, and caveats of supported ones."""
+
+    def __init__(self, target: TargetProfile) -> None:
+        self.target = target
+        self.unsupported: dict[tuple[str, str, int | None, str], dict[str, Any]] = {}
+        self.caveats: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def add_unsupported(
+        self,
+        *,
+        node: onnx.NodeProto,
+        node_name: str,
+        verdict: tuple[str, int | None, int | None, Any, str | None],
+        reason: str,
+        kind: str,
+    ) -> None:
+        domain, opset, since, _entry, _ = verdict
+        # A reason naming a tensor would split one operator into many rows; group by kind.
+        key_reason = reason if kind == fixing.UNSUPPORTED_OPERATOR else kind
+        item = self.unsupported.setdefault(
+            (domain, node.op_type, since, key_reason),
+            {
+                "operator": operator_label(domain, node.op_type),
+                "domain": domain,
+                "op_type": node.op_type,
+                "opset": opset,
+                "since_version": since,
+                "reason": reason,
+                "kind": kind,
+                "node_count": 0,
+                "node_names": [],
+            },
+        )
+        item["node_count"] += 1
+        if len(item["node_names"]) < _MAX_NODE_NAMES:
+            item["node_names"].append(node_name)
+
+    def add_supported(self, *, node: onnx.NodeProto, entry: Any, domain: str) -> None:
+        if entry is not None and entry.note and not entry.note.startswith("kernel types"):
+            caveat = self.caveats.setdefault(
+                (domain, node.op_type),
+                {"operator": operator_label(domain, node.op_type), "note": entry.note, "nodes": 0},
+            )
+            caveat["nodes"] += 1
+
+    def unsupported_rows(self) -> list[dict[str, Any]]:
+        return sorted(self.unsupported.values(), key=lambda item: (item["operator"], item["kind"]))
+
+    def caveat_rows(self) -> list[dict[str, Any]]:
+        return sorted(self.caveats.values(), key=lambda item: item["operator"])
+
+
+def _analyse_optimised_graph(
+    model: onnx.ModelProto,
+    target: TargetProfile,
+    values: Mapping[str, tuple[int, tuple[int | str | None, ...] | None]],
+) -> tuple[dict[str, Any], _Findings, list[str]]:
+    """Today's analysis for targets that take dynamic shapes (CPU): the list, and the rank limit.
+
+    Partitions are runs of consecutive supported main-graph nodes in graph order.
+    """
+    opsets = _opsets_of(model)
+    findings = _Findings(target)
+
+    def verdict_of(node: onnx.NodeProto) -> tuple[Any, str | None]:
+        verdict = _operator_verdict(node, target, opsets)
+        reason = verdict[4]
+        if reason is None and target.max_tensor_rank is not None:
+            ranks = [len(dims) for dims in _node_dims(node, values) if dims is not None]
+            if ranks and max(ranks) > target.max_tensor_rank:
+                reason = f"a tensor of rank {max(ranks)} > {target.max_tensor_rank}"
+        return verdict, reason
+
+    node_total = 0
+    dynamic_nodes: list[str] = []
+    for node_name, node in iter_nodes(model.graph):
+        node_total += 1
+        verdict, reason = verdict_of(node)
+        if any(
+            dims is not None and not all(isinstance(d, int) for d in dims)
+            for dims in _node_dims(node, values)
+        ):
+            dynamic_nodes.append(node_name)
+        if reason is not None:
+            kind = fixing.UNSUPPORTED_OPERATOR if verdict[4] else fixing.UNSUPPORTED_RANK
+            findings.add_unsupported(
+                node=node, node_name=node_name, verdict=verdict, reason=reason, kind=kind
+            )
+        else:
+            findings.add_supported(node=node, entry=verdict[3], domain=verdict[0])
+    supported_flags = [verdict_of(node)[1] is None for node in model.graph.node]
+    partitions = sum(
+        1
+        for index, ok in enumerate(supported_flags)
+        if ok and (index == 0 or not supported_flags[index - 1])
+    )
+    unsupported_nodes = sum(item["node_count"] for item in findings.unsupported.values())
+    figures = {
+        "node_count": node_total,
+        "supported_node_count": node_total - unsupported_nodes,
+        "unsupported_node_count": unsupported_nodes,
+        "partitions": partitions,
+        "partitions_note": "contiguous runs of supported main-graph nodes in graph order; "
+        "unsupported nodes fall back to the CPU EP, each switch costs a copy",
+    }
+    return figures, findings, dynamic_nodes
+
+
+def _analyse_as_checker(
+    model: onnx.ModelProto, target: TargetProfile, *, label: str, optimise: bool = True
+) -> tuple[fixing.FixedGraphAnalysis, _Findings, list[str], dict[str, Any] | None]:
+    """onnxruntime's usability checker's partitioning of one graph, with our reasons per node.
+
+    The fourth value is the checker's literal reading where it differs
+    (:func:`_checker_literal_reading`).
+    """
+    opsets = _opsets_of(model)
+    analysis = fixing.analyse_fixed_model(
+        model,
+        label=label,
+        is_op_supported=lambda node: _operator_verdict(node, target, opsets)[4] is None,
+        max_rank=target.max_tensor_rank,
+        optimise=optimise,
+    )
+    findings = _Findings(target)
+    initializers = {tensor.name for tensor in analysis.model.graph.initializer}
+    dynamic_nodes: list[str] = []
+    for node_name, node in iter_nodes(analysis.model.graph):
+        verdict = _operator_verdict(node, target, opsets)
+        if id(node) in analysis.supported_node_ids:
+            findings.add_supported(node=node, entry=verdict[3], domain=verdict[0])
+            continue
+        if verdict[4] is not None:
+            kind, reason = fixing.UNSUPPORTED_OPERATOR, verdict[4]
+        else:
+            kind, reason = fixing.why_not_partitioned(
+                node, analysis=analysis, initializers=initializers, max_rank=target.max_tensor_rank
+            )
+            if kind == fixing.UNSUPPORTED_DYNAMIC_INPUT:
+                dynamic_nodes.append(node_name)
+        findings.add_unsupported(
+            node=node, node_name=node_name, verdict=verdict, reason=reason, kind=kind
+        )
+    return analysis, findings, dynamic_nodes, _checker_literal_reading(analysis, target, opsets)
+
+
+def _checker_literal_reading(
+    analysis: fixing.FixedGraphAnalysis, target: TargetProfile, opsets: Mapping[str, int]
+) -> dict[str, Any] | None:
+    """The checker's own figures when it would read the operator table differently from us.
+
+    onnxruntime's checker matches the table's spelling literally, so an operator the table
+    misspells (``ai.onnx:Argmax``) counts as unsupported there although the target runs it.
+    Our figures keep the corrected reading; this says, with the checker's exact figures, where
+    and why they differ. ``None`` when the graph holds no such operator.
+    """
+
+    def entry_of(node: onnx.NodeProto) -> Any:
+        return _operator_verdict(node, target, opsets)[3]
+
+    respelt = sorted(
+        {
+            operator_label(entry.domain, entry.op_type)
+            for _, node in iter_nodes(analysis.model.graph)
+            if (entry := entry_of(node)) is not None and entry.spelt_differently_in_file
+        }
+    )
+    if not respelt:
+        return None
+    literal = fixing.analyse_fixed_model(
+        analysis.model,
+        label=analysis.label,
+        is_op_supported=lambda node: (
+            _operator_verdict(node, target, opsets)[4] is None
+            and not entry_of(node).spelt_differently_in_file
+        ),
+        max_rank=target.max_tensor_rank,
+        optimise=False,
+    )
+    return {
+        **literal.figures(),
+        "respelt_operators": respelt,
+        "note": f"onnxruntime's usability checker reads the operator table literally and does not "
+        f"find {', '.join(respelt)} (spelt otherwise in the table), so it counts "
+        f"{literal.unsupported_node_count} unsupported node(s) and {literal.partitions} "
+        "partition(s) where these figures count the operator as supported",
+    }
+
+
+def _static_plan(
+    metadata: ModelMetadata, inputs: RepresentativeInputs | None, model: onnx.ModelProto
+) -> list[tuple[str, Mapping[str, Sequence[int]] | None]]:
+    """(label, shapes to fix or None) per graph a static-shape target would get."""
+    dynamic = any(spec.dynamic_axes for spec in metadata.inputs)
+    if not dynamic:
+        return [(f"{GRAPH_OPTIMISED} (inputs already static)", None)]
+    if inputs is None or not inputs.buckets:
+        # What the checker says of the model as uploaded: dynamic values count as unsupported.
+        return [(f"{GRAPH_OPTIMISED} (inputs dynamic: no shape bucket to fix them to)", None)]
+    names = {value.name for value in model_inputs(model.graph)}
+    plan: list[tuple[str, Mapping[str, Sequence[int]] | None]] = []
+    for bucket in inputs.buckets:
+        shapes = {name: tuple(shape) for name, shape in bucket.shapes.items() if name in names}
+        plan.append((fixing.fixed_label(shapes), shapes))
+    return plan
+
+
 def check_compatibility(
     *,
     model_path: str | os.PathLike[str],
@@ -218,13 +470,19 @@ def check_compatibility(
     max_bytes: int = DEFAULT_MAX_MODEL_BYTES,
     max_tensor_elements: int = DEFAULT_MAX_TENSOR_ELEMENTS,
 ) -> StepResult:
-    """Every node against the target's operator list, plus the target's constraints.
+    """Every node against the target's operator list, on the graph the target really gets.
 
-    A node is supported when an entry for its (domain, op_type) covers the schema version its
-    opset resolves to (onnxruntime's rule), and, for targets with a rank limit, its tensors are
-    within it. Constraints: static shapes (dynamic inputs are acceptable only when every dynamic
-    axis has a bucket, i.e. one fixed-shape model per bucket), quantized-only, model size, and
-    memory budget against :func:`estimate_peak_memory` at the largest bucket.
+    Targets that take static shapes only (NNAPI, Core ML) get one graph per shape bucket: the
+    inputs fixed to the bucket with onnxruntime's ``make_input_shape_fixed``, then optimised and
+    partitioned exactly as onnxruntime's mobile usability checker does
+    (:mod:`onnxcheck.fixing`); node and partition figures equal that checker's on the same
+    fixed model. The headline figures are the worst bucket's. Other targets (CPU) are analysed
+    on the optimised dynamic graph: a node is supported when an entry for its (domain, op_type)
+    covers the schema version its opset resolves to, and its tensors are within any rank limit.
+
+    Every figure names its graph (``original``, ``optimised`` or ``fixed to <bucket>``).
+    Constraints: static shapes, quantized-only, model size, and memory budget against
+    :func:`estimate_peak_memory` at the largest bucket.
     """
     timer = StepTimer()
     try:
@@ -235,127 +493,153 @@ def check_compatibility(
         return StepResult(
             "compatibility", FAILED, timer.ms(), [exc.message], {"rejection": exc.to_dict()}
         )
-    model, analysed = graph_as_partitioned(model_path=model_path, model=model)
-    opsets = {
-        ("" if opset.domain == "ai.onnx" else opset.domain): int(opset.version)
-        for opset in model.opset_import
-    }
     fixed = _largest_bucket(inputs)
-    values = _infer_value_shapes(model, fixed)
+    fixed_graphs: list[dict[str, Any]] = []
+    fixing_errors: list[str] = []
+    headline: tuple[dict[str, Any], _Findings, list[str]] | None = None
+    memory_model: onnx.ModelProto | None = None  # the largest bucket's analysed graph
+    memory_size = 0
+    if target.static_shapes_only:
+        from onnxcheck.quantize import normalize_for_conversion
 
-    def classify(node: onnx.NodeProto) -> tuple[str, int | None, int | None, Any, str | None]:
-        """(domain, opset, since_version, list entry, reason it is unsupported or None)."""
-        domain = "" if node.domain in {"", "ai.onnx"} else node.domain
-        opset = opsets.get(domain)
-        since = resolve_since_version(domain=domain, op_type=node.op_type, opset=opset)
-        if opset is None:
-            return (
-                domain,
-                opset,
-                since,
-                None,
-                (f"the model imports no opset for domain {display_domain(domain)}"),
-            )
-        if since is None:
-            return domain, opset, since, None, f"onnxruntime has no schema for it at opset {opset}"
-        entry = target.find(domain=domain, op_type=node.op_type, since_version=since)
-        if entry is None:
-            listed = target.entries_for(domain=domain, op_type=node.op_type)
-            reason = (
-                f"listed only for opsets {_ranges(listed)}, node resolves to {since}"
-                if listed
-                else f"not in the {target.name} operator list"
-            )
-            return domain, opset, since, None, reason
-        if target.max_tensor_rank is not None:
-            ranks = [len(dims) for dims in _node_dims(node, values) if dims is not None]
-            if ranks and max(ranks) > target.max_tensor_rank:
-                return (
-                    domain,
-                    opset,
-                    since,
-                    entry,
-                    (f"a tensor of rank {max(ranks)} > {target.max_tensor_rank}"),
+        # The safety checks have passed, so the weights (external data too) may be read now.
+        # Initializer-backed inputs (IR < 4) would block constant folding, as on the CPU path.
+        normalized = normalize_for_conversion(onnx.load_model(os.fspath(model_path)))
+        worst: tuple[tuple[int, int], dict[str, Any], _Findings] | None = None
+        all_dynamic: list[str] = []
+        for label, shapes in _static_plan(metadata, inputs, normalized):
+            try:
+                graph = (
+                    normalized if shapes is None else fixing.fix_input_shapes(normalized, shapes)
                 )
-        return domain, opset, since, entry, None
-
-    unsupported: dict[tuple[str, str, int | None], dict[str, Any]] = {}
-    caveats: dict[tuple[str, str], dict[str, Any]] = {}
-    node_total = 0
-    dynamic_nodes: list[str] = []
-    for node_name, node in iter_nodes(model.graph):
-        node_total += 1
-        domain, opset, since, entry, reason = classify(node)
-        if any(
-            dims is not None and not all(isinstance(d, int) for d in dims)
-            for dims in _node_dims(node, values)
-        ):
-            dynamic_nodes.append(node_name)
-        if reason is not None:
-            item = unsupported.setdefault(
-                (domain, node.op_type, since),
-                {
-                    "operator": operator_label(domain, node.op_type),
-                    "domain": domain,
-                    "op_type": node.op_type,
-                    "opset": opset,
-                    "since_version": since,
-                    "reason": reason,
-                    "node_count": 0,
-                    "node_names": [],
-                },
+                analysis, graph_findings, dynamic_nodes, literal = _analyse_as_checker(
+                    graph, target, label=label
+                )
+            except Exception as exc:  # noqa: BLE001 - onnxruntime's load errors are untyped
+                fixing_errors.append(f"{label}: {first_line(exc)}")
+                fixed_graphs.append({"graph": label, "error": first_line(exc)})
+                continue
+            figures = {
+                **analysis.figures(),
+                "partitions_note": _CHECKER_PARTITIONS_NOTE,
+                "unsupported": graph_findings.unsupported_rows(),
+            }
+            if literal is not None:
+                figures["checker_literal"] = literal
+            fixed_graphs.append(figures)
+            all_dynamic.extend(f"{label}: {name}" for name in dynamic_nodes)
+            rank = (analysis.unsupported_node_count, analysis.partitions)
+            if worst is None or rank > worst[0]:
+                worst = (rank, figures, graph_findings)
+            size = sum(math.prod(shape) for shape in (shapes or {}).values())
+            if memory_model is None or size > memory_size:
+                memory_model, memory_size = analysis.model, size
+        if worst is not None:
+            headline = (
+                {k: v for k, v in worst[1].items() if k != "unsupported"},
+                worst[2],
+                all_dynamic,
             )
-            item["node_count"] += 1
-            if len(item["node_names"]) < _MAX_NODE_NAMES:
-                item["node_names"].append(node_name)
-        elif entry is not None and entry.note and not entry.note.startswith("kernel types"):
-            caveat = caveats.setdefault(
-                (domain, node.op_type),
-                {"operator": operator_label(domain, node.op_type), "note": entry.note, "nodes": 0},
+            analysed = (
+                f"{worst[1]['graph']}, after onnxruntime basic optimisation (constant folding, "
+                "Conv fusions, Dropout/Identity/Cast elimination) and ONNX shape inference: the "
+                "graph onnxruntime's mobile usability checker judges"
             )
-            caveat["nodes"] += 1
-
-    # Partitions as onnxruntime would cut the main graph: runs of consecutive supported nodes.
-    supported_flags = [classify(node)[4] is None for node in model.graph.node]
-    partitions = sum(
-        1
-        for index, ok in enumerate(supported_flags)
-        if ok and (index == 0 or not supported_flags[index - 1])
-    )
-    unsupported_nodes = sum(item["node_count"] for item in unsupported.values())
-    constraints = _target_constraints(target, metadata, inputs, model, values, dynamic_nodes)
+    if headline is None:
+        model, analysed = graph_as_partitioned(model_path=model_path, model=model)
+        graph_kind = GRAPH_OPTIMISED if analysed.startswith("after") else GRAPH_ORIGINAL
+        values = _infer_value_shapes(model, fixed)
+        cpu_figures, cpu_findings, dynamic_nodes = _analyse_optimised_graph(model, target, values)
+        cpu_figures["graph"] = graph_kind
+        headline = (cpu_figures, cpu_findings, dynamic_nodes)
+        memory_values = values
+        memory_model = model
+    else:
+        assert memory_model is not None  # set with the headline
+        model = memory_model
+        memory_values = _infer_value_shapes(model, None)
+    figures, found, dynamic_nodes = headline
+    constraints = _target_constraints(target, metadata, inputs, model, memory_values, dynamic_nodes)
+    if fixing_errors:
+        constraints.append(
+            {
+                "name": "shape_fixing",
+                "ok": False,
+                "detail": "onnxruntime could not fix or analyse the graph for "
+                + "; ".join(fixing_errors),
+            }
+        )
+    unsupported_rows = found.unsupported_rows()
+    caveat_rows = found.caveat_rows()
     findings = [
         f"{item['operator']} (opset {item['opset']}): {item['node_count']} node(s) unsupported "
-        f"on {target.name} — {item['reason']}: {', '.join(item['node_names'][:5])}"
-        + (" …" if item["node_count"] > 5 else "")
-        for item in unsupported.values()
+        f"on {target.name} ({figures['graph']}) — {item['reason']}: "
+        f"{', '.join(item['node_names'][:5])}" + (" …" if item["node_count"] > 5 else "")
+        for item in unsupported_rows
     ]
+    findings += [
+        f"{entry['graph']}: {entry['supported_node_count']} of {entry['node_count']} nodes "
+        f"supported, {entry['partitions']} partition(s)"
+        for entry in fixed_graphs
+        if "error" not in entry
+        and any(
+            entry[key] != figures[key]
+            for key in ("node_count", "supported_node_count", "partitions")
+        )
+    ]
+    if figures.get("checker_literal"):
+        findings.append(f"{figures['graph']}: {figures['checker_literal']['note']}")
     findings += [c["detail"] for c in constraints if not c["ok"]]
     findings += [c["detail"] for c in constraints if c["ok"] and c.get("warning")]
     findings += [
-        f"{c['operator']}: conditions not checked statically — {c['note']}"
-        for c in caveats.values()
+        f"{c['operator']}: conditions not checked statically — {c['note']}" for c in caveat_rows
     ]
+    node_total = figures["node_count"]
+    unsupported_nodes = figures["unsupported_node_count"]
     data = {
         "target": target.to_dict(include_operators=False),
+        "graph": figures["graph"],
         "graph_analysed": analysed,
         "uploaded_node_count": metadata.node_count,
         "node_count": node_total,
-        "supported_node_count": node_total - unsupported_nodes,
+        "node_count_note": _node_count_note(metadata.node_count, node_total, figures["graph"]),
+        "supported_node_count": figures["supported_node_count"],
         "unsupported_node_count": unsupported_nodes,
         "supported_share": (node_total - unsupported_nodes) / node_total if node_total else 1.0,
-        "unsupported": sorted(unsupported.values(), key=lambda item: item["operator"]),
-        "caveats": sorted(caveats.values(), key=lambda item: item["operator"]),
-        "partitions": partitions,
-        "partitions_note": "contiguous runs of supported main-graph nodes in graph order; "
-        "unsupported nodes fall back to the CPU EP, each switch costs a copy",
+        "unsupported": unsupported_rows,
+        "caveats": caveat_rows,
+        "partitions": figures["partitions"],
+        "partitions_note": figures["partitions_note"],
+        "checker_literal": figures.get("checker_literal"),
+        "fixed_graphs": fixed_graphs,
         "constraints": constraints,
         "memory_estimate": next(c["estimate"] for c in constraints if c["name"] == "memory"),
         "inputs_fixed_to": {k: list(v) for k, v in fixed.items()} if fixed else None,
     }
-    failed = bool(unsupported) or any(not c["ok"] for c in constraints)
-    warn = bool(caveats) or any(c.get("warning") for c in constraints)
+    failed = bool(unsupported_rows) or any(not c["ok"] for c in constraints)
+    warn = bool(caveat_rows) or any(c.get("warning") for c in constraints)
     return StepResult("compatibility", step_status(failed, warn), timer.ms(), findings, data)
+
+
+_CHECKER_PARTITIONS_NOTE = (
+    "partitions and supported nodes as onnxruntime's mobile usability checker counts them "
+    "(usability_checker.check_partitioning, fixed input sizes required): unsupported nodes fall "
+    "back to the CPU EP, each switch costs a copy"
+)
+
+
+def _node_count_note(uploaded: int, analysed: int, graph: str) -> str:
+    """How the inventory's node count and the analysed graph's count reconcile."""
+    if graph.startswith(GRAPH_ORIGINAL):
+        return f"the uploaded graph ({uploaded} nodes) is analysed as it is"
+    if analysed == uploaded:
+        return f"the uploaded graph has {uploaded} nodes; the analysed graph ({graph}) as many"
+    change = uploaded - analysed
+    verb = "remove" if change > 0 else "add"
+    return (
+        f"the uploaded graph has {uploaded} nodes; the analysed graph ({graph}) has {analysed}: "
+        f"onnxruntime's constant folding and fusions {verb} {abs(change)}"
+    )
 
 
 def _node_dims(
@@ -389,7 +673,8 @@ def _target_constraints(
             detail = (
                 f"dynamic input axes {dynamic_axes} are fixed by shape bucket(s) "
                 f"{[b.label for b in inputs.buckets]}: {target.name} needs one fixed-shape model "
-                "per bucket (python -m onnxruntime.tools.make_dynamic_shape_fixed)"
+                "per bucket (onnxruntime.tools.onnx_model_utils.make_input_shape_fixed by input "
+                "name and full shape; analysed per bucket)"
             )
         else:
             ok, warning = False, False
@@ -402,7 +687,7 @@ def _target_constraints(
             detail += (
                 f"; {len(dynamic_nodes)} node(s) still have dynamic dimensions after shape "
                 f"inference with fixed inputs (e.g. {', '.join(dynamic_nodes[:3])}) and would "
-                "fall back to CPU"
+                "fall back to the CPU EP"
             )
         constraints.append(
             {"name": "static_shapes", "ok": ok, "warning": warning, "detail": detail}

@@ -3,6 +3,15 @@
 Pure Python over the steps' ``data`` (no model is loaded); :class:`GateThresholds` sets each
 threshold and ``None`` disables a gate. Every failing reason is listed, and a step that failed
 outside any gate still fails the run, because its evidence is missing.
+
+The latency gate has three outcomes (:func:`latency_verdict`), decided on the P95's confidence
+bounds rather than on the point estimate: *passed* when the upper bound is under the budget in
+every bucket, *failed* when some bucket's lower bound is over it, *inconclusive* otherwise (the
+interval straddles the budget, or is not available because the time cap stopped the bucket
+below 59 runs). A slow result measured while other processes took more than
+``max_other_cpu_cores`` of the CPU is inconclusive too, not failed: it may be the host, not the
+model. An inconclusive gate fails nothing; the run's ``verdict`` is then ``inconclusive`` and
+the registry asks an approver to decide.
 """
 
 from __future__ import annotations
@@ -11,7 +20,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from onnxcheck.results import FAILED, PASSED, StepResult, StepTimer
+from onnxcheck.latency import format_ms, interval_text
+from onnxcheck.results import FAILED, PASSED, WARNING, StepResult, StepTimer
+
+INCONCLUSIVE = "inconclusive"
 
 
 @dataclass(frozen=True)
@@ -21,6 +33,7 @@ class GateThresholds:
     max_unsupported_nodes: int = 0
     require_target_constraints: bool = True
     latency_budget_ms: float | None = None
+    max_other_cpu_cores: float = 0.5
     max_int8_accuracy_drop_points: float | None = 1.0
     max_ece: float | None = 0.05
     min_accuracy: float | None = None
@@ -28,6 +41,47 @@ class GateThresholds:
 
     def to_dict(self) -> dict[str, Any]:
         return {key: getattr(self, key) for key in self.__dataclass_fields__}
+
+
+def latency_verdict(
+    *, buckets: Sequence[dict[str, Any]], budget_ms: float, max_other_cpu_cores: float = 0.5
+) -> tuple[str, list[str], list[str]]:
+    """The P95 gate: ``(passed | failed | inconclusive, one sentence per bucket, each bucket's
+    own verdict)``."""
+    verdicts: list[str] = []
+    sentences: list[str] = []
+    for bucket in buckets:
+        low, high = bucket.get("p95_ci_low_ms"), bucket.get("p95_ci_high_ms")
+        others = bucket.get("other_cpu_cores")
+        busy = others is not None and others > max_other_cpu_cores
+        why = ""
+        if high is not None and high < budget_ms:
+            verdict = PASSED
+        elif low is not None and low > budget_ms and not busy:
+            verdict = FAILED
+        else:
+            verdict = INCONCLUSIVE
+            if high is None:
+                capped = " (the time cap stopped it)" if bucket.get("capped") else ""
+                why = f"; only {bucket.get('runs')} runs{capped}, the P95's upper bound needs 59"
+            elif low is not None and low > budget_ms:
+                why = (
+                    f"; other processes used {others:.2f} CPU cores while it was measured, "
+                    "so a slow result may be the host's"
+                )
+            else:
+                why = "; the interval contains the budget"
+        verdicts.append(verdict)
+        sentences.append(
+            f"P95 {format_ms(bucket.get('p95_ms'))} ms {interval_text(low, high)}, "
+            f"budget {budget_ms:g} ms: {verdict}{why} (bucket {bucket.get('label')}, "
+            f"{bucket.get('runs')} runs)"
+        )
+    if FAILED in verdicts:
+        return FAILED, sentences, verdicts
+    if INCONCLUSIVE in verdicts or not verdicts:
+        return INCONCLUSIVE, sentences, verdicts
+    return PASSED, sentences, verdicts
 
 
 def evaluate_gates(*, steps: Sequence[StepResult], thresholds: GateThresholds) -> StepResult:
@@ -88,18 +142,23 @@ def evaluate_gates(*, steps: Sequence[StepResult], thresholds: GateThresholds) -
     elif latency is None or latency.status != PASSED:
         gate("latency_p95", FAILED, step_failure("latency") or ["latency was not measured"])
     else:
-        slow = [
-            f"P95 {bucket['p95_ms']:.2f} ms > budget {thresholds.latency_budget_ms:.2f} ms "
-            f"at bucket {bucket['label']}"
-            for bucket in latency.data["buckets"]
-            if bucket["p95_ms"] > thresholds.latency_budget_ms
-        ]
+        verdict, sentences, per_bucket = latency_verdict(
+            buckets=latency.data["buckets"],
+            budget_ms=thresholds.latency_budget_ms,
+            max_other_cpu_cores=thresholds.max_other_cpu_cores,
+        )
+        highs = [b.get("p95_ci_high_ms") for b in latency.data["buckets"]]
+        # The reasons are the buckets that decided the verdict; every bucket's sentence is kept.
+        deciding = [s for s, v in zip(sentences, per_bucket, strict=True) if v == verdict]
         gate(
             "latency_p95",
-            FAILED if slow else PASSED,
-            slow,
+            verdict,
+            deciding,
+            sentences=sentences,
             observed=max(bucket["p95_ms"] for bucket in latency.data["buckets"]),
+            observed_high=max((h for h in highs if h is not None), default=None),
             threshold=thresholds.latency_budget_ms,
+            unit="ms",
         )
 
     int8 = by_name.get("quantization_int8")
@@ -184,11 +243,15 @@ def evaluate_gates(*, steps: Sequence[StepResult], thresholds: GateThresholds) -
         gate("steps_completed", "not_evaluated", uncovered)
 
     reasons = [reason for g in gates if g["status"] == FAILED for reason in g["reasons"]]
-    passed = not reasons
+    undecided = [reason for g in gates if g["status"] == INCONCLUSIVE for reason in g["reasons"]]
+    passed = not reasons and not undecided
     data = {
         "passed": passed,
+        # passed | failed | inconclusive: a failed gate decides; an inconclusive one awaits review.
+        "verdict": FAILED if reasons else (INCONCLUSIVE if undecided else PASSED),
         "gates": gates,
-        "reasons": reasons,
+        "reasons": reasons or undecided,
         "thresholds": thresholds.to_dict(),
     }
-    return StepResult("gates", PASSED if passed else FAILED, timer.ms(), reasons, data)
+    status = {PASSED: PASSED, FAILED: FAILED, INCONCLUSIVE: WARNING}[data["verdict"]]
+    return StepResult("gates", status, timer.ms(), data["reasons"], data)

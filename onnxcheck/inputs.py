@@ -10,9 +10,10 @@ operator at realistic sizes, so latency and compatibility are meaningful; accura
 and quantization fidelity are not, and every result built on them says so
 (:data:`SYNTHETIC_NOTE`).
 
-Shape buckets give sizes to dynamic axes (``{"batch": [1, 8]}``; see
-:func:`resolve_shape_buckets`). The first axis is the *sample axis*: its size is the number of
-items per inference, which is what "items/s" counts.
+Shape buckets give sizes to dynamic axes (``{"x[2]": [224]}`` by input and axis, or
+``{"batch": [1, 8]}`` by a meaningful name; see :func:`resolve_shape_buckets`). Unnamed axes
+(empty, ``?``, ``-1``, ``0``) are each independent. The first axis is the *sample axis*: its
+size is the number of items per inference, which is what "items/s" counts.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -32,6 +33,7 @@ from onnxcheck.inspection import (
     DEFAULT_MAX_TENSOR_ELEMENTS,
     OnnxCheckError,
     TensorSpec,
+    meaningful_axis_name,
 )
 
 SYNTHETIC_NOTE = "synthetic inputs: latency and compatibility only"
@@ -40,8 +42,9 @@ DEFAULT_MAX_INPUTS_BYTES = 1024 * 1024 * 1024
 """Largest total decoded size of an inputs ``.npz`` (1 GiB); checked from headers, not data."""
 
 ShapeBucketsSpec = Mapping[str, Sequence[int] | int] | Sequence[Mapping[str, Sequence[int]]]
-"""Either ``{"batch": [1, 8], "X[2]": [640]}`` (named or ``input[axis]`` dynamic axes; lists
-are zipped, a one-element list applies to every bucket) or an explicit list of buckets
+"""Either ``{"batch": [1, 8], "X[2]": [640]}`` (``input[axis]`` keys, or a meaningful axis
+name as a shorthand for every axis so called; lists are zipped, a one-element list applies to
+every bucket) or an explicit list of buckets
 ``[{"X": [1, 3, 640, 640]}, {"X": [1, 3, 720, 1280]}]``."""
 
 
@@ -193,6 +196,13 @@ class RepresentativeInputs:
 # -- shape buckets ------------------------------------------------------------------------------
 
 _AXIS_KEY = re.compile(r"^(?P<input>.+)\[(?P<axis>\d+)\]$")
+MAX_BUCKETS = 16
+"""Most buckets one spec may ask for (each is a full latency measurement on the worker)."""
+MAX_BUCKET_KEYS = 64
+DEFAULT_MAX_AXIS_SIZE = 1 << 20
+"""Largest size one dynamic axis may be given (1,048,576: a minute of 16 kHz audio fits)."""
+DEFAULT_MAX_TENSOR_BYTES = 256 * 1024 * 1024
+"""Largest single input tensor a bucket may ask a shared worker to allocate (256 MiB)."""
 
 
 def _axis_name(spec: TensorSpec, axis: int) -> str:
@@ -201,26 +211,137 @@ def _axis_name(spec: TensorSpec, axis: int) -> str:
     return f"{spec.name}[{axis}]" + (f" ('{dim}')" if isinstance(dim, str) else " (unnamed)")
 
 
+def axis_key(spec: TensorSpec, axis: int) -> str:
+    """How a bucket names this axis: its meaningful name (shared by every axis so called),
+    else ``input[axis]``."""
+    assert spec.shape is not None
+    return meaningful_axis_name(spec.shape[axis]) or f"{spec.name}[{axis}]"
+
+
 def _dynamic_axes_listing(inputs: Sequence[TensorSpec]) -> str:
     names = [_axis_name(spec, axis) for spec in inputs for axis in spec.dynamic_axes]
     return ", ".join(names) or "none"
 
 
-def _positive_sizes(key: str, value: Sequence[int] | int) -> list[int]:
-    values = [value] if isinstance(value, int) else list(value)
-    if not values or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        raise InputsRejected(
-            "invalid_shape_bucket",
-            f"shape bucket {key!r} must be a list of positive integers, got {value!r}.",
-            axis=key,
+def _is_size(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _bad(message: str, **details: Any) -> InputsRejected:
+    return InputsRejected("invalid_shape_bucket", message, **details)
+
+
+def _sizes(where: str, value: Any, max_axis_size: int, *, allow_scalar: bool) -> list[int]:
+    """A list of positive integers no larger than ``max_axis_size`` (or one integer)."""
+    values = [value] if allow_scalar and _is_size(value) else value
+    if not isinstance(values, list) or not values or not all(_is_size(v) for v in values):
+        raise _bad(
+            f"shape bucket {where} must be a non-empty list of positive integers, got "
+            f"{json.dumps(value)[:80]}.",
+            axis=where,
         )
     if any(v <= 0 for v in values):
+        raise _bad(f"shape bucket {where} has a size below 1: {values}.", axis=where)
+    if any(v > max_axis_size for v in values):
         raise InputsRejected(
-            "invalid_shape_bucket",
-            f"shape bucket {key!r} has a non-positive size: {values}.",
-            axis=key,
+            "shape_bucket_too_large",
+            f"shape bucket {where} asks for a size of {max(values):,}; the largest allowed is "
+            f"{max_axis_size:,}.",
+            axis=where,
+            limit=max_axis_size,
         )
     return values
+
+
+def parse_shape_buckets(
+    value: Any, *, max_axis_size: int = DEFAULT_MAX_AXIS_SIZE
+) -> ShapeBucketsSpec | None:
+    """Check the form of a bucket spec as it came from JSON, before any model is looked at.
+
+    Accepted: ``None`` or ``{}`` (no buckets); an object mapping an axis (``"x[2]"`` or a
+    meaningful name such as ``"batch"``) to a positive integer or a non-empty list of them; a
+    non-empty list of objects mapping input names to full shapes. Anything else (a number, a
+    boolean, a string, a list of numbers, ``null`` sizes, sizes of 0 or above
+    ``max_axis_size``...) is an :class:`InputsRejected` with code ``invalid_shape_bucket``
+    (or ``shape_bucket_too_large``). A string is refused, never decoded: callers decode JSON.
+    """
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        if not value:
+            return None
+        if len(value) > MAX_BUCKET_KEYS:
+            raise _bad(f"shape buckets name {len(value)} axes; at most {MAX_BUCKET_KEYS}.")
+        spec: dict[str, list[int]] = {}
+        for key, sizes in value.items():
+            if not isinstance(key, str) or not key.strip():
+                raise _bad(f"shape bucket keys are axis names such as 'x[2]', got {key!r}.")
+            spec[key] = _sizes(repr(key), sizes, max_axis_size, allow_scalar=True)
+            if len(spec[key]) > MAX_BUCKETS:
+                raise _bad(
+                    f"shape bucket {key!r} lists {len(spec[key])} sizes; at most "
+                    f"{MAX_BUCKETS} buckets.",
+                    axis=key,
+                )
+        return spec
+    if isinstance(value, list):
+        if not value:
+            raise _bad("the explicit bucket list is empty.")
+        if len(value) > MAX_BUCKETS:
+            raise _bad(f"{len(value)} explicit buckets; at most {MAX_BUCKETS}.")
+        buckets = []
+        for position, bucket in enumerate(value):
+            if not isinstance(bucket, Mapping) or not bucket:
+                raise _bad(
+                    f"explicit bucket {position} must be an object mapping input names to "
+                    f'shapes, e.g. {{"x": [1, 3, 224, 224]}}; got {json.dumps(bucket)[:80]}.',
+                    bucket=position,
+                )
+            buckets.append(
+                {
+                    str(name): _sizes(
+                        f"{position} {name!r}", shape, max_axis_size, allow_scalar=False
+                    )
+                    for name, shape in bucket.items()
+                }
+            )
+        return buckets
+    raise _bad(
+        'shape buckets are an object such as {"x[0]": [1, 8]} or a list of explicit buckets; '
+        f"got {type(value).__name__} {json.dumps(value)[:80]}.",
+    )
+
+
+def _itemsize(dtype: str | None) -> int:
+    try:
+        size = np.dtype(dtype).itemsize if dtype and dtype != "str" else 0
+    except TypeError:
+        size = 0
+    return size or 8  # strings and types numpy lacks (bfloat16...): assume 8 bytes
+
+
+def _check_tensor(
+    spec: TensorSpec, shape: Sequence[int], max_elements: int, max_tensor_bytes: int
+) -> None:
+    count = math.prod(shape)
+    if count > max_elements:
+        raise InputsRejected(
+            "inputs_too_large",
+            f"input '{spec.name}' with shape {list(shape)} would hold {count:.3g} elements, more "
+            f"than the {max_elements:.3g} allowed.",
+            input=spec.name,
+        )
+    nbytes = count * _itemsize(spec.dtype)
+    if nbytes > max_tensor_bytes:
+        raise InputsRejected(
+            "inputs_too_large",
+            f"input '{spec.name}' with shape {list(shape)} would take {nbytes:,} bytes "
+            f"({nbytes / 2**20:,.0f} MiB); one input tensor may take at most "
+            f"{max_tensor_bytes:,} bytes ({max_tensor_bytes / 2**20:,.0f} MiB).",
+            input=spec.name,
+            size_bytes=nbytes,
+            limit_bytes=max_tensor_bytes,
+        )
 
 
 def _check_elements(name: str, shape: Sequence[int], max_elements: int) -> None:
@@ -246,31 +367,171 @@ def _tensor_inputs(inputs: Sequence[TensorSpec]) -> list[TensorSpec]:
     return list(inputs)
 
 
+# -- suggested sizes for open axes --------------------------------------------------------------
+
+_BATCH_NAMES = re.compile(r"batch|^(n|b|bs|num|samples?)$", re.IGNORECASE)
+_HEIGHT_NAMES = re.compile(r"height|^h$|^img_?h|^rows$", re.IGNORECASE)
+_WIDTH_NAMES = re.compile(r"width|^w$|^img_?w|^cols$", re.IGNORECASE)
+_SEQUENCE_NAMES = re.compile(r"seq|len|token|time|frame|step|^t$|^s$", re.IGNORECASE)
+_IMAGE_HINT_KEYS = ("imgsz", "image_size", "img_size", "input_size", "imagesize")
+DEFAULT_IMAGE_SIZE = 224
+DEFAULT_SEQUENCE_LENGTH = 128
+
+
+def _hinted_image_size(hints: Mapping[str, str] | None) -> tuple[int, int] | None:
+    """(height, width) from metadata props exporters write (ultralytics: ``imgsz``)."""
+    for key in _IMAGE_HINT_KEYS:
+        text = (hints or {}).get(key)
+        if not text:
+            continue
+        numbers = [int(n) for n in re.findall(r"\d+", str(text))][:2]
+        if numbers and all(0 < n <= 16384 for n in numbers):
+            return (numbers[0], numbers[-1])
+    return None
+
+
+def _image_axes(spec: TensorSpec) -> tuple[int, int] | None:
+    """(height axis, width axis) of a 4-D float input in NCHW or NHWC layout."""
+    assert spec.shape is not None
+    if len(spec.shape) != 4 or not (spec.dtype or "").startswith(("float", "bfloat")):
+        return None
+    channels = (1, 3, 4)
+    if spec.shape[1] in channels or spec.shape[3] not in channels:
+        return (2, 3)  # NCHW, also the guess when no channel axis is fixed
+    return (1, 2)
+
+
+def suggest_axis_size(
+    spec: TensorSpec, axis: int, *, hints: Mapping[str, str] | None = None
+) -> tuple[int, str]:
+    """A size to offer for an open axis and why: batch → 1, image height/width of a 4-D float
+    input → the model's declared image size or 224, sequence length → 128, else 1."""
+    assert spec.shape is not None
+    name = meaningful_axis_name(spec.shape[axis]) or ""
+    image = _hinted_image_size(hints)
+    height, width = image or (DEFAULT_IMAGE_SIZE, DEFAULT_IMAGE_SIZE)
+    source = "from the model's metadata" if image else "a common image size"
+    if _BATCH_NAMES.search(name):
+        return 1, "batch: one item per inference"
+    if _HEIGHT_NAMES.search(name):
+        return height, f"image height, {source}"
+    if _WIDTH_NAMES.search(name):
+        return width, f"image width, {source}"
+    if _SEQUENCE_NAMES.search(name):
+        return DEFAULT_SEQUENCE_LENGTH, "sequence length, a common size"
+    image_axes = _image_axes(spec)
+    if image_axes and axis in image_axes:
+        layout = "NCHW" if image_axes == (2, 3) else "NHWC"
+        which = "height" if axis == image_axes[0] else "width"
+        size = height if which == "height" else width
+        return size, f"image {which} of a 4-D {layout} input, {source}"
+    if axis == 0:
+        return 1, "first axis, read as the batch: one item per inference"
+    if len(spec.shape) in (2, 3) and axis == 1:
+        return DEFAULT_SEQUENCE_LENGTH, "second axis of a sequence-shaped input, a common length"
+    return 1, "no convention applies; 1 is the smallest size"
+
+
+def open_axes(
+    inputs: Sequence[TensorSpec],
+    given: Mapping[tuple[str, int], Any] | None = None,
+    *,
+    hints: Mapping[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """Every dynamic axis without a size, one entry per bucket key, with a suggested size.
+
+    Axes sharing a meaningful name are one entry (one size fixes them all); every unnamed axis
+    (empty, ``?``, ``-1``, ``0``) is an entry of its own.
+    """
+    entries: dict[str, dict[str, Any]] = {}
+    for spec in inputs:
+        assert spec.shape is not None
+        for axis in spec.dynamic_axes:
+            if given is not None and (spec.name, axis) in given:
+                continue
+            key = axis_key(spec, axis)
+            if key in entries:
+                entries[key]["axes"].append(f"{spec.name}[{axis}]")
+                continue
+            size, why = suggest_axis_size(spec, axis, hints=hints)
+            entries[key] = {
+                "key": key,
+                "input": spec.name,
+                "axis": axis,
+                "dim": spec.shape[axis],
+                "axes": [f"{spec.name}[{axis}]"],
+                "suggested": size,
+                "reason": why,
+            }
+    return list(entries.values())
+
+
+def _missing_axes_error(entries: list[dict[str, Any]], where: str = "") -> InputsRejected:
+    listing = "; ".join(
+        f"{entry['key']}"
+        + (f" (also {', '.join(entry['axes'][1:])})" if len(entry["axes"]) > 1 else "")
+        + f": e.g. {entry['suggested']} ({entry['reason']})"
+        for entry in entries
+    )
+    suggested = {entry["key"]: [entry["suggested"]] for entry in entries}
+    count = len(entries)
+    return InputsRejected(
+        "missing_shape_bucket",
+        f"{where}{count} dynamic ax{'is has' if count == 1 else 'es have'} no size: {listing}. "
+        f"Give every one a size, e.g. {json.dumps(suggested)}.",
+        input=entries[0]["input"],
+        axis=entries[0]["axis"],
+        open_axes=entries,
+        suggested_shape_buckets=suggested,
+    )
+
+
 def resolve_shape_buckets(
     *,
     inputs: Sequence[TensorSpec],
     spec: ShapeBucketsSpec | None,
     data_shapes: Mapping[str, tuple[int, ...]] | None = None,
     max_tensor_elements: int = DEFAULT_MAX_TENSOR_ELEMENTS,
+    max_axis_size: int = DEFAULT_MAX_AXIS_SIZE,
+    max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES,
+    hints: Mapping[str, str] | None = None,
+    allow_open: bool = False,
 ) -> list[ShapeBucket]:
     """Turn a bucket spec into concrete input shapes, refusing any dynamic axis left open.
 
-    ``data_shapes`` (uploaded ``.npz`` mode) fixes every dynamic axis except the sample axis to
-    the data's size; an unbucketed dynamic sample axis then defaults to 1 item per inference.
+    ``spec`` is first checked by :func:`parse_shape_buckets`. ``data_shapes`` (uploaded ``.npz``
+    mode) fixes every dynamic axis except the sample axis to the data's size; an unbucketed
+    dynamic sample axis then defaults to 1 item per inference. Every axis left open is listed
+    in one ``missing_shape_bucket`` refusal with a suggested size (``hints``: the model's
+    metadata props); ``allow_open`` sizes them 1 instead, to check a partial spec at upload.
+    Each input tensor is bounded by ``max_tensor_elements`` and ``max_tensor_bytes``.
     """
     specs = _tensor_inputs(inputs)
+    spec = parse_shape_buckets(spec, max_axis_size=max_axis_size)
     if spec is not None and not isinstance(spec, Mapping):
-        return _explicit_buckets(specs, list(spec), data_shapes, max_tensor_elements)
+        return _explicit_buckets(
+            specs,
+            list(spec),
+            data_shapes,
+            max_tensor_elements,
+            max_tensor_bytes,
+            hints,
+            allow_open,
+        )
     assignments = _axis_assignments(specs, spec or {})
     count = max((len(values) for values in assignments.values()), default=1)
     for key, values in assignments.items():
         if len(values) not in {1, count}:
             raise InputsRejected(
                 "invalid_shape_bucket",
-                f"shape bucket lists must have the same length (or one value); axis {key} has "
-                f"{len(values)} values, others have {count}.",
+                f"shape bucket lists must have the same length (or one value); axis "
+                f"{key[0]}[{key[1]}] has {len(values)} values, others have {count}.",
                 axis=f"{key[0]}[{key[1]}]",
             )
+    if data_shapes is None:
+        missing = open_axes(specs, assignments, hints=hints)
+        if missing and not allow_open:
+            raise _missing_axes_error(missing)
     buckets = []
     for index in range(count):
         shapes: dict[str, tuple[int, ...]] = {}
@@ -295,26 +556,62 @@ def resolve_shape_buckets(
                             axis=axis,
                         )
                     shape.append(size)
-                    label = dim if isinstance(dim, str) else f"{item.name}[{axis}]"
-                    part = f"{label}={size}"
+                    part = f"{axis_key(item, axis)}={size}"
                     if part not in parts:
                         parts.append(part)
                 elif data_shapes is not None and axis > 0:
                     shape.append(data_shapes[item.name][axis])
-                elif data_shapes is not None and axis == 0:
+                else:  # the sample axis with uploaded data, or an open axis being checked
                     shape.append(1)
-                else:
-                    raise InputsRejected(
-                        "missing_shape_bucket",
-                        f"{_axis_name(item, axis)} is dynamic and no shape bucket gives it a "
-                        f"size; add e.g. {{'{dim or f'{item.name}[{axis}]'}': [1]}}.",
-                        input=item.name,
-                        axis=axis,
-                    )
-            _check_elements(item.name, shape, max_tensor_elements)
+            _check_tensor(item, shape, max_tensor_elements, max_tensor_bytes)
             shapes[item.name] = tuple(shape)
+        _check_shared_dims(specs, shapes, f"bucket {index}")
         buckets.append(_bucket(parts, shapes))
     return buckets
+
+
+def check_shape_buckets(
+    *,
+    inputs: Sequence[TensorSpec],
+    spec: Any,
+    max_axis_size: int = DEFAULT_MAX_AXIS_SIZE,
+    max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES,
+    allow_open: bool = True,
+) -> ShapeBucketsSpec | None:
+    """Check a spec against the model without building inputs and return it parsed.
+
+    Open axes are allowed by default (an upload may leave sizes to the validation request).
+    """
+    parsed = parse_shape_buckets(spec, max_axis_size=max_axis_size)
+    if parsed is not None:
+        resolve_shape_buckets(
+            inputs=inputs,
+            spec=parsed,
+            max_axis_size=max_axis_size,
+            max_tensor_bytes=max_tensor_bytes,
+            allow_open=allow_open,
+        )
+    return parsed
+
+
+def canonical_shape_buckets(
+    *, inputs: Sequence[TensorSpec], spec: ShapeBucketsSpec | None
+) -> ShapeBucketsSpec | None:
+    """The spec as it is stored: a key spelled like a placeholder (``"?"``, the old form) is
+    rewritten to one ``input[axis]`` key per axis it sizes; meaningful names, ``input[axis]``
+    keys and explicit bucket lists are kept. Call it on a spec that resolves."""
+    if spec is None or not isinstance(spec, Mapping):
+        return spec
+    out: dict[str, Any] = {}
+    for key, sizes in spec.items():
+        if _AXIS_KEY.match(key) or meaningful_axis_name(key) is not None:
+            out[key] = sizes
+            continue
+        for item in inputs:
+            for axis, dim in enumerate(item.shape or ()):
+                if isinstance(dim, str) and dim == key:
+                    out.setdefault(f"{item.name}[{axis}]", sizes)
+    return out
 
 
 def _bucket(parts: list[str], shapes: dict[str, tuple[int, ...]]) -> ShapeBucket:
@@ -324,12 +621,15 @@ def _bucket(parts: list[str], shapes: dict[str, tuple[int, ...]]) -> ShapeBucket
 
 
 def _axis_assignments(
-    specs: Sequence[TensorSpec], spec: Mapping[str, Sequence[int] | int]
+    specs: Sequence[TensorSpec], spec: Mapping[str, Sequence[int]]
 ) -> dict[tuple[str, int], list[int]]:
+    """Which axes each key sizes: ``input[axis]`` one axis; a meaningful name every axis so
+    called. A placeholder spelling (``"?"``) as a key is the old form: it sizes every axis
+    spelled so, each one still independent of the others."""
     by_name = {item.name: item for item in specs}
     assignments: dict[tuple[str, int], list[int]] = {}
     for key, value in spec.items():
-        sizes = _positive_sizes(key, value)
+        sizes = list(value)
         targets: list[tuple[str, int]] = []
         match = _AXIS_KEY.match(key)
         if match and match.group("input") in by_name:
@@ -356,7 +656,9 @@ def _axis_assignments(
             for item in specs:
                 assert item.shape is not None
                 targets.extend(
-                    (item.name, axis) for axis, dim in enumerate(item.shape) if dim == key
+                    (item.name, axis)
+                    for axis, dim in enumerate(item.shape)
+                    if isinstance(dim, str) and dim == key
                 )
         if not targets:
             raise InputsRejected(
@@ -366,6 +668,14 @@ def _axis_assignments(
                 axis=key,
             )
         for target in targets:
+            if target in assignments and assignments[target] != sizes:
+                raise InputsRejected(
+                    "invalid_shape_bucket",
+                    f"{target[0]}[{target[1]}] is given two different sizes "
+                    f"({assignments[target]} and {sizes}, by {key!r}).",
+                    input=target[0],
+                    axis=target[1],
+                )
             assignments[target] = sizes
     return assignments
 
@@ -375,6 +685,9 @@ def _explicit_buckets(
     explicit: Sequence[Mapping[str, Sequence[int]]],
     data_shapes: Mapping[str, tuple[int, ...]] | None,
     max_tensor_elements: int,
+    max_tensor_bytes: int,
+    hints: Mapping[str, str] | None,
+    allow_open: bool,
 ) -> list[ShapeBucket]:
     if not explicit:
         raise InputsRejected("invalid_shape_bucket", "the explicit bucket list is empty.")
@@ -388,26 +701,24 @@ def _explicit_buckets(
                 f"{[item.name for item in specs]}.",
                 bucket=position,
             )
+        if data_shapes is None and not allow_open:
+            missing = open_axes([item for item in specs if item.name not in given], hints=hints)
+            if missing:
+                error = _missing_axes_error(missing, f"bucket {position} gives no shape for ")
+                error.details["bucket"] = position
+                raise error
         shapes: dict[str, tuple[int, ...]] = {}
         for item in specs:
             assert item.shape is not None
             if item.name not in given:
-                if item.dynamic_axes and data_shapes is None:
-                    axis = item.dynamic_axes[0]
-                    raise InputsRejected(
-                        "missing_shape_bucket",
-                        f"bucket {position} gives no shape for input '{item.name}', whose "
-                        f"{_axis_name(item, axis)} is dynamic.",
-                        input=item.name,
-                        axis=axis,
-                        bucket=position,
-                    )
                 shape = [
-                    dim if isinstance(dim, int) else (data_shapes or {})[item.name][axis]
+                    dim
+                    if isinstance(dim, int)
+                    else (data_shapes[item.name][axis] if data_shapes is not None else 1)
                     for axis, dim in enumerate(item.shape)
                 ]
             else:
-                shape = _positive_sizes(item.name, given[item.name])
+                shape = list(given[item.name])
                 if len(shape) != len(item.shape):
                     raise InputsRejected(
                         "invalid_shape_bucket",
@@ -433,7 +744,7 @@ def _explicit_buckets(
                             axis=axis,
                             bucket=position,
                         )
-            _check_elements(item.name, shape, max_tensor_elements)
+            _check_tensor(item, shape, max_tensor_elements, max_tensor_bytes)
             shapes[item.name] = tuple(shape)
         _check_shared_dims(specs, shapes, f"bucket {position}")
         parts = [f"{name}={'x'.join(map(str, shape))}" for name, shape in shapes.items()]
@@ -444,22 +755,26 @@ def _explicit_buckets(
 def _check_shared_dims(
     specs: Sequence[TensorSpec], shapes: Mapping[str, tuple[int, ...]], where: str
 ) -> None:
-    """A named axis shared by several inputs (``batch``) must have one size everywhere."""
-    seen: dict[str, tuple[str, int]] = {}
+    """A meaningful axis name shared by several axes (``batch``) must have one size everywhere;
+    placeholder spellings (empty, ``?``, ``-1``, ``0``) tie nothing together."""
+    seen: dict[str, tuple[str, int, int]] = {}
     for item in specs:
         assert item.shape is not None
         for axis, dim in enumerate(item.shape):
-            if not isinstance(dim, str):
+            name = meaningful_axis_name(dim)
+            if name is None:
                 continue
             size = shapes[item.name][axis]
-            if dim in seen and seen[dim][1] != size:
+            if name in seen and seen[name][2] != size:
+                first_input, first_axis, first_size = seen[name]
                 raise InputsRejected(
                     "invalid_shape_bucket" if where.startswith("bucket") else "inputs_wrong_shape",
-                    f"{where}: axis '{dim}' is {seen[dim][1]} for input "
-                    f"'{seen[dim][0]}' but {size} for input '{item.name}'.",
-                    axis=dim,
+                    f"{where}: axis '{name}' is {first_size} at {first_input}[{first_axis}] "
+                    f"but {size} at {item.name}[{axis}]; axes with the same name must have the "
+                    "same size.",
+                    axis=name,
                 )
-            seen.setdefault(dim, (item.name, size))
+            seen.setdefault(name, (item.name, axis, size))
 
 
 # -- synthetic inputs ---------------------------------------------------------------------------
@@ -487,11 +802,17 @@ def synthesize_inputs(
     shape_buckets: ShapeBucketsSpec | None = None,
     seed: int = 0,
     max_tensor_elements: int = DEFAULT_MAX_TENSOR_ELEMENTS,
+    max_axis_size: int = DEFAULT_MAX_AXIS_SIZE,
+    max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES,
 ) -> RepresentativeInputs:
     """Generate one deterministic feed per bucket. Dynamic axes must all have buckets."""
     specs = _tensor_inputs(inputs)
     buckets = resolve_shape_buckets(
-        inputs=specs, spec=shape_buckets, max_tensor_elements=max_tensor_elements
+        inputs=specs,
+        spec=shape_buckets,
+        max_tensor_elements=max_tensor_elements,
+        max_axis_size=max_axis_size,
+        max_tensor_bytes=max_tensor_bytes,
     )
     feeds = []
     for index, bucket in enumerate(buckets):
@@ -515,11 +836,22 @@ def synthesize_inputs(
 # -- uploaded .npz ------------------------------------------------------------------------------
 
 
-def _npz_headers(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+def npz_array_shapes(source: str | Path | BinaryIO) -> dict[str, tuple[int, ...]]:
+    """Shape of every array in an ``.npz`` (a path or an open binary file), from the headers
+    only: a request can check buckets against stored inputs without reading their data."""
+    return {name: shape for name, (shape, _) in _npz_headers(source).items()}
+
+
+def _npz_headers(source: str | Path | BinaryIO) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     """Shapes and dtypes of every array, read from the .npy headers without loading data."""
     headers: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
+    path = (
+        Path(source)
+        if isinstance(source, str | Path)
+        else Path(getattr(source, "name", "") or "inputs.npz")
+    )
     try:
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(source) as archive:
             for info in archive.infolist():
                 if not info.filename.endswith(".npy"):
                     raise InputsRejected(
@@ -553,6 +885,8 @@ def load_representative_inputs(
     shape_buckets: ShapeBucketsSpec | None = None,
     max_bytes: int = DEFAULT_MAX_INPUTS_BYTES,
     max_tensor_elements: int = DEFAULT_MAX_TENSOR_ELEMENTS,
+    max_axis_size: int = DEFAULT_MAX_AXIS_SIZE,
+    max_tensor_bytes: int = DEFAULT_MAX_TENSOR_BYTES,
 ) -> RepresentativeInputs:
     """Load and validate an uploaded ``.npz`` against the model's inputs.
 
@@ -686,6 +1020,8 @@ def load_representative_inputs(
         spec=shape_buckets,
         data_shapes=data_shapes,
         max_tensor_elements=max_tensor_elements,
+        max_axis_size=max_axis_size,
+        max_tensor_bytes=max_tensor_bytes,
     )
     notes: list[str] = []
     feeds = []

@@ -66,6 +66,33 @@ class ModelRejected(OnnxCheckError):
 Dim = int | str | None
 """A dimension: ``int`` static size, ``str`` named dynamic axis, ``None`` unnamed dynamic axis."""
 
+_PLACEHOLDER_AXIS_NAMES = frozenset(
+    {"", "?", "*", "none", "null", "unk", "unknown", "dynamic", "dyn", "n/a", "na", "undefined"}
+)
+_NUMERIC_AXIS_NAME = re.compile(r"^[+-]?\d+$")
+
+
+def meaningful_axis_name(dim: Dim) -> str | None:
+    """The name that ties axes together, or ``None`` when ``dim`` is no real name.
+
+    Exporters write "unknown" as an empty ``dim_param``, ``?``, ``-1`` or ``0``: every such axis
+    is independent of every other (a ``[-1, 3, '?', '?']`` input takes 48 x 192). Only a
+    repeated real name (``batch``, ``height``) says two axes must have the same size.
+    """
+    if not isinstance(dim, str):
+        return None
+    text = dim.strip()
+    if text.lower() in _PLACEHOLDER_AXIS_NAMES or _NUMERIC_AXIS_NAME.match(text):
+        return None
+    return dim
+
+
+def _normal_dim(dim: Any) -> Dim:
+    """Stored shapes may hold ``0``/``-1`` from before they were read as dynamic."""
+    if isinstance(dim, bool) or (isinstance(dim, int) and dim <= 0):
+        return None
+    return dim
+
 
 @dataclass(frozen=True)
 class TensorSpec:
@@ -108,7 +135,7 @@ class TensorSpec:
             name=str(data["name"]),
             kind=str(data["kind"]),
             dtype=data.get("dtype"),
-            shape=tuple(shape) if shape is not None else None,
+            shape=tuple(_normal_dim(dim) for dim in shape) if shape is not None else None,
         )
 
 
@@ -245,11 +272,11 @@ def dims_of(shape: onnx.TensorShapeProto) -> tuple[Dim, ...]:
     dims: list[Dim] = []
     for dim in shape.dim:
         which = dim.WhichOneof("value")
-        if which == "dim_value" and dim.dim_value >= 0:
+        if which == "dim_value" and dim.dim_value > 0:
             dims.append(int(dim.dim_value))
         elif which == "dim_param" and dim.dim_param:
-            dims.append(dim.dim_param)
-        else:  # no value, empty dim_param, or -1
+            dims.append(dim.dim_param)  # kept for display; meaningful_axis_name() judges it
+        else:  # no value, empty dim_param, -1 or 0: an unknown size
             dims.append(None)
     return tuple(dims)
 
@@ -336,6 +363,27 @@ def iter_tensors(model: onnx.ModelProto) -> Iterator[tuple[str, TensorProto, boo
         for node in function.node:
             for where, tensor in attribute_tensors(f"function '{function.name}' ", node):
                 yield where, tensor, False
+
+
+def count_parameters(model: onnx.ModelProto) -> int:
+    """Weights of the main graph: its initializers plus the tensors of its ``Constant`` nodes.
+
+    Some toolchains export every weight as a ``Constant`` node and no initializer at all; those
+    are parameters just the same. Scalars and tiny shape constants (``Reshape`` targets) are
+    counted too: they are part of what the model stores, and they are negligible.
+    """
+    total = sum(element_count(tensor.dims) for tensor in model.graph.initializer)
+    for node in model.graph.node:
+        if node.op_type != "Constant" or normalize_domain(node.domain) != "":
+            continue
+        for attribute in node.attribute:
+            if attribute.type == onnx.AttributeProto.TENSOR:
+                total += element_count(attribute.t.dims)
+            elif attribute.type == onnx.AttributeProto.SPARSE_TENSOR:
+                total += element_count(attribute.sparse_tensor.values.dims)
+            elif attribute.type in (onnx.AttributeProto.FLOATS, onnx.AttributeProto.INTS):
+                total += len(attribute.floats) + len(attribute.ints)
+    return total
 
 
 def element_count(dims: Any) -> int:
@@ -905,8 +953,7 @@ def _load_checked(path: Path, max_bytes: int, max_tensor_elements: int) -> _Chec
         if is_main_initializer:
             initializer_bytes += nbytes
 
-    # Parameters are the main graph's initializers (what the registry calls model size).
-    parameter_count = sum(element_count(tensor.dims) for tensor in model.graph.initializer)
+    parameter_count = count_parameters(model)
     external_bytes = sum(external_files.values())
     if size + external_bytes > max_bytes:
         raise ModelRejected(

@@ -71,6 +71,13 @@ class OperatorSupport:
     max_opset: int | None = None
     note: str = ""
 
+    @property
+    def spelt_differently_in_file(self) -> bool:
+        """True when the shipped table spells this operator otherwise (``Argmax``,
+        ``ai.onnx.ReduceSum``), so a literal reader such as onnxruntime's usability checker
+        does not find it."""
+        return _MATCHED_SPELLING in self.note or _DOT_SEPARATOR in self.note
+
     def covers(self, since_version: int | None) -> bool:
         """True when a node whose schema resolves to ``since_version`` falls in this range."""
         if since_version is None:
@@ -177,6 +184,11 @@ class TargetProfile:
 def onnxruntime_version() -> str:
     """The installed onnxruntime version, as the lists' provenance."""
     return importlib.metadata.version("onnxruntime")
+
+
+# The notes that say the table's spelling was corrected (see _canonical_op_name, _split_domain_op).
+_MATCHED_SPELLING = " in the file; matched to"
+_DOT_SEPARATOR = " in the file (no ':' separator)"
 
 
 # -- schema resolution --------------------------------------------------------------------------
@@ -322,7 +334,7 @@ def _canonical_op_name(domain: str, written: str) -> tuple[str, str]:
         if op.lower() == lowered
     )
     if len(matches) == 1:
-        return matches[0], f"listed as '{written}' in the file; matched to '{matches[0]}'"
+        return matches[0], f"listed as '{written}'{_MATCHED_SPELLING} '{matches[0]}'"
     return written, f"'{written}' is not an operator name onnxruntime knows"
 
 
@@ -333,7 +345,7 @@ def _split_domain_op(cell: str) -> tuple[str, str, str]:
         domain, op_type = cell.rsplit(":", 1)
         return domain, op_type, ""
     domain, _, op_type = cell.rpartition(".")
-    return domain, op_type, f"written '{cell}' in the file (no ':' separator)"
+    return domain, op_type, f"written '{cell}'{_DOT_SEPARATOR}"
 
 
 def parse_mobile_ops_table(text: str) -> tuple[OperatorSupport, ...]:

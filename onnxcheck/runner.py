@@ -26,7 +26,7 @@ from onnxcheck.inputs import RepresentativeInputs
 from onnxcheck.integrity import check_integrity
 from onnxcheck.latency import LatencyRule, check_latency
 from onnxcheck.operators import TargetProfile
-from onnxcheck.results import FAILED, StepResult, first_line
+from onnxcheck.results import FAILED, StepResult, first_line, scrub_step
 from onnxcheck.variants import check_fp16_variant, check_int8_variant
 
 
@@ -102,6 +102,21 @@ def run_isolated(
     step: str,
     kwargs: Mapping[str, Any],
     *,
+    workdir: Path,
+    timeout_s: float,
+    limits: StepLimits,
+    inputs_file: Path | None,
+    display_names: Mapping[str, str] | None = None,
+) -> StepResult:
+    """Run one step and return its result with server paths scrubbed (``display_names``
+    maps the model's and inputs' paths to the names users know; ``workdir`` disappears)."""
+    names = {os.fspath(workdir): "", **(display_names or {})}
+    return scrub_step(_run_isolated(step, kwargs, workdir, timeout_s, limits, inputs_file), names)
+
+
+def _run_isolated(
+    step: str,
+    kwargs: Mapping[str, Any],
     workdir: Path,
     timeout_s: float,
     limits: StepLimits,

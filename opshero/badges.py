@@ -39,6 +39,7 @@ STATUS_BADGES: dict[str, dict[str, Badge]] = {
     "run": {
         "queued": Badge("secondary", "queued"),
         "running": Badge("blue", "running", marker="spinner"),
+        "needs_review": Badge("yellow", "needs review"),
         "passed": Badge("green", "passed"),
         "failed": Badge("red", "failed gates"),
         "error": Badge("red", "error"),

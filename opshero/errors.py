@@ -1,11 +1,14 @@
 """Errors that services raise; the API and the HTML views turn them into answers.
 
 Each carries a stable machine-readable ``code``, a sentence for people and, where one
-input is at fault, ``fields`` mapping field names to reasons. The HTTP status lives here
+input is at fault, ``fields`` mapping field names to reasons, and optionally ``details``:
+structured data a client can offer back to the user. The HTTP status lives here
 so that every entry point answers the same way.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class DomainError(Exception):
@@ -13,13 +16,20 @@ class DomainError(Exception):
     code = "invalid"
 
     def __init__(
-        self, message: str, *, code: str | None = None, fields: dict[str, list[str]] | None = None
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        fields: dict[str, list[str]] | None = None,
+        details: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         if code:
             self.code = code
         self.fields = fields or {}
+        # Structured data a client can act on (e.g. suggested sizes for open axes).
+        self.details = details or {}
 
 
 class InvalidInput(DomainError):

@@ -42,6 +42,7 @@ class Action(StrEnum):
     EDIT_PLANS = "plan.edit"  # wizard assessments, scorecards, ROI scenarios, 90-day plans
     MANAGE_MODELS = "models.manage"  # create models, upload versions, run validations
     SIGN_MODELS = "models.sign"  # sign a validated version (four-eyes starts here)
+    REVIEW_VALIDATIONS = "validations.review"  # accept or reject an inconclusive latency verdict
     MANAGE_SIGNING_KEYS = "signing_keys.manage"  # create, rotate, retire signing keys
 
 
@@ -58,6 +59,8 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.MANAGE_MODELS: frozenset({Role.APPROVER, Role.ADMIN}),
     # Signing vouches for a model reaching devices: the technical manager's decision alone.
     Action.SIGN_MODELS: frozenset({Role.APPROVER}),
+    # Deciding a verdict the measurement could not is the same person's call as signing.
+    Action.REVIEW_VALIDATIONS: frozenset({Role.APPROVER}),
     Action.MANAGE_SIGNING_KEYS: frozenset({Role.ADMIN}),
 }
 

@@ -184,9 +184,19 @@ VALIDATION_MAX_ATTEMPTS = env.int("VALIDATION_MAX_ATTEMPTS", default=2)
 # A running validation that has not finished a step for this long lost its worker.
 VALIDATION_STALE_SECONDS = env.int("VALIDATION_STALE_SECONDS", default=3 * 3600)
 VALIDATION_TASK_TIME_LIMIT = env.int("VALIDATION_TASK_TIME_LIMIT", default=2 * 3600)
-VALIDATION_THREADS = env.int("VALIDATION_THREADS", default=0) or None
+# Intra-op threads of every measurement: explicit, so the figure does not depend on what
+# onnxruntime guesses (0 = onnxruntime's default). The Procfile's validation worker runs one run
+# at a time with this many threads.
+VALIDATION_THREADS = env.int("VALIDATION_THREADS", default=2) or None
+# Other services (web, ingest, the demo) share the validation worker's host: `make run` does.
+# Reports say so; set false on a dedicated validation host.
+VALIDATION_HOST_SHARED = env.bool("VALIDATION_HOST_SHARED", default=True)
 # Optional address-space cap for each validation step's child process (bytes).
 VALIDATION_ADDRESS_SPACE_BYTES = env.int("VALIDATION_ADDRESS_SPACE_BYTES", default=0) or None
+# Budgets for shape buckets, checked when a validation is requested (before a worker allocates):
+# the largest size of one dynamic axis, and the largest single input tensor (256 MiB).
+VALIDATION_MAX_AXIS_SIZE = env.int("VALIDATION_MAX_AXIS_SIZE", default=1 << 20)
+VALIDATION_MAX_TENSOR_BYTES = env.int("VALIDATION_MAX_TENSOR_BYTES", default=256 * 1024 * 1024)
 MANIFEST_VALIDITY_DAYS = env.int("MANIFEST_VALIDITY_DAYS", default=180)
 
 

@@ -205,3 +205,40 @@ def write_absurd_generated_constant_model(path: Path) -> Path:
     )
     model.graph.output.append(helper.make_tensor_value_info("Z", TensorProto.FLOAT, None))
     return write_model(model, path)
+
+
+def unknown_axes_model(*, batch_dim: int | str | None = -1, weights_as_constants: bool = True):
+    """A tiny detector-shaped graph: ``x`` is ``[batch_dim, 3, '?', '?']`` (height and width
+    both spelled ``?``, as real exports do), ``Conv 3→2 (3x3) → Relu → GlobalAveragePool →
+    Flatten`` gives ``y [N, 2]``. With ``weights_as_constants`` the Conv weights and bias are
+    ``Constant`` nodes (56 parameters), as some toolchains export them; else initializers."""
+    rng = np.random.default_rng(0)
+    weight = helper.make_tensor(
+        "W", TensorProto.FLOAT, [2, 3, 3, 3], rng.standard_normal(54).astype(np.float32)
+    )
+    bias = helper.make_tensor("Bc", TensorProto.FLOAT, [2], [0.1, -0.1])
+    nodes = []
+    initializers = []
+    if weights_as_constants:
+        nodes += [
+            helper.make_node("Constant", [], ["W"], value=weight, name="w_const"),
+            helper.make_node("Constant", [], ["Bc"], value=bias, name="b_const"),
+        ]
+    else:
+        initializers = [weight, bias]
+    nodes += [
+        helper.make_node("Conv", ["x", "W", "Bc"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("GlobalAveragePool", ["r"], ["p"], name="pool"),
+        helper.make_node("Flatten", ["p"], ["y"], name="flatten"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "unknown_axes",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch_dim, 3, "?", "?"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch_dim, 2])],
+        initializer=initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
+from django.conf import settings
 from rest_framework import serializers
+
+from onnxcheck.inputs import InputsRejected, parse_shape_buckets
 
 from ..models import MlModel, ModelSignature, ModelVersion, SigningKey, ValidationRun
 
@@ -62,8 +63,24 @@ class RunSummarySerializer(serializers.ModelSerializer):
 
 
 class RunSerializer(RunSummarySerializer):
+    reviewed_by = serializers.CharField(source="reviewed_by.username", default=None)
+
     class Meta(RunSummarySerializer.Meta):
-        fields = [*RunSummarySerializer.Meta.fields, "shape_buckets", "gates", "steps", "report"]
+        fields = [
+            *RunSummarySerializer.Meta.fields,
+            "shape_buckets",
+            "gates",
+            "steps",
+            "report",
+            "review_reason",
+            "reviewed_by",
+            "reviewed_at",
+        ]
+
+
+class ReviewSerializer(serializers.Serializer):
+    decision = serializers.ChoiceField(choices=["accept", "reject"])
+    reason = serializers.CharField(max_length=1000)
 
 
 class SignatureSerializer(serializers.ModelSerializer):
@@ -121,28 +138,46 @@ class VersionDetailSerializer(VersionSerializer):
         fields = [*VersionSerializer.Meta.fields, "runs", "signatures"]
 
 
+SHAPE_BUCKETS_HELP = (
+    'Sizes for dynamic axes: {"x[2]": [224]} by input and axis, or {"batch": [1, 8]} by a '
+    "meaningful axis name (lists are zipped into buckets); or explicit buckets "
+    '[{"x": [1, 3, 224, 224]}]. Unnamed axes (empty, "?", -1, 0) are each independent. A '
+    "request that leaves axes open is refused (422) with every open axis and a suggested size "
+    "in error.details."
+)
+
+
 class UploadSerializer(serializers.Serializer):
     version = serializers.CharField(max_length=40)
     artifact = serializers.FileField(allow_empty_file=True)  # the inspector names the problem
     inputs_file = serializers.FileField(required=False, allow_null=True)
-    shape_buckets = serializers.JSONField(required=False, allow_null=True)
+    shape_buckets = serializers.JSONField(
+        required=False, allow_null=True, help_text=SHAPE_BUCKETS_HELP
+    )
     release_notes = serializers.CharField(required=False, allow_blank=True, default="")
 
     def validate_shape_buckets(self, value):
-        if isinstance(value, str):
-            try:
-                value = json.loads(value) if value.strip() else None
-            except ValueError as exc:
-                raise serializers.ValidationError(f"Not JSON: {exc}.") from exc
-        if value is not None and not isinstance(value, dict | list):
-            raise serializers.ValidationError('An object such as {"batch": [1, 8]}.')
-        return value
+        return _shape_buckets(value)
+
+
+def _shape_buckets(value):
+    """The form of a spec (the model-dependent checks are the service's); a JSON string is
+    refused, not decoded a second time. Multipart fields are decoded once, as JSON, by DRF."""
+    try:
+        return parse_shape_buckets(value, max_axis_size=settings.VALIDATION_MAX_AXIS_SIZE)
+    except InputsRejected as exc:
+        raise serializers.ValidationError(exc.message, code=exc.code) from exc
 
 
 class ValidateSerializer(serializers.Serializer):
     target = serializers.IntegerField(help_text="hardware target id")
-    shape_buckets = serializers.JSONField(required=False, allow_null=True, default=None)
+    shape_buckets = serializers.JSONField(
+        required=False, allow_null=True, default=None, help_text=SHAPE_BUCKETS_HELP
+    )
     use_uploaded_inputs = serializers.BooleanField(default=True)
+
+    def validate_shape_buckets(self, value):
+        return _shape_buckets(value)
 
 
 class VariantSerializer(serializers.Serializer):

@@ -42,6 +42,11 @@ urlpatterns = [
         name="api-validation-run",
     ),
     path(
+        "validation-runs/<int:run_id>/review/",
+        views.RunReviewView.as_view(),
+        name="api-validation-run-review",
+    ),
+    path(
         "validation-runs/<int:run_id>/variants/",
         views.RunVariantView.as_view(),
         name="api-validation-run-variants",

@@ -27,6 +27,7 @@ from ..models import SigningKey
 from .serializers import (
     MlModelSerializer,
     PublicKeySerializer,
+    ReviewSerializer,
     RunSerializer,
     RunSummarySerializer,
     SignatureSerializer,
@@ -248,6 +249,32 @@ class RunDetailView(OrgScopedMixin, APIView):
         if run is None:
             raise NotFound("No such validation run.")
         return Response(RunSerializer(run).data)
+
+
+class RunReviewView(OrgScopedMixin, APIView):
+    """Accept or reject a run whose latency gate stayed inconclusive (approvers), with a reason;
+    409 unless the run needs review."""
+
+    required_actions = {"POST": Action.REVIEW_VALIDATIONS}
+
+    @extend_schema(
+        request=ReviewSerializer,
+        responses={200: RunSerializer},
+        examples=[
+            OpenApiExample(
+                "accept",
+                request_only=True,
+                value={"decision": "accept", "reason": "P95 12 ms on the device itself"},
+            )
+        ],
+    )
+    def post(self, request, org: str, run_id: int):
+        run = ms.run_for_org(org=self.org, pk=run_id)
+        if run is None:
+            raise NotFound("No such validation run.")
+        data = _payload(ReviewSerializer, request.data)
+        run = services.review_validation_run(run=run, actor=_actor(request), **data)
+        return Response(RunSerializer(ms.run_for_org(org=self.org, pk=run.pk)).data)
 
 
 class RunVariantView(OrgScopedMixin, APIView):

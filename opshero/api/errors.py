@@ -1,4 +1,5 @@
-"""Every API error has one shape: {"error": {"code", "message", "fields"}}.
+"""Every API error has one shape: {"error": {"code", "message", "fields"}}, plus "details"
+when the error carries structured data to act on (suggested shape buckets).
 
 ``api_exception_handler`` covers errors raised inside DRF views (validation, auth,
 throttling, parse errors, DomainError from services). ``ApiErrorMiddleware`` in
@@ -40,8 +41,17 @@ DEFAULT_CODES = {
 }
 
 
-def error_body(code: str, message: str, fields: dict[str, Any] | None = None) -> dict:
-    return {"error": {"code": code, "message": message, "fields": fields or {}}}
+def error_body(
+    code: str,
+    message: str,
+    fields: dict[str, Any] | None = None,
+    details: dict[str, Any] | None = None,
+) -> dict:
+    """The error shape; ``details`` (structured data to act on) appears only when there is some."""
+    body: dict[str, Any] = {"code": code, "message": message, "fields": fields or {}}
+    if details:
+        body["details"] = details
+    return {"error": body}
 
 
 def error_response(status_code: int, message: str, code: str | None = None) -> JsonResponse:
@@ -72,7 +82,9 @@ def _flatten_fields(detail: Any, prefix: str = "") -> dict[str, list[str]]:
 
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, DomainError):
-        return Response(error_body(exc.code, exc.message, exc.fields), status=exc.status)
+        return Response(
+            error_body(exc.code, exc.message, exc.fields, exc.details), status=exc.status
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

@@ -136,6 +136,14 @@ CASES: dict[str, Callable[[World], list[Probe]]] = {
         Role.APPROVER,
         model_id="model",
     ),
+    "modelregistry:upload-shape-editor": _probe(
+        "modelregistry:upload-shape-editor",
+        "POST",
+        {},
+        200,
+        Role.APPROVER,
+        model_id="model",
+    ),
     "modelregistry:version": _probe("modelregistry:version", version_id="version"),
     "modelregistry:version-validate": _probe(
         "modelregistry:version-validate", "POST", {}, 422, Role.APPROVER, version_id="version"
@@ -157,6 +165,14 @@ CASES: dict[str, Callable[[World], list[Probe]]] = {
         query=lambda o: f"?a={o['version'].pk}&b={o['version'].pk}",
     ),
     "modelregistry:run-progress": _probe("modelregistry:run-progress", run_id="run"),
+    "modelregistry:run-review": _probe(
+        "modelregistry:run-review",
+        "POST",
+        {"decision": "accept", "reason": "checked on the device"},
+        422,  # the probe's run has passed: nothing to review, shown on the form
+        Role.APPROVER,
+        run_id="run",
+    ),
     "modelregistry:variant-register": _variant,
     "modelregistry:signing-keys": _probe(
         "modelregistry:signing-keys", "POST", {"action": "rotate"}, 302, Role.ADMIN
@@ -185,6 +201,15 @@ CASES: dict[str, Callable[[World], list[Probe]]] = {
         "api-model-version-envelope", status=404, version_id="version"
     ),
     "api-validation-run": _probe("api-validation-run", run_id="run"),
+    "api-validation-run-review": _probe(
+        "api-validation-run-review",
+        "POST",
+        {"decision": "accept", "reason": "checked on the device"},
+        409,  # the probe's run has passed: nothing to review
+        Role.APPROVER,
+        True,
+        run_id="run",
+    ),
     "api-validation-run-variants": _probe(
         "api-validation-run-variants",
         "POST",

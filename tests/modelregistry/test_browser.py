@@ -10,6 +10,7 @@ import io
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -96,4 +97,58 @@ def test_upload_validate_sign_download_verify(page_factory, live_server, celery_
     artifact.write_bytes(bytes(tampered))
     refused = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert refused.returncode == 1 and "REFUSED" in refused.stdout + refused.stderr
+    watch.assert_clean()
+
+
+def test_the_shape_editor_reads_the_file_and_keeps_what_was_typed(page_factory, live_server):
+    """Choosing a model with [-1, 3, '?', '?'] inputs brings one box per open axis (htmx, no
+    JavaScript framework); an upload and a validation request are made from the boxes, and a
+    bad size is an inline error that keeps the other boxes as typed."""
+    from modelregistry.models import ModelVersion, ValidationRun
+
+    call_command("seed_demo", stdout=io.StringIO())
+    detector = onnx_models.write_model(
+        onnx_models.unknown_axes_model(), Path(tempfile.mkdtemp()) / "detector.onnx"
+    )
+    page, watch = page_factory()
+    browser_login(page, live_server, "demo-approver", DEMO_PASSWORD)
+    page.goto(f"{live_server.url}/o/northwind/models/")
+    page.fill("#id_name", "detector")
+    page.click("form.card button[type=submit]")
+    expect(page.locator("h2.page-title")).to_have_text("detector")
+
+    page.set_input_files("#id_artifact", str(detector))
+    height = page.locator('[data-testid="shape-axis-x[2]"]')
+    expect(height).to_have_value("224")
+    expect(page.locator('[data-testid="shape-axis-x[0]"]')).to_have_value("1")
+    height.fill("48")
+    page.locator('[data-testid="shape-axis-x[3]"]').fill("192")
+    page.fill("#id_version", "1.0.0")
+    page.click("#upload-card button[type=submit]")
+    expect(page.locator("[data-testid=sha256]")).to_be_visible(timeout=60_000)
+    version = ModelVersion.objects.get(version="1.0.0")
+    assert version.shape_buckets == {"x[0]": [1], "x[2]": [48], "x[3]": [192]}
+
+    editor = page.locator("[data-testid=shape-editor]")
+    expect(editor.locator('[data-testid="shape-axis-x[3]"]')).to_have_value("192")
+    editor.locator('[data-testid="shape-axis-x[0]"]').fill("1, 2")
+    editor.locator('[data-testid="shape-axis-x[2]"]').fill("0")
+    page.click("[data-testid=validate-button]")
+    expect(page.locator("[data-testid=shape-buckets-error]")).to_contain_text("below 1")
+    expect(page.locator('[data-testid="shape-axis-x[0]"]')).to_have_value("1, 2")
+    assert not ValidationRun.objects.exists()
+    page.locator('[data-testid="shape-axis-x[2]"]').fill("96")
+    page.click("[data-testid=validate-button]")
+    expect(page.locator("[data-testid=run-progress]")).to_be_visible()
+    assert ValidationRun.objects.get().shape_buckets == {
+        "x[0]": [1, 2],
+        "x[2]": [96],
+        "x[3]": [192],
+    }
+    screenshot(page, "model-shape-editor")
+    # The refused request (a form shown again with 422, as every form does) is the one
+    # console message Chromium writes; anything else is a problem.
+    refused = "Failed to load resource: the server responded with a status of 422"
+    assert len(watch.console_errors) == 1 and watch.console_errors[0].startswith(refused)
+    watch.console_errors.clear()
     watch.assert_clean()

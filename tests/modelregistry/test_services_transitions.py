@@ -115,6 +115,9 @@ RUN_ALLOWED = {
     (R.RUNNING, R.PASSED),
     (R.RUNNING, R.FAILED),
     (R.RUNNING, R.ERROR),
+    (R.RUNNING, R.NEEDS_REVIEW),  # the latency gate stayed inconclusive
+    (R.NEEDS_REVIEW, R.PASSED),  # an approver accepts it
+    (R.NEEDS_REVIEW, R.FAILED),  # or rejects it
 }
 
 

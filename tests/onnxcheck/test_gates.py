@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
-from onnxcheck.gates import GateThresholds, evaluate_gates
+import pytest
+
+from onnxcheck.gates import GateThresholds, evaluate_gates, latency_verdict
 from onnxcheck.results import StepResult
+
+
+def _bucket(p95: float, *, low: float | None, high: float | None, **extra):
+    return {
+        "label": "batch=1",
+        "runs": 300,
+        "p95_ms": p95,
+        "p95_ci_low_ms": low,
+        "p95_ci_high_ms": high,
+        **extra,
+    }
 
 
 def _steps(*, unsupported: int, p95: float, drop: float, ece: float, labels: bool = True):
@@ -36,8 +49,8 @@ def _steps(*, unsupported: int, p95: float, drop: float, ece: float, labels: boo
             1.0,
             data={
                 "buckets": [
-                    {"label": "batch=1", "p95_ms": p95},
-                    {"label": "batch=8", "p95_ms": p95 * 4},
+                    {**_bucket(p95, low=p95 * 0.9, high=p95 * 1.1), "label": "batch=1"},
+                    {**_bucket(p95 * 4, low=p95 * 3.6, high=p95 * 4.4), "label": "batch=8"},
                 ]
             },
         ),
@@ -80,3 +93,58 @@ def test_gates_pass_and_skip_what_cannot_be_judged():
     statuses = {g["name"]: g["status"] for g in result.data["gates"]}
     assert statuses["latency_p95"] == "not_evaluated"  # no budget
     assert statuses["int8_accuracy_drop"] == statuses["ece"] == "not_evaluated"  # no labels
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "expected"),
+    [
+        (0.012, 0.015, "passed"),  # upper bound under the budget
+        (0.06, 0.07, "failed"),  # lower bound over it
+        (0.04, 0.06, "inconclusive"),  # the interval contains it
+        (0.04, None, "inconclusive"),  # too few runs for an upper bound
+    ],
+)
+def test_latency_gate_has_three_outcomes(low, high, expected):
+    verdict, sentences, _ = latency_verdict(
+        buckets=[_bucket(0.013 if expected == "passed" else 0.05, low=low, high=high)],
+        budget_ms=0.05,
+    )
+    assert verdict == expected
+    assert f"budget 0.05 ms: {expected}" in sentences[0]
+
+
+def test_latency_gate_sentence_has_units_and_interval():
+    verdict, (sentence,), _ = latency_verdict(
+        buckets=[_bucket(0.0134, low=0.0121, high=0.0152)], budget_ms=50
+    )
+    assert verdict == "passed"
+    assert sentence.startswith("P95 0.0134 ms [0.0121\u20130.0152], budget 50 ms: passed")
+
+
+def test_slow_result_on_a_busy_host_is_inconclusive_not_failed():
+    busy = _bucket(250.0, low=240.0, high=260.0, other_cpu_cores=1.4)
+    verdict, (sentence,), _ = latency_verdict(buckets=[busy], budget_ms=200)
+    assert verdict == "inconclusive" and "1.40 CPU cores" in sentence
+    quiet = _bucket(250.0, low=240.0, high=260.0, other_cpu_cores=0.1)
+    assert latency_verdict(buckets=[quiet], budget_ms=200)[0] == "failed"
+    fast_anyway = _bucket(20.0, low=18.0, high=25.0, other_cpu_cores=1.4)
+    assert latency_verdict(buckets=[fast_anyway], budget_ms=200)[0] == "passed"
+
+
+def test_inconclusive_latency_makes_the_run_inconclusive_not_failed():
+    steps = _steps(unsupported=0, p95=9.5, drop=0.2, ece=0.01)
+    steps[2].data["constraints"] = [{"name": "memory", "ok": True, "detail": "fine"}]
+    steps[3].data["buckets"] = [_bucket(9.5, low=9.0, high=10.5)]
+    result = evaluate_gates(steps=steps, thresholds=GateThresholds(latency_budget_ms=10.0))
+    assert result.data["verdict"] == "inconclusive" and result.data["passed"] is False
+    assert result.status == "warning"
+    statuses = {g["name"]: g["status"] for g in result.data["gates"]}
+    assert statuses["latency_p95"] == "inconclusive" and statuses["ece"] == "passed"
+    assert result.data["reasons"] == [
+        "P95 9.50 ms [9.00\u201310.5], budget 10 ms: inconclusive; the interval contains the "
+        "budget (bucket batch=1, 300 runs)"
+    ]
+    # A failed gate decides the run even when latency is undecided.
+    steps[4].data["fidelity"]["accuracy_drop_points"] = 5.0
+    failed = evaluate_gates(steps=steps, thresholds=GateThresholds(latency_budget_ms=10.0))
+    assert failed.data["verdict"] == "failed" and failed.status == "failed"

@@ -179,3 +179,13 @@ def test_inline_tensor_whose_data_disagrees_with_its_dims_is_refused(tmp_path):
     with pytest.raises(ModelRejected) as excinfo:
         inspect_model(path=path)
     assert _code(excinfo) == "tensor_data_mismatch"
+
+
+def test_parameter_count_includes_weights_held_in_constant_nodes(tmp_path):
+    as_constants = onnx_models.unknown_axes_model(weights_as_constants=True)
+    as_initializers = onnx_models.unknown_axes_model(weights_as_constants=False)
+    counts = [
+        inspect_model(path=onnx_models.write_model(model, tmp_path / f"{i}.onnx")).parameter_count
+        for i, model in enumerate([as_constants, as_initializers])
+    ]
+    assert counts == [2 * 3 * 3 * 3 + 2, 2 * 3 * 3 * 3 + 2]

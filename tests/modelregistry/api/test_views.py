@@ -220,13 +220,19 @@ def test_validate_sign_verify_and_refuse_a_tampered_copy(world, api_as, celery_w
     ).json()
     nnapi_run = wait_for(run["id"])
     assert nnapi_run.status == "failed", nnapi_run.error
+    # On the graph fixed to the bucket, as onnxruntime's usability checker judges it: the two
+    # operators NNAPI lacks, and the Cast after them, whose input has no inferable shape.
     unsupported = {
-        u["operator"]
+        (u["operator"], u["kind"])
         for s in nnapi_run.report["steps"]
         if s["name"] == "compatibility"
         for u in s["data"]["unsupported"]
     }
-    assert unsupported == {"ai.onnx:ArgMax", "ai.onnx.ml:ArrayFeatureExtractor"}
+    assert unsupported == {
+        ("ai.onnx:ArgMax", "operator"),
+        ("ai.onnx.ml:ArrayFeatureExtractor", "operator"),
+        ("ai.onnx:Cast", "dynamic_input"),
+    }
     assert any("operators_supported" in r or "unsupported" in r for r in nnapi_run.reasons)
     assert ModelVersion.objects.get(pk=version_id).status == "rejected"
 
@@ -449,3 +455,85 @@ def test_runs_never_stay_running_when_the_worker_dies(world, settings):
     result = model_services.execute_validation_run(run_id=run2.pk)
     assert result.status == "error" and "giving up" in result.error
     assert result.attempts == settings.VALIDATION_MAX_ATTEMPTS + 1
+
+
+# --- shape buckets: every malformed value is a 400 naming the field --------------------------
+
+MALFORMED_BUCKETS = [
+    5,
+    True,
+    "[1,2]",
+    [1, 2],
+    [None],
+    [],
+    {"x[0]": "a"},
+    {"x[0]": []},
+    {"x[0]": [0]},
+    {"x[0]": [None]},
+    {"x[0]": [1.5]},
+    {"nope": [1]},
+    {"x[1]": [3]},
+    {"unk__214": [100000000]},
+    {"x[0]": [1], "x[2]": [18000], "x[3]": [18000]},  # one 3.9 GB float32 tensor
+    [{"y": [1, 3, 8, 8]}],
+]
+
+
+def _detector_file(tmp_path) -> Path:
+    return onnx_models.write_model(onnx_models.unknown_axes_model(), tmp_path / "detector.onnx")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("value", MALFORMED_BUCKETS, ids=repr)
+def test_malformed_buckets_at_upload_are_400_naming_the_field(
+    world, api_as, model, tmp_path, value
+):
+    import json
+
+    api = api_as(world.a.user(Role.APPROVER))
+    response = upload(api, model, _detector_file(tmp_path), shape_buckets=json.dumps(value))
+    assert response.status_code == 400, response.content
+    assert "shape_buckets" in error_of(response)["fields"]
+    assert not ModelVersion.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("value", MALFORMED_BUCKETS, ids=repr)
+def test_malformed_buckets_at_validation_are_400_naming_the_field(
+    world, api_as, model, tmp_path, value
+):
+    api = api_as(world.a.user(Role.APPROVER))
+    version_id = upload(api, model, _detector_file(tmp_path)).json()["id"]
+    cpu = HardwareTarget.objects.get(builtin_key="cpu")
+    response = api.post(
+        f"/api/v1/orgs/acme/model-versions/{version_id}/validations/",
+        {"target": cpu.pk, "shape_buckets": value},
+        format="json",
+    )
+    assert response.status_code == 400, response.content
+    assert "shape_buckets" in error_of(response)["fields"]
+    assert not ValidationRun.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_refusal_lists_every_open_axis_with_suggested_sizes(world, api_as, model, tmp_path):
+    api = api_as(world.a.user(Role.APPROVER))
+    version_id = upload(api, model, _detector_file(tmp_path)).json()["id"]
+    cpu = HardwareTarget.objects.get(builtin_key="cpu")
+    url = f"/api/v1/orgs/acme/model-versions/{version_id}/validations/"
+    response = api.post(url, {"target": cpu.pk}, format="json")
+    assert response.status_code == 422
+    error = error_of(response)
+    assert error["code"] == "missing_shape_bucket" and "shape_buckets" in error["fields"]
+    suggested = error["details"]["suggested_shape_buckets"]
+    assert suggested == {"x[0]": [1], "x[2]": [224], "x[3]": [224]}
+    assert [axis["key"] for axis in error["details"]["open_axes"]] == list(suggested)
+    # The suggestion, sent back as it is, is accepted; so is the old named form.
+    response = api.post(url, {"target": cpu.pk, "shape_buckets": suggested}, format="json")
+    assert response.status_code == 202, response.content
+    response = api.post(
+        url, {"target": cpu.pk, "shape_buckets": {"?": [48], "x[0]": 1}}, format="json"
+    )
+    assert response.status_code == 202, response.content
+    run = ValidationRun.objects.get(pk=response.json()["id"])
+    assert run.shape_buckets == {"x[2]": [48], "x[3]": [48], "x[0]": [1]}
