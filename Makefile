@@ -52,7 +52,7 @@ seed: migrate
 ## The two commands ---------------------------------------------------------------------------
 run: seed
 	@echo ""
-	@echo "OpsHero is starting at http://$(HOST):$(PORT)/  (web + Celery worker + beat; Ctrl-C stops all)"
+	@echo "OpsHero is starting at http://$(HOST):$(PORT)/  (web, validation worker, worker, beat; Ctrl-C stops all)"
 	@echo "Database: $${DATABASE_URL:-SQLite under var/}   Broker: $${REDIS_URL:-$${CELERY_BROKER_URL:-filesystem under var/celery/}}"
 	@echo ""
 	$(VENV)/bin/honcho start -f Procfile -p $(PORT)

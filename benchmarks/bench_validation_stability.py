@@ -184,6 +184,10 @@ def main() -> None:
     parser.add_argument("--threads", default="2", help="intra-op threads of the new code")
     parser.add_argument("--old-sha", default=OLD_SHA)
     parser.add_argument("--skip-resnet", action="store_true")
+    parser.add_argument("--skip-old", action="store_true", help="measure only this tree")
+    parser.add_argument(
+        "--conditions", default="idle,loaded", help="comma-separated: idle, loaded or both"
+    )
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT))
@@ -204,13 +208,17 @@ def main() -> None:
         # The new code is copied first, so edits made while the benchmark runs do not leak in.
         new_tree = tmp_path / "new"
         shutil.copytree(ROOT / "onnxcheck", new_tree / "onnxcheck", ignore=_PYCACHE)
-        trees = {
-            f"old {args.old_sha[:7]}": (extract(args.old_sha, tmp_path / "old"), "default"),
-            "new (this tree)": (new_tree, args.threads),
-        }
+        trees = (
+            {}
+            if args.skip_old
+            else {
+                f"old {args.old_sha[:7]}": (extract(args.old_sha, tmp_path / "old"), "default"),
+            }
+        )
+        trees["new (this tree)"] = (new_tree, args.threads)
         results: dict[tuple[str, str], list[dict]] = {}
         for name, (tree, threads) in trees.items():
-            for condition in ("idle", "loaded"):
+            for condition in args.conditions.split(","):
                 load = None
                 if condition == "loaded":
                     load = background(tree, model, budget, threads, tmp_path / "load")

@@ -265,6 +265,7 @@ def run_validation(
             buckets=first.data["buckets"],
             budget_ms=gates.latency_budget_ms,
             max_other_cpu_cores=gates.max_other_cpu_cores,
+            noise_margin=gates.latency_noise_margin,
         )
         if verdict != INCONCLUSIVE:
             return first
