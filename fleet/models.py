@@ -104,6 +104,11 @@ class HardwareTarget(models.Model):
     memory_budget_bytes = models.BigIntegerField(null=True, blank=True)
     typical_power_watts = models.FloatField(null=True, blank=True)
     source = models.TextField(blank=True, help_text="Where the operator list comes from")
+    # Documentary: the operator list comes from a vendor's published table and validation never
+    # runs on this hardware; findings are operator support only, latency is the lab CPU's.
+    documentary = models.BooleanField(default=False)
+    # The ai.onnx opsets the runtime's table documents, [lowest, highest] (e.g. TensorRT 9-24).
+    onnx_opset_range = models.JSONField(null=True, blank=True)
     notes = models.TextField(blank=True)
     cloned_from = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="clones"

@@ -263,4 +263,6 @@ def target_profile(target: HardwareTarget) -> TargetProfile:
         max_model_bytes=target.max_model_bytes,
         memory_budget_bytes=target.memory_budget_bytes,
         source=target.source,
+        documentary=target.documentary,
+        onnx_opset_range=tuple(target.onnx_opset_range) if target.onnx_opset_range else None,
     )

@@ -256,6 +256,9 @@ BUILTIN_TARGET_NAMES = {
     "nnapi": "Android NPU (NNAPI)",
     "coreml-mlprogram": "Apple Neural Engine (Core ML, ML Program)",
     "coreml-neuralnetwork": "Apple Neural Engine (Core ML, NeuralNetwork)",
+    "tensorrt": "NVIDIA GPU (TensorRT, documentary)",
+    "openvino": "Intel CPU/GPU/NPU (OpenVINO, documentary)",
+    "qnn": "Qualcomm NPU (QNN, documentary)",
 }
 
 
@@ -285,6 +288,10 @@ def sync_builtin_targets(*, using: str = "default") -> list[HardwareTarget]:
             "max_model_bytes": profile.max_model_bytes,
             "memory_budget_bytes": profile.memory_budget_bytes,
             "source": profile.source,
+            "documentary": profile.documentary,
+            "onnx_opset_range": list(profile.onnx_opset_range)
+            if profile.onnx_opset_range
+            else None,
         }
         target, _ = HardwareTarget.objects.using(using).update_or_create(
             organization=None, builtin_key=key, defaults=values
@@ -305,6 +312,7 @@ TARGET_FIELDS = (
     "typical_power_watts",
     "source",
     "notes",
+    "documentary",
 )
 
 

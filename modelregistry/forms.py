@@ -31,6 +31,122 @@ class MlModelForm(forms.Form):
     min_accuracy = forms.FloatField(
         required=False, min_value=0, max_value=1, label="Min accuracy (0-1)"
     )
+    min_variant_top1_agreement = forms.FloatField(
+        required=False,
+        min_value=0,
+        max_value=1,
+        initial=0.99,
+        label="Variants: min top-1 agreement with the parent (0-1)",
+    )
+    min_variant_sqnr_db = forms.FloatField(
+        required=False, min_value=0, initial=20.0, label="Variants: min SQNR vs the parent (dB)"
+    )
+
+
+def _floats(text: str, name: str) -> list[float]:
+    text = (text or "").strip()
+    if not text:
+        return []
+    try:
+        return [float(part) for part in re.split(r"[,\s]+", text) if part]
+    except ValueError as exc:
+        raise forms.ValidationError(f"{name}: numbers separated by commas.") from exc
+
+
+class IoContractMixin:
+    """The upload form's I/O contract (a small model card): class labels in output order, the
+    output holding the scores, preprocessing and intended use. Leaving the labels empty means no
+    contract (a variant inherits its parent's); the advanced JSON field overrides the boxes."""
+
+    def add_contract_fields(self) -> None:
+        self.fields.update(
+            {
+                "class_labels": forms.CharField(
+                    required=False,
+                    widget=forms.Textarea(attrs={"rows": 3, "class": "font-monospace"}),
+                    label="Class labels, one per line, in output order",
+                    help_text="Checked against the model: as many labels as the score "
+                    "output has classes.",
+                ),
+                "score_output": forms.CharField(
+                    required=False,
+                    max_length=200,
+                    label="Output holding the scores",
+                    help_text="Empty: the only float output of rank 1-2.",
+                ),
+                "scores": forms.ChoiceField(
+                    required=False,
+                    choices=[("probabilities", "Probabilities"), ("logits", "Logits")],
+                    initial="probabilities",
+                    label="Scores are",
+                ),
+                "layout": forms.ChoiceField(
+                    required=False,
+                    choices=[(v, v) for v in ("NCHW", "NHWC", "NC", "none")],
+                    initial="NCHW",
+                    label="Input layout",
+                ),
+                "scale": forms.FloatField(
+                    required=False, initial=1.0, label="Scale (multiplies each pixel)"
+                ),
+                "mean": forms.CharField(
+                    required=False, max_length=200, label="Mean per channel (e.g. 0.485, 0.456)"
+                ),
+                "std": forms.CharField(
+                    required=False, max_length=200, label="Std per channel (e.g. 0.229, 0.224)"
+                ),
+                "color_order": forms.ChoiceField(
+                    required=False,
+                    choices=[(v, v) for v in ("RGB", "BGR", "none")],
+                    initial="RGB",
+                    label="Colour order",
+                ),
+                "intended_use": forms.CharField(
+                    required=False,
+                    max_length=2000,
+                    widget=forms.Textarea(attrs={"rows": 2}),
+                    label="Intended use",
+                ),
+                "io_contract": forms.CharField(
+                    required=False,
+                    widget=forms.Textarea(attrs={"rows": 3, "class": "font-monospace"}),
+                    label="I/O contract as JSON (advanced; overrides the boxes)",
+                ),
+            }
+        )
+
+    def clean_contract(self, cleaned: dict) -> None:
+        raw = (cleaned.get("io_contract") or "").strip()
+        if raw:
+            try:
+                cleaned["io_contract"] = json.loads(raw)
+            except ValueError as exc:
+                self.add_error("io_contract", f"Not JSON: {exc}.")
+            return
+        labels = [line.strip() for line in (cleaned.get("class_labels") or "").splitlines()]
+        labels = [label for label in labels if label]
+        if not labels:
+            cleaned["io_contract"] = None
+            return
+        try:
+            mean = _floats(cleaned.get("mean"), "Mean")
+            std = _floats(cleaned.get("std"), "Std")
+        except forms.ValidationError as exc:
+            self.add_error("mean", exc)
+            return
+        cleaned["io_contract"] = {
+            "labels": labels,
+            "score_output": (cleaned.get("score_output") or "").strip() or None,
+            "scores": cleaned.get("scores") or "probabilities",
+            "preprocessing": {
+                "layout": cleaned.get("layout") or "none",
+                "scale": cleaned.get("scale") if cleaned.get("scale") is not None else 1.0,
+                "mean": mean,
+                "std": std,
+                "color_order": cleaned.get("color_order") or "none",
+            },
+            "intended_use": (cleaned.get("intended_use") or "").strip(),
+        }
 
 
 def _parse_buckets(text: str):
@@ -115,10 +231,13 @@ class ShapeEditorMixin:
                 self.add_error("shape_buckets", exc.message)
 
 
-class UploadForm(ShapeEditorMixin, forms.Form):
+class UploadForm(IoContractMixin, ShapeEditorMixin, forms.Form):
     version = forms.CharField(max_length=40, help_text="e.g. 1.4.0")
     artifact = forms.FileField(
-        label="ONNX model", help_text="The .onnx file (weights inside).", allow_empty_file=True
+        label="ONNX model or bundle",
+        help_text="The .onnx file with its weights inside, or a .zip/.tar bundle of the model "
+        "and its external-data files.",
+        allow_empty_file=True,
     )
     inputs_file = forms.FileField(
         required=False,
@@ -135,6 +254,7 @@ class UploadForm(ShapeEditorMixin, forms.Form):
 
     def __init__(self, *args, axes: list[dict] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.add_contract_fields()
         self.shape_axes = []
         if axes is not None:  # the model was read (the editor fragment): boxes with suggestions
             self.add_shape_editor(axes, prefill=True, from_data=False)
@@ -152,6 +272,7 @@ class UploadForm(ShapeEditorMixin, forms.Form):
     def clean(self):
         cleaned = super().clean()
         self.clean_shape_editor(cleaned)
+        self.clean_contract(cleaned)
         return cleaned
 
 

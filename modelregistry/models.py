@@ -39,6 +39,9 @@ class MlModel(models.Model):
     max_int8_drop_points = models.FloatField(null=True, blank=True, default=1.0)
     max_ece = models.FloatField(null=True, blank=True, default=0.05)
     min_accuracy = models.FloatField(null=True, blank=True)
+    # Variant gates (agreement with the parent on the parent's inputs; decide without labels).
+    min_variant_top1_agreement = models.FloatField(null=True, blank=True, default=0.99)
+    min_variant_sqnr_db = models.FloatField(null=True, blank=True, default=20.0)
     release_counter = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -68,10 +71,24 @@ class ModelVersion(models.Model):
         SIGNED = "signed", "Signed"
         RETIRED = "retired", "Retired"
 
+    class ArtifactKind(models.TextChoices):
+        ONNX = "onnx", "ONNX file"
+        BUNDLE = "bundle", "Bundle (model + external data)"
+
     model = models.ForeignKey(MlModel, on_delete=models.CASCADE, related_name="versions")
     version = models.CharField(max_length=40)
+    # The stored artifact as uploaded and downloaded: the .onnx file, or the bundle archive.
     artifact = models.FileField(upload_to="artifacts/", max_length=300)
-    file_name = models.CharField(max_length=200)
+    artifact_kind = models.CharField(
+        max_length=8, choices=ArtifactKind.choices, default=ArtifactKind.ONNX
+    )
+    file_name = models.CharField(max_length=200)  # the user's file name (stored and signed)
+    # The model file's path inside a bundle (the file name for a single .onnx), and every file
+    # of the artifact with its own SHA-256 and size: [{"path", "sha256", "size"}].
+    entrypoint = models.CharField(max_length=255, blank=True)
+    files = models.JSONField(default=list)
+    # What the outputs mean (protocol.contract.IoContract.to_dict()); signed into the manifest.
+    io_contract = models.JSONField(null=True, blank=True)
     sha256 = models.CharField(max_length=64)
     size_bytes = models.BigIntegerField()
     release_notes = models.TextField(blank=True)
@@ -79,6 +96,10 @@ class ModelVersion(models.Model):
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="derivatives"
     )
     variant_kind = models.CharField(max_length=16, blank=True)  # "", "int8", "fp16"
+    # How a produced INT8 variant was calibrated: "uploaded", "synthetic" or "" (not static).
+    variant_calibration = models.CharField(max_length=16, blank=True)
+    # Registering a variant the run marked not registrable needs an audited reason.
+    registration_override = models.TextField(blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.UPLOADED)
     metadata = models.JSONField(default=dict)  # onnxcheck.inspection.ModelMetadata.to_dict()
     inputs_file = models.FileField(upload_to="inputs/", max_length=300, blank=True)
@@ -221,6 +242,10 @@ class ModelSignature(models.Model):
     signed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
+    # Signed although no target measured accuracy on labelled inputs: the approver's reason.
+    accuracy_waiver = models.TextField(blank=True)
+    # Signed by the version's uploader under the organisation's single-approver setting.
+    four_eyes_relaxed = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -228,3 +253,8 @@ class ModelSignature(models.Model):
 
     def __str__(self) -> str:
         return f"{self.version} release {self.release_counter}"
+
+    @property
+    def targets(self) -> list[dict]:
+        """The targets this signature covers, each with its report digest (manifest v2)."""
+        return list(self.manifest.get("targets") or [])

@@ -13,6 +13,7 @@ from onnxcheck.pipeline import STEP_ORDER
 
 from . import charts
 from .models import ValidationRun
+from .services import variant_refusals
 
 STEP_LABELS = {
     "integrity": "Integrity",
@@ -22,6 +23,7 @@ STEP_LABELS = {
     "quantization_int8": "INT8 variant",
     "quantization_fp16": "FP16 variant",
     "calibration": "Calibration",
+    "parent_agreement": "Agreement with the parent",
     "gates": "Gates",
 }
 
@@ -99,7 +101,41 @@ def _variant_row(step: dict[str, Any] | None, kind: str) -> dict[str, Any]:
         "accuracy_drop_points": fidelity.get("accuracy_drop_points"),
         "variant_accuracy": fidelity.get("variant_accuracy"),
         "sqnr_db": fidelity.get("sqnr_db"),
-        "registrable": step.get("status") == "passed" and bool(variant.get("stored_name")),
+        # Available: the file is kept; registrable: the run judged its fidelity good enough
+        # (otherwise registering it needs an audited reason, with the refusals shown).
+        "available": step.get("status") == "passed" and bool(variant.get("stored_name")),
+        "registrable": step.get("status") == "passed"
+        and bool(variant.get("stored_name"))
+        and not variant_refusals(variant),
+        "refusals": variant_refusals(variant) if step.get("status") == "passed" else [],
+        "calibration": variant.get("calibration") or "",
+        "deleted": bool(variant.get("deleted_at")),
+    }
+
+
+def gates_summary(gates_data: dict[str, Any], verdict: str) -> dict[str, Any]:
+    """What the gates header says: never "all passed" while a gate did not run."""
+    gates = gates_data.get("gates") or []
+    not_evaluated = gates_data.get("not_evaluated")
+    if not_evaluated is None:  # reports written before the list existed
+        not_evaluated = [
+            {"name": g["name"], "reason": "; ".join(g.get("reasons") or [])}
+            for g in gates
+            if g.get("status") == "not_evaluated"
+        ]
+    evaluated = [g for g in gates if g.get("status") != "not_evaluated"]
+    if verdict == "passed":
+        text = (
+            f"{len(evaluated)} passed, {len(not_evaluated)} not evaluated"
+            if not_evaluated
+            else "all passed"
+        )
+    else:
+        text = verdict
+    return {
+        "text": text,
+        "not_evaluated": not_evaluated,
+        "accuracy_measured": gates_data.get("accuracy_measured"),
     }
 
 
@@ -184,7 +220,23 @@ def report_view(run: ValidationRun) -> dict[str, Any] | None:
             ),
         },
         "gates": (gates.get("data") or {}).get("gates", []),
+        "gates_summary": gates_summary(
+            gates.get("data") or {},
+            report.get("verdict") or ("passed" if report.get("passed") else "failed"),
+        ),
+        "parent_agreement": _parent_agreement(_step(report, "parent_agreement")),
         "integrity": _step(report, "integrity") or {},
+    }
+
+
+def _parent_agreement(step: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A registered variant's agreement with its parent, when the run compared them."""
+    if step is None or step.get("status") == "skipped":
+        return None
+    return {
+        **(step.get("data") or {}),
+        "status": step.get("status"),
+        "findings": step.get("findings", []),
     }
 
 

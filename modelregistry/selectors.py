@@ -95,3 +95,9 @@ def finished_runs_for_org(*, org: Organization) -> QuerySet[ValidationRun]:
         .select_related("version__model", "target")
         .order_by("-finished_at", "-pk")
     )
+
+
+def download_name(version, suffix: str = "") -> str:
+    """A readable download name: model, version and the user's file name."""
+    name = f"{version.model.name}-{version.version}-{version.file_name}{suffix}"
+    return "".join(ch if ch.isalnum() or ch in "._-+" else "_" for ch in name)[:200]

@@ -7,6 +7,8 @@ what they find, moves versions and runs through their states and enqueues runs o
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import re
 import shutil
@@ -46,6 +48,8 @@ from opshero.errors import Conflict, DomainError, InvalidInput
 from opshero.models import Organization
 from opshero.naming import unique_name
 from opshero.services import record_audit_event
+from protocol.bundles import BundleLimits, BundleRejected, is_bundle_name, unpack_bundle
+from protocol.contract import IoContract, check_contract_against_outputs
 
 from .audit import RegistryVerb
 from .models import MlModel, ModelVersion, ValidationRun
@@ -130,6 +134,8 @@ MODEL_FIELDS = (
     "max_int8_drop_points",
     "max_ece",
     "min_accuracy",
+    "min_variant_top1_agreement",
+    "min_variant_sqnr_db",
 )
 
 
@@ -146,6 +152,8 @@ def _clean_model_values(org: Organization, values: dict[str, Any], *, model=None
         "max_int8_drop_points": (0, 100),
         "max_ece": (0, 1),
         "min_accuracy": (0, 1),
+        "min_variant_top1_agreement": (0, 1),
+        "min_variant_sqnr_db": (0, 200),
     }
     for name, (low, high) in limits.items():
         value = cleaned.get(name)
@@ -298,16 +306,25 @@ def open_axes_of_upload(*, artifact) -> list[dict[str, Any]] | None:
     if artifact is None or artifact.size > settings.MODEL_UPLOAD_MAX_BYTES:
         return None
     path, temporary = _local_path(artifact)
+    bundle_root: Path | None = None
     try:
-        metadata = inspect_model(path=path, max_bytes=settings.MODEL_UPLOAD_MAX_BYTES)
+        model_path = path
+        if is_bundle_name(_user_file_name(artifact)):
+            bundle_root, bundle = _unpack_upload(path, _user_file_name(artifact))
+            model_path = bundle_root / bundle.entrypoint
+        metadata = inspect_model(
+            path=model_path, max_bytes=settings.MODEL_UPLOAD_MAX_BYTES, external_root=bundle_root
+        )
         return open_axes(
             _tensor_specs_or_empty(metadata.inputs), hints=dict(metadata.metadata_props)
         )
-    except ModelRejected:
+    except (ModelRejected, InvalidInput):
         return None
     finally:
         if temporary:
             path.unlink(missing_ok=True)
+        if bundle_root is not None:
+            shutil.rmtree(bundle_root, ignore_errors=True)
 
 
 def _tensor_specs_or_empty(inputs: tuple[TensorSpec, ...]) -> tuple[TensorSpec, ...]:
@@ -323,6 +340,63 @@ def _stored_npz_shapes(version: ModelVersion) -> dict[str, tuple[int, ...]] | No
         return None  # the worker reports unreadable inputs as a failed step
 
 
+def parse_io_contract(value: Any, *, outputs: list[dict] | None) -> dict | None:
+    """An I/O contract from a request (a dict or its JSON text; empty = none), checked against
+    the model's outputs (label count equals the class dimension); returned as stored."""
+    if value in (None, "", {}):
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise DomainError(  # malformed: 400; a well-formed contract the graph refutes: 422
+                f"The I/O contract is not valid JSON: {exc}.",
+                fields={"io_contract": ["Not valid JSON."]},
+                code="invalid_io_contract",
+            ) from exc
+    try:
+        contract = IoContract.from_dict(value)
+    except (TypeError, ValueError) as exc:
+        raise DomainError(
+            f"The I/O contract is malformed: {exc}",
+            fields={"io_contract": [str(exc)]},
+            code="invalid_io_contract",
+        ) from exc
+    problems = check_contract_against_outputs(contract, outputs or [])
+    if problems:
+        raise InvalidInput(
+            "The I/O contract does not match the model: " + "; ".join(problems),
+            fields={"io_contract": problems},
+            code="io_contract_mismatch",
+        )
+    return contract.to_dict()
+
+
+def _bundle_limits() -> BundleLimits:
+    return BundleLimits(
+        max_files=settings.BUNDLE_MAX_FILES,
+        max_total_bytes=settings.MODEL_UPLOAD_MAX_BYTES,
+        max_file_bytes=settings.MODEL_UPLOAD_MAX_BYTES,
+        max_ratio=settings.BUNDLE_MAX_RATIO,
+    )
+
+
+def _unpack_upload(archive: Path, shown_name: str) -> tuple[Path, Any]:
+    """Unpack an uploaded bundle into its own directory; (directory, Bundle). The caller
+    removes the directory. Refusals name archive members only."""
+    root = Path(settings.VALIDATION_WORKDIR) / f"bundle-{uuid.uuid4().hex}"
+    root.mkdir(parents=True, exist_ok=False)
+    try:
+        return root, unpack_bundle(archive, root, limits=_bundle_limits())
+    except BundleRejected as exc:
+        shutil.rmtree(root, ignore_errors=True)
+        message = f"{shown_name}: {exc.message}"
+        raise InvalidInput(message, fields={"artifact": [message]}, code=exc.code) from exc
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+
+
 def upload_version(
     *,
     model: MlModel,
@@ -334,33 +408,65 @@ def upload_version(
     shape_buckets: Any = None,
     derived_from: ModelVersion | None = None,
     variant_kind: str = "",
+    io_contract: Any = None,
+    variant_calibration: str = "",
+    registration_override: str = "",
 ) -> ModelVersion:
-    """Check an uploaded ONNX file (and optional representative inputs), store it, register it.
+    """Check an uploaded model (one ``.onnx`` file, or a ``.zip``/``.tar`` bundle of a model
+    and its external-data files), optional representative inputs and I/O contract; store it,
+    register it.
 
     ``artifact`` is an uploaded file; the SHA-256 is taken from the upload handler when it
-    hashed the bytes while receiving them, else computed here. Nothing is stored unless every
-    check passes.
+    hashed the bytes while receiving them, else computed here. A single ``.onnx`` may
+    reference no file outside itself; a bundle is unpacked into its own directory with path,
+    count, size and ratio limits and its model's external data resolves only inside it.
+    A variant inherits its parent's I/O contract unless given one. Nothing is stored unless
+    every check passes.
     """
     version = _check_version_label(model, version)
     max_bytes = settings.MODEL_UPLOAD_MAX_BYTES
     if artifact is None:
-        raise InvalidInput("Choose an ONNX file.", fields={"artifact": ["Required."]})
+        raise InvalidInput("Choose an ONNX file or bundle.", fields={"artifact": ["Required."]})
     if artifact.size > max_bytes:
         raise InvalidInput(
             f"The file is {artifact.size:,} bytes; the limit is {max_bytes:,}.",
             fields={"artifact": ["Too large."]},
             code="too_large",
         )
+    shown_name = _user_file_name(artifact)
     path, temporary = _local_path(artifact)
     inputs_path, inputs_temporary = (None, False)
+    bundle_root: Path | None = None
     try:
-        shown_name = Path(getattr(artifact, "name", "") or "model.onnx").name
+        if is_bundle_name(shown_name):
+            bundle_root, bundle = _unpack_upload(path, shown_name)
+            model_path, entrypoint = bundle_root / bundle.entrypoint, bundle.entrypoint
+            files = [
+                {"path": entry.path, "sha256": entry.sha256, "size": entry.size}
+                for entry in bundle.files
+            ]
+            kind = ModelVersion.ArtifactKind.BUNDLE
+        else:
+            model_path, entrypoint, files = path, shown_name, None
+            kind = ModelVersion.ArtifactKind.ONNX
         try:
-            metadata = inspect_model(path=path, max_bytes=max_bytes)
+            metadata = inspect_model(
+                path=model_path, max_bytes=max_bytes, external_root=bundle_root
+            )
         except ModelRejected as exc:
-            message = exc.message.replace(path.name, shown_name)  # not the server's temp name
+            message = exc.message.replace(model_path.name, Path(entrypoint).name)
+            if bundle_root is not None:
+                message = message.replace(str(bundle_root), "")
             raise InvalidInput(message, fields={"artifact": [message]}, code=exc.code) from exc
+        # The inspection saw the server's temporary file; users know the model by its name.
+        metadata = dataclasses.replace(metadata, file_name=Path(entrypoint).name)
         sha256 = getattr(artifact, "sha256", None) or sha256_file(path)
+        size = path.stat().st_size
+        if files is None:
+            files = [{"path": shown_name, "sha256": sha256, "size": size}]
+        if io_contract in (None, "", {}) and derived_from is not None:
+            io_contract = derived_from.io_contract
+        contract = parse_io_contract(io_contract, outputs=metadata.to_dict().get("outputs") or [])
         shape_buckets = check_shape_buckets(
             value=shape_buckets,
             inputs=metadata.inputs,
@@ -388,9 +494,9 @@ def upload_version(
             model=model,
             actor=actor,
             path=path,
-            file_name=getattr(artifact, "name", "model.onnx"),
+            file_name=shown_name,
             sha256=sha256,
-            size=path.stat().st_size,
+            size=size,
             version=version,
             release_notes=release_notes,
             metadata=metadata.to_dict(),
@@ -398,12 +504,30 @@ def upload_version(
             shape_buckets=shape_buckets,
             derived_from=derived_from,
             variant_kind=variant_kind,
+            extra={
+                "artifact_kind": kind,
+                "entrypoint": entrypoint[:255],
+                "files": files,
+                "io_contract": contract,
+                "variant_calibration": variant_calibration,
+                "registration_override": registration_override,
+            },
         )
     finally:
         if temporary:
             path.unlink(missing_ok=True)
         if inputs_temporary and inputs_path is not None:
             inputs_path.unlink(missing_ok=True)
+        if bundle_root is not None:
+            shutil.rmtree(bundle_root, ignore_errors=True)
+
+
+def _user_file_name(upload) -> str:
+    """The name the user gave the file (never the server's temporary name), made safe."""
+    raw = getattr(upload, "original_name", None) or getattr(upload, "name", "") or ""
+    name = Path(str(raw).replace("\\", "/")).name.strip()
+    name = "".join(ch for ch in name if ch.isprintable() and ch not in '"\r\n')
+    return name[:200] or "model.onnx"
 
 
 def _store_version(
@@ -421,6 +545,7 @@ def _store_version(
     shape_buckets: Any,
     derived_from: ModelVersion | None,
     variant_kind: str,
+    extra: dict[str, Any],
 ) -> ModelVersion:
     org_id = model.organization_id
     stored: list[str] = []
@@ -454,6 +579,7 @@ def _store_version(
                 derived_from=derived_from,
                 variant_kind=variant_kind,
                 uploaded_by=actor.user,
+                **extra,
             )
             record_audit_event(
                 organization=model.organization,
@@ -465,6 +591,10 @@ def _store_version(
                     "size_bytes": size,
                     "derived_from": derived_from.version if derived_from else None,
                     "variant": variant_kind or None,
+                    "artifact_kind": extra["artifact_kind"],
+                    "files": len(extra["files"]),
+                    "io_contract": bool(extra["io_contract"]),
+                    "registration_override": extra["registration_override"][:1000] or None,
                 },
             )
     except Exception:
@@ -484,6 +614,8 @@ def gates_for(model: MlModel) -> dict[str, Any]:
         "max_int8_accuracy_drop_points": model.max_int8_drop_points,
         "max_ece": model.max_ece,
         "min_accuracy": model.min_accuracy,
+        "min_variant_top1_agreement": model.min_variant_top1_agreement,
+        "min_variant_sqnr_db": model.min_variant_sqnr_db,
     }
 
 
@@ -545,9 +677,20 @@ def start_validation(
     return run
 
 
+def latest_runs_by_target(version: ModelVersion) -> dict[int, ValidationRun]:
+    """The newest finished run of each target: the evidence a signature can use."""
+    latest: dict[int, ValidationRun] = {}
+    runs = version.validation_runs.filter(finished_at__isnull=False).select_related("target")
+    for run in runs.order_by("finished_at", "pk"):
+        latest[run.target_id] = run
+    return latest
+
+
 def _finish_version_status(version: ModelVersion) -> None:
-    """After a run ends: validated when the newest finished run passed, rejected otherwise,
-    still validating while another run is queued, running or waiting for its review."""
+    """After a run ends. Evidence is per (version, target): the version is validated when the
+    newest finished run of at least one target passed (it is signable for those targets),
+    rejected when no target's newest run passed, still validating while a run is queued,
+    running or waiting for its review."""
     version = ModelVersion.objects.select_for_update().get(pk=version.pk)
     if version.status != ModelVersion.Status.VALIDATING:
         return
@@ -555,8 +698,7 @@ def _finish_version_status(version: ModelVersion) -> None:
     pending = [R.QUEUED, R.RUNNING, R.NEEDS_REVIEW]
     if runs.filter(status__in=pending).exists():
         return
-    latest = runs.filter(finished_at__isnull=False).order_by("-finished_at", "-pk").first()
-    passed = latest is not None and latest.status == ValidationRun.Status.PASSED
+    passed = any(run.status == R.PASSED for run in latest_runs_by_target(version).values())
     transition_version(
         version=version,
         to=ModelVersion.Status.VALIDATED if passed else ModelVersion.Status.REJECTED,
@@ -607,6 +749,54 @@ def _keep_variants(run: ValidationRun, report: dict) -> None:
             )
         variant["stored_name"] = name
         variant["path"] = ""  # scratch paths are meaningless once the run is over
+
+
+class ArtifactMismatch(Exception):
+    """The stored artifact is not the one uploaded (its digest changed)."""
+
+
+def _prepare_artifact(version: ModelVersion, workdir: Path) -> tuple[Path, str, Path | None]:
+    """Fetch a version's artifact into ``workdir``: (model path, its expected SHA-256, bundle
+    root or None). A bundle's archive is checked against its digest, unpacked with the upload
+    limits, and every unpacked file against the digest recorded at upload."""
+    stored = workdir / "stored"
+    if version.artifact_kind != ModelVersion.ArtifactKind.BUNDLE:
+        return _fetch(version.artifact, stored, "model.onnx"), version.sha256, None
+    archive = _fetch(version.artifact, stored, "bundle.archive")
+    if sha256_file(archive) != version.sha256:
+        raise ArtifactMismatch(
+            f"the stored bundle {version.file_name} does not match the SHA-256 recorded at upload"
+        )
+    root = workdir / "bundle"
+    root.mkdir(parents=True, exist_ok=True)
+    bundle = unpack_bundle(archive, root, limits=_bundle_limits())
+    recorded = {entry["path"]: entry["sha256"] for entry in version.files}
+    unpacked = {entry.path: entry.sha256 for entry in bundle.files}
+    if recorded != unpacked:
+        raise ArtifactMismatch(
+            f"the files of bundle {version.file_name} differ from those recorded at upload"
+        )
+    archive.unlink()
+    return root / version.entrypoint, recorded[version.entrypoint], root
+
+
+def _variant_arguments(version: ModelVersion, parent_path: Path | None) -> dict[str, Any]:
+    """A registered variant is validated as itself: never quantized again, compared with its
+    parent on the run's inputs (the parent's, copied at registration)."""
+    if not version.variant_kind:
+        return {}
+    arguments: dict[str, Any] = {"variant_kind": version.variant_kind}
+    if parent_path is not None:
+        arguments["parent_model_path"] = parent_path
+    return arguments
+
+
+def contract_score_output(version: ModelVersion) -> str | None:
+    """The output the I/O contract says holds the class scores (None: let onnxcheck find it)."""
+    from protocol.contract import resolve_score_output
+
+    contract = IoContract.from_dict(version.io_contract)
+    return resolve_score_output(contract, (version.metadata or {}).get("outputs") or [])
 
 
 def execute_validation_run(*, run_id: int) -> ValidationRun:
@@ -662,12 +852,21 @@ def execute_validation_run(*, run_id: int) -> ValidationRun:
         max_int8_accuracy_drop_points=run.gates.get("max_int8_accuracy_drop_points"),
         max_ece=run.gates.get("max_ece"),
         min_accuracy=run.gates.get("min_accuracy"),
+        **{  # runs queued before the variant gates existed keep the library's defaults
+            key: run.gates[key]
+            for key in ("min_variant_top1_agreement", "min_variant_sqnr_db")
+            if key in run.gates
+        },
     )
     try:
         # Artifacts come through the storage API (local disk or object storage), copied into
         # this run's work directory; the integrity step checks the copy against the digest.
         stored = workdir / "stored"
-        artifact_path = _fetch(version.artifact, stored, "model.onnx")
+        artifact_path, expected_sha256, bundle_root = _prepare_artifact(version, workdir)
+        parent_path = None
+        if version.derived_from_id and version.variant_kind:
+            parent = version.derived_from
+            parent_path, _, _ = _prepare_artifact(parent, workdir / "parent")
         inputs = InputsSpec(
             npz_path=None
             if run.synthetic_inputs
@@ -675,13 +874,15 @@ def execute_validation_run(*, run_id: int) -> ValidationRun:
             shape_buckets=run.shape_buckets,
             **_bucket_budgets(),
         )
-        display_names = {str(artifact_path): version.file_name or "model.onnx"}
+        display_names = {str(artifact_path): Path(version.entrypoint or version.file_name).name}
+        if parent_path is not None:
+            display_names[str(parent_path)] = f"parent {version.derived_from.file_name}"
         if inputs.npz_path is not None:
             display_names[str(inputs.npz_path)] = "inputs.npz"
         report = run_validation(
             display_names=display_names,
             model_path=artifact_path,
-            expected_sha256=version.sha256,
+            expected_sha256=expected_sha256,
             target=target_profile(run.target),
             inputs=inputs,
             gates=gates,
@@ -691,6 +892,9 @@ def execute_validation_run(*, run_id: int) -> ValidationRun:
             max_model_bytes=settings.MODEL_UPLOAD_MAX_BYTES,
             intra_op_num_threads=settings.VALIDATION_THREADS,
             host_shared=settings.VALIDATION_HOST_SHARED,
+            **_variant_arguments(version, parent_path),
+            **({"bundle_root": bundle_root} if bundle_root is not None else {}),
+            **({"score_output": contract_score_output(version)} if version.io_contract else {}),
         )
         report_dict = report.to_dict()
         digest = report.report_digest()
@@ -795,33 +999,81 @@ def fail_stale_runs(*, older_than_seconds: int) -> int:
     return count
 
 
-def register_variant(*, run: ValidationRun, kind: str, actor: Actor, version: str) -> ModelVersion:
-    """Register a quantized variant produced by a run as a new version derived from it."""
-    report = run.report or {}
+def run_variant(run: ValidationRun, kind: str) -> dict | None:
+    """The ``kind`` variant a run produced (its report entry), or None."""
     variant = None
-    for step in report.get("steps", []):
+    for step in (run.report or {}).get("steps", []):
         candidate = (step.get("data") or {}).get("variant")
         if candidate and candidate.get("kind") == kind and step.get("status") == "passed":
             variant = candidate
+    return variant
+
+
+def variant_refusals(variant: dict) -> list[str]:
+    """Why a produced variant should not be registered: its fidelity gates, and synthetic
+    calibration (an INT8 model calibrated on random inputs quantizes the wrong ranges)."""
+    refusals = list(variant.get("refusals") or [])
+    if variant.get("registrable") is None and not refusals:
+        refusals.append("the run did not judge this variant's fidelity")
+    if variant.get("calibration") == "synthetic" and not any("synthetic" in r for r in refusals):
+        refusals.append("calibrated on synthetic inputs, not on representative data")
+    return refusals
+
+
+def register_variant(
+    *, run: ValidationRun, kind: str, actor: Actor, version: str, override_reason: str = ""
+) -> ModelVersion:
+    """Register a variant produced by a run as a new version derived from it: the parent's
+    I/O contract, shape buckets and representative inputs come with it, so the variant's own
+    validation compares it with the parent on the parent's inputs. A variant the run marked not
+    registrable (fidelity below the gates, synthetic calibration, fidelity not measured) needs
+    an explicit reason, kept on the version and in the audit log."""
+    variant = run_variant(run, kind)
     if variant is None or not variant.get("stored_name"):
         raise InvalidInput(
-            f"This run produced no usable {kind} variant.", fields={"kind": ["Not available."]}
+            f"This run produced no usable {kind} variant (or its file was cleaned up after a "
+            "newer run).",
+            fields={"kind": ["Not available."]},
+        )
+    refusals = variant_refusals(variant)
+    override_reason = (override_reason or "").strip()
+    if refusals and not override_reason:
+        raise Conflict(
+            f"The {kind.upper()} variant is not registrable: " + "; ".join(refusals) + ". "
+            "Give a reason to register it anyway (audited).",
+            fields={"override_reason": refusals},
+            code="variant_not_registrable",
         )
     source = run.version
-    with default_storage.open(variant["stored_name"], "rb") as handle:
-        handle.name = variant.get("file_name") or f"{source.file_name}.{kind}.onnx"
-        handle.size = default_storage.size(variant["stored_name"])
-        return upload_version(
-            model=source.model,
-            actor=actor,
-            artifact=handle,
-            version=version,
-            release_notes=f"{kind.upper()} variant of {source.version} ({variant.get('method')}).",
-            derived_from=source,
-            variant_kind=kind,
-            inputs_file=None,
-            shape_buckets=source.shape_buckets,
-        )
+    inputs_handle = source.inputs_file.open("rb") if source.inputs_file else None
+    try:
+        if inputs_handle is not None:
+            inputs_handle.name = "inputs.npz"
+        with default_storage.open(variant["stored_name"], "rb") as handle:
+            # The user's name for the parent, marked with the variant kind (never a scratch name).
+            handle.name = f"{Path(source.entrypoint or source.file_name).stem}.{kind}.onnx"
+            handle.size = default_storage.size(variant["stored_name"])
+            return upload_version(
+                model=source.model,
+                actor=actor,
+                artifact=handle,
+                version=version,
+                release_notes=f"{kind.upper()} variant of {source.version} "
+                f"({variant.get('method')}).",
+                derived_from=source,
+                variant_kind=kind,
+                inputs_file=inputs_handle,
+                shape_buckets=source.shape_buckets,
+                variant_calibration=variant.get("calibration") or "",
+                registration_override=(
+                    f"{override_reason} (refused because: {'; '.join(refusals)})"
+                    if refusals
+                    else ""
+                ),
+            )
+    finally:
+        if inputs_handle is not None:
+            inputs_handle.close()
 
 
 @transaction.atomic

@@ -2,9 +2,10 @@
 
 Private keys are generated here, encrypted at once with ``SIGNING_MASTER_KEY``
 (``protocol.keystore``: AES-256-GCM, key id as associated data) and never returned. A
-signature covers the manifest defined in ``protocol.manifest``: artifact digest and size,
-the targets the version passed on, its input schema, the digest of the validation report,
-validity period and the model's next release counter.
+signature covers the manifest defined in ``protocol.manifest`` (version 2): the artifact's
+digest and size and every file in it with its own digest, the targets whose newest validation
+passed each with its report digest, the input schema and I/O contract, the accuracy waiver and
+four-eyes mode it was signed under, validity period and the model's next release counter.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from opshero.actors import Actor
-from opshero.errors import Conflict, Forbidden
+from opshero.errors import Conflict, Forbidden, InvalidInput
 from opshero.models import Organization
 from opshero.roles import Action, role_can
 from opshero.services import record_audit_event
 from protocol import keystore, manifest
+from protocol.contract import IoContract
 
 from .audit import RegistryVerb
 from .models import MlModel, ModelSignature, ModelVersion, SigningKey, ValidationRun
@@ -137,6 +139,8 @@ def rotate_signing_key(*, organization: Organization, actor: Actor) -> SigningKe
     ).select_related("version__model")
     for signature in live:
         data = dict(signature.manifest)
+        if data.get("manifest_version") == 1:  # signed before manifest v2: same facts, new form
+            data = manifest.upgrade_v1(data, artifact_name=signature.version.file_name)
         data["signing_key_id"] = new.key_id
         renewed = manifest.ModelManifest.from_dict(data)
         ModelSignature.objects.create(
@@ -186,11 +190,44 @@ def trusted_keys(organization: Organization) -> dict[str, manifest.TrustedKey]:
 
 def passed_targets(version: ModelVersion) -> list[ValidationRun]:
     """The latest finished run per target, for the targets where it passed."""
-    latest: dict[int, ValidationRun] = {}
-    runs = version.validation_runs.filter(finished_at__isnull=False).select_related("target")
-    for run in runs.order_by("finished_at", "pk"):
-        latest[run.target_id] = run
-    return [run for run in latest.values() if run.status == ValidationRun.Status.PASSED]
+    from .services import latest_runs_by_target
+
+    return [
+        run
+        for run in latest_runs_by_target(version).values()
+        if run.status == ValidationRun.Status.PASSED
+    ]
+
+
+def accuracy_measured(run: ValidationRun) -> bool:
+    """Whether the run measured accuracy on labelled inputs (an accuracy or INT8-drop gate was
+    evaluated, not skipped for want of labels)."""
+    for step in (run.report or {}).get("steps") or []:
+        if step.get("name") == "gates":
+            data = step.get("data") or {}
+            if "accuracy_measured" in data:
+                return bool(data["accuracy_measured"])
+            return any(
+                gate.get("name") in {"min_accuracy", "int8_accuracy_drop", "ece"}
+                and gate.get("status") in {"passed", "failed"}
+                for gate in data.get("gates") or []
+            )
+    return False
+
+
+def signing_blockers(version: ModelVersion, user) -> dict[str, Any]:
+    """What signing this version needs from ``user``: the targets it would cover, whether an
+    accuracy waiver is needed, and whether four-eyes stops this user (for the page)."""
+    passed = passed_targets(version)
+    organization = version.model.organization
+    own = user is not None and version.uploaded_by_id == getattr(user, "pk", None)
+    return {
+        "targets": sorted(run.target.name for run in passed),
+        "needs_waiver": bool(passed) and not any(accuracy_measured(run) for run in passed),
+        "uploader": own,
+        "four_eyes_blocks": own and not organization.single_approver,
+        "four_eyes_relaxed": own and organization.single_approver,
+    }
 
 
 def _input_schema(version: ModelVersion) -> tuple[manifest.InputSpec, ...]:
@@ -206,17 +243,42 @@ def _input_schema(version: ModelVersion) -> tuple[manifest.InputSpec, ...]:
     return tuple(specs)
 
 
+def _files(version: ModelVersion) -> tuple[manifest.FileEntry, ...]:
+    files = version.files or [
+        {"path": version.file_name, "sha256": version.sha256, "size": version.size_bytes}
+    ]
+    return tuple(
+        manifest.FileEntry(path=entry["path"], sha256=entry["sha256"], size=entry["size"])
+        for entry in files
+    )
+
+
+def _username(user) -> str:
+    return getattr(user, "username", "") or "unknown"
+
+
 @transaction.atomic
 def sign_version(
-    *, version: ModelVersion, actor: Actor, role: str, valid_days: int | None = None
+    *,
+    version: ModelVersion,
+    actor: Actor,
+    role: str,
+    valid_days: int | None = None,
+    accuracy_waiver: str = "",
 ) -> ModelSignature:
-    """Sign a validated version. Only an approver may, and only when the version's latest
-    validation passed; the model's release counter moves up by one."""
+    """Sign a validated version for the targets whose newest validation passed.
+
+    Only an approver may, and not the version's uploader (four-eyes) unless the organisation
+    allows a single approver (the signature then records it). When no covered target measured
+    accuracy on labelled inputs, the approver must give a waiver reason. The manifest lists
+    exactly the passed targets, each with its own report digest; the model's release counter
+    moves up by one.
+    """
     if not role_can(role, Action.SIGN_MODELS):
         raise Forbidden("Only an approver can sign a model version.")
     version = (
         ModelVersion.objects.select_for_update(of=("self",))
-        .select_related("model__organization")
+        .select_related("model__organization", "derived_from")
         .get(pk=version.pk)
     )
     if version.status != ModelVersion.Status.VALIDATED:
@@ -225,14 +287,34 @@ def sign_version(
             f"{version.get_status_display().lower()}.",
             code="not_validated",
         )
-    latest = (
-        version.validation_runs.filter(finished_at__isnull=False)
-        .order_by("-finished_at", "-pk")
-        .first()
-    )
-    if latest is None or latest.status != ValidationRun.Status.PASSED:
-        raise Conflict("The latest validation of this version did not pass.", code="not_validated")
     organization = version.model.organization
+    relaxed = False
+    if actor.user is not None and version.uploaded_by_id == actor.user.pk:
+        if not organization.single_approver:
+            raise Forbidden(
+                "Four-eyes: you uploaded this version, so another approver signs it. An "
+                "organisation with a single approver can allow this under Members → Approval "
+                "policy (audited).",
+                code="four_eyes",
+            )
+        relaxed = True
+    passed = sorted(passed_targets(version), key=lambda run: run.target.name)
+    if not passed:
+        raise Conflict(
+            "No target's latest validation of this version passed.", code="not_validated"
+        )
+    accuracy_waiver = (accuracy_waiver or "").strip()
+    waiver = None
+    if not any(accuracy_measured(run) for run in passed):
+        if not accuracy_waiver:
+            raise InvalidInput(
+                "Accuracy was never measured on labelled inputs for this version (no target's "
+                "run had labels). Give a waiver reason to sign it anyway; it is shown on the "
+                "signature and kept in the audit log.",
+                fields={"accuracy_waiver": ["Required: accuracy was not measured."]},
+                code="accuracy_waiver_required",
+            )
+        waiver = manifest.Waiver(reason=accuracy_waiver[:2000], approved_by=_username(actor.user))
     key = SigningKey.objects.filter(
         organization=organization, status=SigningKey.Status.ACTIVE
     ).first()
@@ -245,19 +327,38 @@ def sign_version(
     model = MlModel.objects.select_for_update().get(pk=version.model_id)
     model.release_counter += 1
     model.save(update_fields=["release_counter"])
-    passed = passed_targets(version)
     now = timezone.now()
     expires_at = now + timedelta(days=valid_days or settings.MANIFEST_VALIDITY_DAYS)
+    parent = version.derived_from if version.variant_kind else None
     signed = manifest.ModelManifest(
         organisation_slug=organization.slug,
         organisation_id=organization.pk,
         model_name=model.name,
         version=version.version,
+        artifact_kind=version.artifact_kind,
         artifact_sha256=version.sha256,
         artifact_size=version.size_bytes,
-        targets=tuple(sorted(run.target.name for run in passed)),
+        entrypoint=version.entrypoint or version.file_name,
+        files=_files(version),
+        targets=tuple(
+            manifest.TargetEvidence(
+                name=run.target.name,
+                validation_report_sha256=run.report_digest,
+                documentary=run.target.documentary,
+            )
+            for run in passed
+        ),
         input_schema=_input_schema(version),
-        validation_report_sha256=latest.report_digest,
+        io_contract=IoContract.from_dict(version.io_contract) if version.io_contract else None,
+        accuracy_waiver=waiver,
+        four_eyes="relaxed" if relaxed else "enforced",
+        variant=manifest.VariantOrigin(
+            kind=version.variant_kind,
+            parent_version=parent.version,
+            parent_sha256=parent.sha256,
+        )
+        if parent is not None
+        else None,
         created_at=now,
         expires_at=expires_at,
         release_counter=model.release_counter,
@@ -274,6 +375,8 @@ def sign_version(
         envelope=envelope.decode(),
         expires_at=expires_at,
         signed_by=actor.user,
+        accuracy_waiver=waiver.reason if waiver else "",
+        four_eyes_relaxed=relaxed,
     )
     transition_version(version=version, to=ModelVersion.Status.SIGNED)
     record_audit_event(
@@ -285,8 +388,13 @@ def sign_version(
             "release_counter": model.release_counter,
             "key_id": key.key_id,
             "sha256": version.sha256,
-            "targets": list(signed.targets),
+            "targets": [
+                {"name": t.name, "report": t.validation_report_sha256} for t in signed.targets
+            ],
             "expires_at": expires_at.isoformat(),
+            "accuracy_waiver": waiver.reason if waiver else None,
+            "four_eyes": signed.four_eyes,
+            "uploaded_by": _username(version.uploaded_by) if version.uploaded_by_id else None,
         },
     )
     return signature

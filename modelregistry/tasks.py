@@ -7,6 +7,7 @@ one release so messages queued before an upgrade are still consumed.
 from celery import shared_task
 from django.conf import settings
 
+from .cleanup import delete_superseded_variant_files as _delete_superseded_variant_files
 from .services import execute_validation_run, fail_stale_runs
 
 _VALIDATE_OPTIONS = {
@@ -26,6 +27,13 @@ def validate_model_version(run_id: int) -> str:
 def fail_stale_validation_runs() -> int:
     """Beat, every 10 minutes: runs whose worker went silent are failed with the reason."""
     return fail_stale_runs(older_than_seconds=settings.VALIDATION_STALE_SECONDS)
+
+
+@shared_task(name="modelregistry.delete_superseded_variant_files")
+def delete_superseded_variant_files() -> int:
+    """Beat, hourly: variant files of runs superseded by a newer finished run on the same
+    target, or of retired versions, are deleted from storage (the report keeps the record)."""
+    return _delete_superseded_variant_files()
 
 
 # Deprecated names (before the registry left fleet/); remove in the release after next.

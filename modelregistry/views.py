@@ -171,6 +171,7 @@ def _version_upload(request: HttpRequest, model_id: int, too_large: int | None) 
             release_notes=data["release_notes"],
             inputs_file=data["inputs_file"],
             shape_buckets=data["shape_buckets"],
+            io_contract=data.get("io_contract"),
         )
 
     def to_version(version: ModelVersion) -> str | HttpResponse:
@@ -245,6 +246,10 @@ def _version_context(request, version: ModelVersion, **extra) -> dict:
             if perms["can_review"] and selected and selected.status == "needs_review"
             else None
         ),
+        "evidence": evidence_rows(version),
+        "signing": signing_services.signing_blockers(version, request.user),
+        "contract": version.io_contract,
+        "download_name": ms.download_name(version),
         "signatures": list(ms.signatures_for_version(version=version)),
         "signature": ms.latest_signature(version=version),
         "latest_finished": ms.latest_finished_run(version=version),
@@ -254,6 +259,23 @@ def _version_context(request, version: ModelVersion, **extra) -> dict:
         "siblings": ms.versions_for_model(model=version.model).exclude(pk=version.pk)[:20],
         **extra,
     }
+
+
+def evidence_rows(version: ModelVersion) -> list[dict]:
+    """One row per target this version was validated on: its newest finished run."""
+    rows = []
+    for run in sorted(
+        services.latest_runs_by_target(version).values(), key=lambda r: r.target.name
+    ):
+        rows.append(
+            {
+                "run": run,
+                "target": run.target,
+                "signable": run.status == ValidationRun.Status.PASSED,
+                "accuracy_measured": signing_services.accuracy_measured(run),
+            }
+        )
+    return rows
 
 
 @org_view()
@@ -347,7 +369,10 @@ def version_sign(request: HttpRequest, version_id: int) -> HttpResponse:
     version = _version_or_404(request, version_id)
     try:
         signature = signing_services.sign_version(
-            version=version, actor=_actor(request), role=request.membership.role
+            version=version,
+            actor=_actor(request),
+            role=request.membership.role,
+            accuracy_waiver=request.POST.get("accuracy_waiver", ""),
         )
     except DomainError as exc:
         messages.error(request, exc.message)
@@ -382,7 +407,11 @@ def variant_register(request: HttpRequest, run_id: int, kind: str) -> HttpRespon
     label = (request.POST.get("version") or "").strip() or f"{run.version.version}-{kind}"
     try:
         version = services.register_variant(
-            run=run, kind=kind, actor=_actor(request), version=label
+            run=run,
+            kind=kind,
+            actor=_actor(request),
+            version=label,
+            override_reason=request.POST.get("override_reason", ""),
         )
     except DomainError as exc:
         messages.error(request, exc.message)
@@ -396,7 +425,7 @@ def variant_register(request: HttpRequest, run_id: int, kind: str) -> HttpRespon
 def version_artifact(request: HttpRequest, version_id: int) -> FileResponse:
     version = _version_or_404(request, version_id)
     response = FileResponse(
-        version.artifact.open("rb"), as_attachment=True, filename=version.file_name
+        version.artifact.open("rb"), as_attachment=True, filename=ms.download_name(version)
     )
     response["X-Content-SHA256"] = version.sha256
     return response
@@ -410,7 +439,7 @@ def version_envelope(request: HttpRequest, version_id: int) -> HttpResponse:
     if signature is None:
         raise Http404("This version has no valid signature.")
     response = HttpResponse(signature.envelope, content_type="application/json")
-    response["Content-Disposition"] = f'attachment; filename="{version.file_name}.sig"'
+    response["Content-Disposition"] = f'attachment; filename="{ms.download_name(version, ".sig")}"'
     return response
 
 

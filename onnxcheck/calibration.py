@@ -34,6 +34,7 @@ def check_calibration(
     score_output: str | None = None,
     intra_op_num_threads: int | None = None,
     max_samples: int = DEFAULT_MAX_EVAL_SAMPLES,
+    external_root: str | os.PathLike[str] | None = None,
 ) -> StepResult:
     """Accuracy, ECE (15 equal-width bins), reliability diagram, and the drift baseline
     (top-1 confidence histogram and class mix). Needs uploaded inputs with labels."""
@@ -42,7 +43,7 @@ def check_calibration(
         return StepResult.skipped("calibration", SYNTHETIC_NOTE)
     if inputs.labels is None:
         return StepResult.skipped("calibration", "no labels in the uploaded inputs")
-    _, metadata = load_checked_model(path=model_path)
+    _, metadata = load_checked_model(path=model_path, external_root=external_root)
     chosen = find_score_output(outputs=metadata.outputs, preferred=score_output)
     if chosen is None:
         return StepResult.skipped(

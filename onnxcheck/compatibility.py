@@ -9,6 +9,10 @@ Other targets (CPU) are judged on the optimised dynamic graph (:func:`graph_as_p
 Each node is checked against the target's operator list (:mod:`onnxcheck.operators`); and the
 target's constraints are checked: static shapes, quantized only, model size, and memory budget
 against :func:`estimate_peak_memory` at the largest shape bucket.
+
+Documentary targets (TensorRT, OpenVINO, QNN: ``TargetProfile.documentary``) are checked the same
+way against the vendor's published table; their result says that the support comes from that
+document and that nothing ran on the hardware.
 """
 
 from __future__ import annotations
@@ -293,10 +297,11 @@ class _Findings:
             item["node_names"].append(node_name)
 
     def add_supported(self, *, node: onnx.NodeProto, entry: Any, domain: str) -> None:
-        if entry is not None and entry.note and not entry.note.startswith("kernel types"):
+        conditions = entry.conditions if entry is not None else ""
+        if conditions:
             caveat = self.caveats.setdefault(
                 (domain, node.op_type),
-                {"operator": operator_label(domain, node.op_type), "note": entry.note, "nodes": 0},
+                {"operator": operator_label(domain, node.op_type), "note": conditions, "nodes": 0},
             )
             caveat["nodes"] += 1
 
@@ -469,6 +474,7 @@ def check_compatibility(
     inputs: RepresentativeInputs | None = None,
     max_bytes: int = DEFAULT_MAX_MODEL_BYTES,
     max_tensor_elements: int = DEFAULT_MAX_TENSOR_ELEMENTS,
+    external_root: str | os.PathLike[str] | None = None,
 ) -> StepResult:
     """Every node against the target's operator list, on the graph the target really gets.
 
@@ -481,13 +487,19 @@ def check_compatibility(
     covers the schema version its opset resolves to, and its tensors are within any rank limit.
 
     Every figure names its graph (``original``, ``optimised`` or ``fixed to <bucket>``).
-    Constraints: static shapes, quantized-only, model size, and memory budget against
-    :func:`estimate_peak_memory` at the largest bucket.
+    Constraints: static shapes, quantized-only, model size, the documented opset range, and
+    memory budget against :func:`estimate_peak_memory` at the largest bucket. ``external_root`` is
+    the unpacked bundle a model with external data came in (see
+    :func:`onnxcheck.inspection.load_checked_model`). A documentary target's findings start by
+    naming the document its operator support comes from.
     """
     timer = StepTimer()
     try:
         model, metadata = load_checked_model(
-            path=model_path, max_bytes=max_bytes, max_tensor_elements=max_tensor_elements
+            path=model_path,
+            max_bytes=max_bytes,
+            max_tensor_elements=max_tensor_elements,
+            external_root=external_root,
         )
     except ModelRejected as exc:
         return StepResult(
@@ -594,10 +606,13 @@ def check_compatibility(
     findings += [
         f"{c['operator']}: conditions not checked statically — {c['note']}" for c in caveat_rows
     ]
+    if target.documentary:
+        findings.insert(0, documentary_finding(target))
     node_total = figures["node_count"]
     unsupported_nodes = figures["unsupported_node_count"]
     data = {
         "target": target.to_dict(include_operators=False),
+        "documentary": target.documentary,
         "graph": figures["graph"],
         "graph_analysed": analysed,
         "uploaded_node_count": metadata.node_count,
@@ -619,6 +634,15 @@ def check_compatibility(
     failed = bool(unsupported_rows) or any(not c["ok"] for c in constraints)
     warn = bool(caveat_rows) or any(c.get("warning") for c in constraints)
     return StepResult("compatibility", step_status(failed, warn), timer.ms(), findings, data)
+
+
+def documentary_finding(target: TargetProfile) -> str:
+    """What every result on a documentary target says first: where support comes from."""
+    basis = target.source.split("; ", 1)[0].removeprefix("documentary: ")
+    return (
+        f"documentary profile: operator support from {basis}; not run on this hardware "
+        f"({target.execution_provider} is not installed)"
+    )
 
 
 _CHECKER_PARTITIONS_NOTE = (
@@ -702,6 +726,23 @@ def _target_constraints(
                     f"{target.name} runs fully quantized models only; this model is "
                     f"{metadata.quantization}"
                     + ("" if ok else " (use the static INT8 QDQ variant)")
+                ),
+            }
+        )
+    if target.onnx_opset_range is not None:
+        low, high = target.onnx_opset_range
+        opset = metadata.opset_imports.get("")
+        ok = opset is not None and low <= opset <= high
+        constraints.append(
+            {
+                "name": "onnx_opset",
+                "ok": ok,
+                "detail": (
+                    f"the model imports ai.onnx opset {opset}; {target.name} documents opsets "
+                    f"{low} to {high}"
+                    if opset is not None
+                    else f"the model imports no ai.onnx opset; {target.name} documents opsets "
+                    f"{low} to {high}"
                 ),
             }
         )

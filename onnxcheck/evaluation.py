@@ -3,12 +3,14 @@
 The variant steps (:mod:`onnxcheck.variants`) and the calibration step
 (:mod:`onnxcheck.calibration`) feed the same samples: the uploaded samples in batches, up to a
 cap, or else one feed per shape bucket. Every output is flattened to ``[samples, features]``.
+:func:`cast_feed` gives a model the float type its inputs declare (a float16-input variant fed
+its parent's float32 inputs).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -47,3 +49,36 @@ def collect_outputs(
         )
         for name, parts in collected.items()
     }
+
+
+_ORT_TYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+}
+
+
+def session_input_dtypes(session: Any) -> dict[str, np.dtype]:
+    """The float inputs of an onnxruntime session and their numpy types."""
+    return {
+        item.name: np.dtype(_ORT_TYPES[item.type])
+        for item in session.get_inputs()
+        if item.type in _ORT_TYPES
+    }
+
+
+def cast_feed(
+    feed: Mapping[str, np.ndarray], dtypes: Mapping[str, np.dtype]
+) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The feed with each float array cast to the type ``dtypes`` declares for it, and the
+    names that were cast. Non-float arrays and undeclared names pass through unchanged."""
+    cast: dict[str, np.ndarray] = {}
+    names: list[str] = []
+    for name, array in feed.items():
+        wanted = dtypes.get(name)
+        if wanted is not None and array.dtype.kind == "f" and array.dtype != wanted:
+            cast[name] = array.astype(wanted)
+            names.append(name)
+        else:
+            cast[name] = array
+    return cast, names

@@ -11,6 +11,17 @@ memory driven by the file's own claims:
 4. after parsing (without external data), every tensor's declared dimensions arithmetically,
    and every external-data reference's location, offset and length, before anything reads it.
 
+External data is confined to the upload. A single ``.onnx`` file may reference nothing outside
+itself: on the server it sits in a temporary directory next to other files, and accepting a
+location there would let an upload probe which files exist and how large they are. So without an
+``external_root`` every external-data reference is refused before the filesystem is consulted.
+A model with external weights comes as a bundle (``.zip``/``.tar``) that the caller unpacks into
+a directory of its own and passes as ``external_root``: locations must then be relative, free of
+``..``, resolve (symlinks followed) strictly inside that directory to the very path they name (no
+symlink anywhere), and be regular files; offsets and lengths are checked against those files.
+A location that leaves the bundle gets one message whatever lies outside, so no refusal says
+anything about a file that is not part of the upload.
+
 Only then is metadata extracted. Every refusal is a :class:`ModelRejected` carrying a stable
 machine ``code`` (the API maps it to a 4xx) and a human ``message`` that says what is wrong.
 """
@@ -23,6 +34,7 @@ import math
 import os
 import posixpath
 import re
+import stat
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -594,47 +606,80 @@ def _check_inline_data(where: str, tensor: TensorProto, elements: int) -> None:
 
 
 def _is_outside(location: str) -> bool:
-    """True for absolute paths (POSIX or Windows) and any path that climbs with ``..``."""
-    if not location or location.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", location):
+    """True for empty, absolute (POSIX or Windows), backslashed, NUL-carrying or ``..`` paths.
+
+    Decided on the string alone: nothing on disk is consulted.
+    """
+    if not location or "\x00" in location or "\\" in location:
         return True
-    parts = re.split(r"[\\/]+", location)
-    return ".." in parts or posixpath.isabs(location)
+    if location.startswith("/") or re.match(r"^[A-Za-z]:", location):
+        return True
+    return ".." in location.split("/") or posixpath.isabs(location)
+
+
+def _external_data_not_allowed(where: str) -> ModelRejected:
+    return ModelRejected(
+        "external_data_not_allowed",
+        f"{where} keeps its data in an external file, but a single .onnx upload may reference "
+        "no file outside itself. Upload a model with external weights as one .zip or .tar "
+        "bundle holding the .onnx file and its data files.",
+        tensor=where,
+    )
+
+
+def _outside_upload(where: str, location: str) -> ModelRejected:
+    # One message for every location that leaves the bundle or passes through a symlink, decided
+    # before (and whatever) the filesystem says about the place it names.
+    return ModelRejected(
+        "external_data_outside_upload",
+        f"{where} points its external data at {location!r}, which is not a file inside the "
+        "uploaded bundle; locations must be relative paths to regular files inside it (no '..', "
+        "no absolute paths, no symbolic links).",
+        tensor=where,
+        location=location,
+    )
 
 
 def _check_external_data(
-    where: str, tensor: TensorProto, elements: int, base_dir: Path
-) -> tuple[Path, int]:
-    """Validate one external-data reference; return (resolved file, byte length)."""
+    where: str, tensor: TensorProto, elements: int, *, model_dir: Path, root: Path
+) -> tuple[Path, int, int]:
+    """Validate one external-data reference of a bundle; return (file, byte length, file size).
+
+    The location is resolved as onnx and onnxruntime will resolve it (against the model file's
+    directory). Every check that touches the disk runs only once the path is known to be inside
+    ``root``, so no answer depends on anything outside the bundle.
+    """
     entries = {entry.key: entry.value for entry in tensor.external_data}
     location = entries.get("location", "")
     if _is_outside(location):
-        raise ModelRejected(
-            "external_data_outside_upload",
-            f"{where} points its external data at {location!r}, which is outside the upload's "
-            "directory; only relative paths inside it are accepted.",
-            tensor=where,
-            location=location,
-        )
-    base = base_dir.resolve()
-    target = (base / location).resolve()
-    if not target.is_relative_to(base):  # a symlink inside the upload pointing out of it
-        raise ModelRejected(
-            "external_data_outside_upload",
-            f"{where} points its external data at {location!r}, which resolves outside the "
-            "upload's directory.",
-            tensor=where,
-            location=location,
-        )
-    if not target.is_file():
+        raise _outside_upload(where, location)
+    base = Path(os.path.realpath(model_dir))
+    named = base.joinpath(*(part for part in location.split("/") if part not in {"", "."}))
+    # realpath does not require the path to exist; a symlink anywhere below base makes the
+    # resolved path differ from the named one, whether it points inside or outside the bundle.
+    if Path(os.path.realpath(named)) != named or not named.is_relative_to(root) or named == root:
+        raise _outside_upload(where, location)
+    try:
+        status = named.lstat()
+    except FileNotFoundError as exc:
         raise ModelRejected(
             "external_data_missing",
-            f"{where} needs external data file {location!r}, which was not uploaded.",
+            f"{where} needs external data file {location!r}, which is not in the bundle.",
+            tensor=where,
+            location=location,
+        ) from exc
+    except OSError as exc:  # e.g. a path component that is a regular file
+        raise _outside_upload(where, location) from exc
+    if not stat.S_ISREG(status.st_mode):
+        raise ModelRejected(
+            "external_data_invalid",
+            f"{where} points its external data at {location!r}, which is not a regular file.",
             tensor=where,
             location=location,
         )
+    file_size = status.st_size
     try:
         offset = int(entries.get("offset", "0"))
-        file_size = target.stat().st_size
         length = int(entries["length"]) if "length" in entries else file_size - offset
     except ValueError as exc:
         raise ModelRejected(
@@ -658,7 +703,7 @@ def _check_external_data(
             f"is {length} bytes.",
             tensor=where,
         )
-    return target, length
+    return named, length, file_size
 
 
 def _check_value_infos(model: onnx.ModelProto, max_elements: int) -> None:
@@ -863,18 +908,18 @@ class _CheckedModel:
 def _check_file(path: Path, max_bytes: int) -> int:
     label = f"'{path.name}'"
     try:
-        stat = path.stat()
+        status = path.stat()
     except FileNotFoundError as exc:
         raise ModelRejected("file_missing", f"{label} does not exist.") from exc
     if not path.is_file():
         raise ModelRejected("file_missing", f"{label} is not a regular file.")
-    if stat.st_size == 0:
+    if status.st_size == 0:
         raise ModelRejected("empty_file", f"{label} is empty (0 bytes).")
-    if stat.st_size > max_bytes:
+    if status.st_size > max_bytes:
         raise ModelRejected(
             "too_large",
-            f"{label} is {stat.st_size:,} bytes; the limit is {max_bytes:,} bytes.",
-            size_bytes=stat.st_size,
+            f"{label} is {status.st_size:,} bytes; the limit is {max_bytes:,} bytes.",
+            size_bytes=status.st_size,
             limit_bytes=max_bytes,
         )
     with open(path, "rb") as handle:
@@ -884,7 +929,7 @@ def _check_file(path: Path, max_bytes: int) -> int:
         raise ModelRejected(
             "not_onnx", f"{label} is {sniffed}, not an ONNX model.", detected=sniffed
         )
-    return stat.st_size
+    return status.st_size
 
 
 def load_checked_model(
@@ -892,10 +937,14 @@ def load_checked_model(
     path: str | os.PathLike[str],
     max_bytes: int = DEFAULT_MAX_MODEL_BYTES,
     max_tensor_elements: int = DEFAULT_MAX_TENSOR_ELEMENTS,
+    external_root: str | os.PathLike[str] | None = None,
 ) -> tuple[onnx.ModelProto, ModelMetadata]:
     """Run every safety check, then return the parsed graph (external data NOT loaded) and its
-    metadata. Raises :class:`ModelRejected`. Later steps use this instead of ``onnx.load``."""
-    checked = _load_checked(Path(path), max_bytes, max_tensor_elements)
+    metadata. Raises :class:`ModelRejected`. Later steps use this instead of ``onnx.load``.
+
+    ``external_root`` is as for :func:`inspect_model`.
+    """
+    checked = _load_checked(Path(path), max_bytes, max_tensor_elements, external_root)
     return checked.model, checked.metadata
 
 
@@ -904,16 +953,37 @@ def inspect_model(
     path: str | os.PathLike[str],
     max_bytes: int = DEFAULT_MAX_MODEL_BYTES,
     max_tensor_elements: int = DEFAULT_MAX_TENSOR_ELEMENTS,
+    external_root: str | os.PathLike[str] | None = None,
 ) -> ModelMetadata:
     """Refuse a bad upload with a specific :class:`ModelRejected`, or describe the model.
 
     ``max_bytes`` bounds the model file plus all its external data; ``max_tensor_elements``
     bounds every declared tensor (inputs, outputs, initializers, generated constants).
+    ``external_root`` is ``None`` for a single ``.onnx`` upload, which may then reference no
+    external data at all (``external_data_not_allowed``); for a bundle it is the directory the
+    bundle was unpacked into, which must contain ``path`` and every external-data file.
     """
-    return _load_checked(Path(path), max_bytes, max_tensor_elements).metadata
+    return _load_checked(Path(path), max_bytes, max_tensor_elements, external_root).metadata
 
 
-def _load_checked(path: Path, max_bytes: int, max_tensor_elements: int) -> _CheckedModel:
+def _bundle_root(path: Path, external_root: str | os.PathLike[str] | None) -> Path | None:
+    """The bundle directory, resolved; the model file must lie inside it (a caller's contract,
+    not an upload's fault, hence ``ValueError``)."""
+    if external_root is None:
+        return None
+    root = Path(os.path.realpath(external_root))
+    if not Path(os.path.realpath(path.parent)).is_relative_to(root):
+        raise ValueError("the model file must lie inside external_root (the unpacked bundle)")
+    return root
+
+
+def _load_checked(
+    path: Path,
+    max_bytes: int,
+    max_tensor_elements: int,
+    external_root: str | os.PathLike[str] | None = None,
+) -> _CheckedModel:
+    root = _bundle_root(path, external_root)
     size = _check_file(path, max_bytes)
     seen = _walk_model_fields(path, size, f"'{path.name}'")
     if 7 not in seen:
@@ -944,8 +1014,12 @@ def _load_checked(path: Path, max_bytes: int, max_tensor_elements: int) -> _Chec
                 elements=elements,
             )
         if tensor.data_location == TensorProto.EXTERNAL:
-            target, length = _check_external_data(where, tensor, elements, path.parent)
-            external_files[target] = max(external_files.get(target, 0), target.stat().st_size)
+            if root is None:
+                raise _external_data_not_allowed(where)
+            target, length, file_size = _check_external_data(
+                where, tensor, elements, model_dir=path.parent, root=root
+            )
+            external_files[target] = file_size
             nbytes = length
         else:
             _check_inline_data(where, tensor, elements)
@@ -970,6 +1044,7 @@ def _load_checked(path: Path, max_bytes: int, max_tensor_elements: int) -> _Chec
     metadata = _describe(
         model,
         path=path,
+        root=root,
         size=size,
         external_files=external_files,
         parameter_count=parameter_count,
@@ -983,6 +1058,7 @@ def _describe(
     model: onnx.ModelProto,
     *,
     path: Path,
+    root: Path | None,
     size: int,
     external_files: Mapping[Path, int],
     parameter_count: int,
@@ -996,13 +1072,15 @@ def _describe(
         node_count += 1
     quantization, evidence = detect_quantization(model)
     real_inputs = model_inputs(model.graph)
-    base = path.parent.resolve()
     return ModelMetadata(
         file_name=path.name,
         size_bytes=size,
         external_data_bytes=sum(external_files.values()),
+        # Paths inside the bundle, as its owner knows them; never a server path.
         external_data_files=tuple(
-            sorted(str(target.relative_to(base)) for target in external_files)
+            sorted(target.relative_to(root).as_posix() for target in external_files)
+            if root is not None
+            else ()
         ),
         ir_version=int(model.ir_version),
         opset_imports={

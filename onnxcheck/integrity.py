@@ -31,12 +31,17 @@ def check_integrity(
     expected_sha256: str,
     max_bytes: int = DEFAULT_MAX_MODEL_BYTES,
     max_tensor_elements: int = DEFAULT_MAX_TENSOR_ELEMENTS,
+    external_root: str | os.PathLike[str] | None = None,
 ) -> StepResult:
     """Digest, safe inspection, ``onnx.checker`` (full check) and strict shape inference.
 
     The digest is re-computed from disk because the file may have changed since upload. Checker
     and shape-inference errors become findings; a refused file or a digest mismatch sets
-    ``data["fatal"]`` so the run stops.
+    ``data["fatal"]`` so the run stops. ``external_root`` is the unpacked bundle of a model with
+    external data (``None`` for a single ``.onnx``, which then may reference none; see
+    :func:`onnxcheck.inspection.inspect_model`). The digest covers the ``.onnx`` file only.
+    The safe inspection runs before ``onnx.checker``, which would otherwise follow external-data
+    locations itself.
     """
     timer = StepTimer()
     path = Path(model_path)
@@ -56,7 +61,10 @@ def check_integrity(
         return StepResult("integrity", FAILED, timer.ms(), findings, data)
     try:
         _, metadata = load_checked_model(
-            path=path, max_bytes=max_bytes, max_tensor_elements=max_tensor_elements
+            path=path,
+            max_bytes=max_bytes,
+            max_tensor_elements=max_tensor_elements,
+            external_root=external_root,
         )
     except ModelRejected as exc:
         findings.append(f"refused ({exc.code}): {exc.message}")

@@ -12,6 +12,11 @@ says which file (and which onnxruntime version) it was read from.
   its own mobile usability checker (``onnxruntime/tools/mobile_helpers/*.md``). They give no opset
   ranges; their "Note" column (conditions such as "Only 2D Conv is supported") is kept per
   operator because those conditions are not checked statically and a reviewer must see them.
+- TensorRT, OpenVINO, Qualcomm QNN: *documentary* profiles. Those execution providers are not
+  installed and cannot be downloaded at run time, so their operator lists are the vendors'
+  published support tables, transcribed into ``onnxcheck/data/*_operators.txt`` with the document,
+  version and commit they were read from. A documentary profile says what the vendor documents,
+  not what was run: every result on it says so (``documentary=True``).
 
 No Django import: the Celery worker, the tests and the gateway tooling all use this module.
 """
@@ -72,6 +77,19 @@ class OperatorSupport:
     note: str = ""
 
     @property
+    def conditions(self) -> str:
+        """The parts of the note a reviewer must check by hand (``""`` when there are none).
+
+        Provenance parts (CPU kernel type lists, a documentary table's supported types and
+        versions) describe the entry rather than restrict the node, so they are left out.
+        """
+        if not self.note or self.note.startswith(_INFORMATIONAL_NOTE_PREFIXES[0]):
+            return ""
+        parts = self.note.split("; ")
+        kept = [part for part in parts if not part.startswith(_INFORMATIONAL_NOTE_PREFIXES)]
+        return "; ".join(kept)
+
+    @property
     def spelt_differently_in_file(self) -> bool:
         """True when the shipped table spells this operator otherwise (``Argmax``,
         ``ai.onnx.ReduceSum``), so a literal reader such as onnxruntime's usability checker
@@ -113,6 +131,11 @@ class TargetProfile:
     ``max_tensor_rank`` is an extra constraint some runtimes have (CoreML: rank ≤ 5). The size
     and memory limits are per device class and left ``None`` in the built-in profiles: the
     registry's hardware targets set them with :func:`dataclasses.replace`.
+
+    ``documentary`` is true when the operator list is a vendor's published table rather than
+    the runtime itself (see :func:`documentary_profile`): nothing was run on that hardware.
+    ``onnx_opset_range`` is the range of default-domain (``ai.onnx``) opset imports the runtime
+    documents, when it documents one (TensorRT 10.15: 9 to 24).
     """
 
     name: str
@@ -125,6 +148,8 @@ class TargetProfile:
     memory_budget_bytes: int | None
     source: str
     max_tensor_rank: int | None = None
+    documentary: bool = False
+    onnx_opset_range: tuple[int, int] | None = None
     _index: dict[tuple[str, str], tuple[OperatorSupport, ...]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -158,6 +183,8 @@ class TargetProfile:
             "max_model_bytes": self.max_model_bytes,
             "memory_budget_bytes": self.memory_budget_bytes,
             "max_tensor_rank": self.max_tensor_rank,
+            "documentary": self.documentary,
+            "onnx_opset_range": list(self.onnx_opset_range) if self.onnx_opset_range else None,
             "source": self.source,
             "operator_count": len(self.operators),
         }
@@ -167,6 +194,7 @@ class TargetProfile:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TargetProfile:
+        opset_range = data.get("onnx_opset_range")
         return cls(
             name=str(data["name"]),
             execution_provider=str(data["execution_provider"]),
@@ -178,6 +206,8 @@ class TargetProfile:
             memory_budget_bytes=data.get("memory_budget_bytes"),
             source=str(data["source"]),
             max_tensor_rank=data.get("max_tensor_rank"),
+            documentary=bool(data.get("documentary", False)),
+            onnx_opset_range=(int(opset_range[0]), int(opset_range[1])) if opset_range else None,
         )
 
 
@@ -189,6 +219,17 @@ def onnxruntime_version() -> str:
 # The notes that say the table's spelling was corrected (see _canonical_op_name, _split_domain_op).
 _MATCHED_SPELLING = " in the file; matched to"
 _DOT_SEPARATOR = " in the file (no ':' separator)"
+
+# Note parts that say where an entry comes from rather than what a node must satisfy. The CPU
+# prefix comes first: a CPU note is one list of type constraints, itself joined with "; ".
+_INFORMATIONAL_NOTE_PREFIXES = (
+    "kernel types",
+    "types: ",
+    "supported versions ",
+    "ONNX versions ",
+    "no ONNX version listed",
+    "version(s) ",
+)
 
 
 # -- schema resolution --------------------------------------------------------------------------
@@ -401,12 +442,207 @@ def _mobile_profile(
     )
 
 
+# -- documentary tables (onnxcheck/data) ---------------------------------------------------------
+
+_DATA_PACKAGE = "onnxcheck"
+_DATA_DIR = "data"
+TENSORRT_OPS_FILE = "tensorrt_operators.txt"
+OPENVINO_OPS_FILE = "openvino_operators.txt"
+QNN_OPS_FILE = "qnn_operators.txt"
+_HEADER_LINE = re.compile(r"^#\s*([a-z_]+):\s*(.*)$")
+
+
+@dataclass(frozen=True)
+class DocumentaryTable:
+    """A vendor's operator table as transcribed in ``onnxcheck/data``.
+
+    ``header`` holds the file's ``# key: value`` lines (``title``, ``url``, ``version``,
+    ``commit``, ``completeness``...; a repeated key's values are joined with "; ").
+    ``unsupported`` lists the operators the table marks as not supported, by domain.
+    """
+
+    file_name: str
+    header: Mapping[str, str]
+    operators: tuple[OperatorSupport, ...]
+    unsupported: Mapping[str, tuple[str, ...]]
+
+
+def documentary_table_text(file_name: str) -> str:
+    """Read one of the operator tables shipped in ``onnxcheck/data`` (package data)."""
+    resource = importlib.resources.files(_DATA_PACKAGE).joinpath(_DATA_DIR, file_name)
+    return resource.read_text("utf-8")
+
+
+def _opset_cell(cell: str, *, where: str) -> int | None:
+    cell = cell.strip()
+    if not cell:
+        return None
+    if not cell.isdigit():
+        raise ValueError(f"{where}: opset {cell!r} is not a whole number")
+    return int(cell)
+
+
+def parse_documentary_table(text: str, *, file_name: str = "<text>") -> DocumentaryTable:
+    """Parse ``domain | op_type | min_opset | max_opset | note`` rows and ``# key: value`` headers.
+
+    The note is the rest of the line, so it may itself hold ``|``. A malformed row raises
+    ``ValueError``: the files ship with the code, and a typo must fail the tests, not hide an
+    operator.
+    """
+    header: dict[str, list[str]] = {}
+    unsupported: dict[str, list[str]] = {}
+    found: dict[tuple[str, str], OperatorSupport] = {}
+    for number, raw_line in enumerate(text.splitlines(), start=1):
+        line = raw_line.strip()
+        where = f"{file_name}:{number}"
+        if not line:
+            continue
+        if line.startswith("#"):
+            match = _HEADER_LINE.match(line)
+            if match is None:
+                continue
+            key, value = match.groups()
+            if key == "unsupported":
+                domain, _, names = value.partition(":") if ":" in value else ("ai.onnx", "", value)
+                unsupported.setdefault(normalize_domain(domain), []).extend(
+                    name.strip() for name in names.split(",") if name.strip()
+                )
+            else:
+                header.setdefault(key, []).append(value.strip())
+            continue
+        cells = [cell.strip() for cell in line.split("|", 4)]
+        if len(cells) < 4 or not cells[1]:
+            raise ValueError(f"{where}: expected 'domain | op_type | min | max | note'")
+        domain = normalize_domain(cells[0])
+        op_type, name_note = _canonical_op_name(domain, cells[1])
+        key = (domain, op_type)
+        if key in found:
+            raise ValueError(f"{where}: {display_domain(domain)}:{op_type} is listed twice")
+        note = cells[4] if len(cells) > 4 else ""
+        found[key] = OperatorSupport(
+            domain=domain,
+            op_type=op_type,
+            min_opset=_opset_cell(cells[2], where=where),
+            max_opset=_opset_cell(cells[3], where=where),
+            note="; ".join(part for part in (note, name_note) if part),
+        )
+    return DocumentaryTable(
+        file_name=file_name,
+        header={key: "; ".join(values) for key, values in header.items()},
+        operators=tuple(found[key] for key in sorted(found)),
+        unsupported={domain: tuple(names) for domain, names in unsupported.items()},
+    )
+
+
+def load_documentary_table(file_name: str) -> DocumentaryTable:
+    """One shipped table, parsed."""
+    return parse_documentary_table(documentary_table_text(file_name), file_name=file_name)
+
+
+def _opset_range(value: str | None) -> tuple[int, int] | None:
+    if not value:
+        return None
+    low, _, high = value.partition("-")
+    return int(low), int(high)
+
+
+def documentary_source(table: DocumentaryTable) -> str:
+    """The provenance sentence a documentary profile carries: document, version, commit, scope.
+
+    The first "; "-separated part names the document and version; reports quote it.
+    """
+    header = table.header
+    basis = f"{header['title']}, {header['version']}"
+    if "; " in basis:
+        raise ValueError(f"{table.file_name}: title and version must not contain '; '")
+    parts = [
+        f"documentary: {basis}",
+        f"read from {header['url']}",
+        f"commit {header['commit']}",
+        f"transcribed into onnxcheck/data/{table.file_name} ({len(table.operators)} operators)",
+        f"completeness: {header['completeness']}",
+    ]
+    parts += [
+        f"{key}: {header[key]}"
+        for key in ("types", "versions", "static_shapes", "quantized")
+        if key in header
+    ]
+    parts.append("not run on this hardware: the execution provider is not installed")
+    return "; ".join(parts)
+
+
+def documentary_profile(
+    *,
+    name: str,
+    file_name: str,
+    runtime: str,
+    static_shapes_only: bool,
+    quantized_only: bool,
+    extra_source: str = "",
+) -> TargetProfile:
+    """A profile built from a vendor's published operator table (``documentary=True``)."""
+    table = load_documentary_table(file_name)
+    source = documentary_source(table)
+    return TargetProfile(
+        name=name,
+        execution_provider=table.header["execution_provider"],
+        runtime=runtime,
+        operators=table.operators,
+        static_shapes_only=static_shapes_only,
+        quantized_only=quantized_only,
+        max_model_bytes=None,
+        memory_budget_bytes=None,
+        source=f"{source}; {extra_source}" if extra_source else source,
+        documentary=True,
+        onnx_opset_range=_opset_range(table.header.get("model_opset_range")),
+    )
+
+
+def _documentary_profiles() -> tuple[TargetProfile, ...]:
+    return (
+        # TensorRT builds engines with dynamic shapes through optimisation profiles, and runs
+        # FP32/FP16/BF16 models; INT8/FP8/INT4 need QDQ quantization but are not required.
+        documentary_profile(
+            name="tensorrt",
+            file_name=TENSORRT_OPS_FILE,
+            runtime="TensorRT 10.15 (documentary: published table, not installed)",
+            static_shapes_only=False,
+            quantized_only=False,
+        ),
+        # The OpenVINO frontend takes dynamic shapes (its NPU device needs them fixed, which a
+        # hardware target for an NPU sets with dataclasses.replace).
+        documentary_profile(
+            name="openvino",
+            file_name=OPENVINO_OPS_FILE,
+            runtime="OpenVINO ONNX frontend (documentary: published table, not installed)",
+            static_shapes_only=False,
+            quantized_only=False,
+        ),
+        # QNN EP refuses dynamic shapes on every backend, hence static_shapes_only. Whether the
+        # HTP (NPU) backend needs a quantized model depends on the document's version (older
+        # onnxruntime pages: quantized only; QNN EP 2.5.0: float too), so the profile does not
+        # require it and says so; a hardware target for an older HTP stack sets quantized_only.
+        documentary_profile(
+            name="qnn",
+            file_name=QNN_OPS_FILE,
+            runtime="QNN EP 2.5.0, QAIRT 2.49.40 (documentary: published table, not installed)",
+            static_shapes_only=True,
+            quantized_only=False,
+            extra_source="quantized_only=False: QNN EP 2.5.0 documents float and quantized "
+            "models on HTP; onnxruntime.ai's earlier QNN page (QNN 2.22.x) says the HTP backend "
+            "only supports quantized models, and HTP MatMul lists uint8/uint16 inputs only",
+        ),
+    )
+
+
 def builtin_profiles() -> list[TargetProfile]:
     """The hardware target profiles OpsHero knows out of the box.
 
     CPU (the validation worker's own runtime), NNAPI (Android NPU/DSP/GPU), CoreML MLProgram and
-    CoreML NeuralNetwork (Apple Neural Engine/GPU/CPU). The profiles are built once per process
-    (the lists only change with the installed onnxruntime); the list itself is a fresh copy.
+    CoreML NeuralNetwork (Apple Neural Engine/GPU/CPU), read from the installed onnxruntime and
+    listed first; then the documentary profiles TensorRT, OpenVINO and QNN, read from the vendors'
+    published tables in ``onnxcheck/data``. The profiles are built once per process (the lists
+    only change with the installed onnxruntime or the shipped tables); the list is a fresh copy.
     """
     return list(_builtin_profiles())
 
@@ -448,11 +684,12 @@ def _builtin_profiles() -> tuple[TargetProfile, ...]:
             extra_source=f"{_STATIC_SHAPES_SOURCE}; max rank 5 per usability_checker.py",
             max_rank=_COREML_MAX_RANK,
         ),
+        *_documentary_profiles(),
     )
 
 
 def builtin_profile(name: str) -> TargetProfile:
-    """One built-in profile by name (``cpu``, ``nnapi``, ``coreml-mlprogram``, ...)."""
+    """One built-in profile by name (``cpu``, ``nnapi``, ``coreml-mlprogram``, ``tensorrt``...)."""
     for profile in builtin_profiles():
         if profile.name == name:
             return profile

@@ -10,8 +10,18 @@ whose :meth:`~ValidationReport.report_digest` is what the signing manifest commi
 
 Order and dependencies::
 
-    integrity ─▶ inputs ─▶ compatibility ─▶ latency ─▶ quantization_int8 ─▶ quantization_fp16
-                                                         ─▶ calibration ─▶ gates
+    integrity ─▶ inputs ─▶ compatibility ─▶ latency ─▶ parent_agreement ─▶ quantization_int8
+                                          ─▶ quantization_fp16 ─▶ calibration ─▶ gates
+
+A registered INT8/FP16 variant (``parent_model_path`` given) is validated as itself, plus
+``parent_agreement``: it and its parent run on the same inputs (the parent's, which the registry
+passes; a float16-input variant gets them cast to float16) and the gates compare the two. A model
+that is itself a variant (declared by ``variant_kind`` or detected by
+:func:`onnxcheck.quantize.existing_variant_kind`) is never quantized again, and neither is a
+bundle whose weights live in external data files: their quantization steps are skipped with the
+reason. A documentary target (``TargetProfile.documentary``: the worker is not that hardware)
+still gets a latency measurement on the worker's CPU, labelled ``lab CPU, not this hardware``;
+its latency gate is not evaluated.
 
 Latency is measured once more, straight away, when its gate is *inconclusive* (the P95's interval
 contains the budget, or the host was busy): the report keeps the second measurement and a summary
@@ -30,6 +40,7 @@ exceeds its limit is killed and recorded as failed with the reason; so is one wh
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import os
@@ -38,7 +49,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from onnxcheck.gates import INCONCLUSIVE, GateThresholds, evaluate_gates, latency_verdict
+from onnxcheck.gates import (
+    DOCUMENTARY_LATENCY_LABEL,
+    INCONCLUSIVE,
+    GateThresholds,
+    evaluate_gates,
+    latency_verdict,
+)
 from onnxcheck.inputs import (
     DEFAULT_MAX_AXIS_SIZE,
     DEFAULT_MAX_TENSOR_BYTES,
@@ -57,15 +74,17 @@ from onnxcheck.latency import (
     machine_description,
 )
 from onnxcheck.operators import TargetProfile
+from onnxcheck.quantize import not_quantized_again_reason
 from onnxcheck.results import FAILED, PASSED, StepResult, StepTimer, canonical_json, json_safe
 from onnxcheck.runner import DEFAULT_STEP_LIMITS, StepLimits, run_isolated
-from onnxcheck.variants import VARIANT_LATENCY_RULE
+from onnxcheck.variants import EXTERNAL_DATA_REASON, VARIANT_LATENCY_RULE
 
 STEP_ORDER = (
     "integrity",
     "inputs",
     "compatibility",
     "latency",
+    "parent_agreement",
     "quantization_int8",
     "quantization_fp16",
     "calibration",
@@ -118,6 +137,44 @@ def prepare_inputs(
     return inputs, StepResult("inputs", PASSED, timer.ms(), findings, inputs.describe())
 
 
+def _parent_view(metadata: ModelMetadata) -> ModelMetadata:
+    """The variant's metadata with float16 inputs shown as the parent's float32 ones."""
+    return dataclasses.replace(
+        metadata,
+        inputs=tuple(
+            dataclasses.replace(spec, dtype="float32") if spec.dtype == "float16" else spec
+            for spec in metadata.inputs
+        ),
+    )
+
+
+def _as_model_types(
+    inputs: RepresentativeInputs, metadata: ModelMetadata
+) -> tuple[RepresentativeInputs, list[str]]:
+    """The inputs with each float array cast to the dtype the model declares, and the names
+    cast (the parent's float32 inputs fed to a float16-input variant)."""
+    wanted = {spec.name: spec.dtype for spec in metadata.inputs if spec.dtype}
+    cast: set[str] = set()
+
+    def convert(feed: Mapping[str, Any]) -> dict[str, Any]:
+        out = {}
+        for name, array in feed.items():
+            dtype = wanted.get(name)
+            if dtype and array.dtype.kind == "f" and array.dtype.name != dtype:
+                out[name] = array.astype(dtype)
+                cast.add(name)
+            else:
+                out[name] = array
+        return out
+
+    converted = dataclasses.replace(
+        inputs,
+        bucket_feeds=tuple(convert(feed) for feed in inputs.bucket_feeds),
+        samples=convert(inputs.samples) if inputs.samples is not None else None,
+    )
+    return (converted if cast else inputs), sorted(cast)
+
+
 # -- the report and the run ---------------------------------------------------------------------
 
 
@@ -154,6 +211,11 @@ class ValidationReport:
             for step in self.steps
             if step.status == PASSED and "variant" in step.data
         ]
+
+    @property
+    def registrable_variants(self) -> list[dict[str, Any]]:
+        """The produced variants whose fidelity met the variant gates' thresholds."""
+        return [variant for variant in self.variants if variant.get("registrable")]
 
     def to_dict(self) -> dict[str, Any]:
         return json_safe(
@@ -201,6 +263,9 @@ def run_validation(
     max_model_bytes: int = DEFAULT_MAX_MODEL_BYTES,
     host_shared: bool | None = None,
     display_names: Mapping[str, str] | None = None,
+    parent_model_path: str | os.PathLike[str] | None = None,
+    variant_kind: str | None = None,
+    bundle_root: str | os.PathLike[str] | None = None,
 ) -> ValidationReport:
     """Run every step in order (see module docstring) and return the report.
 
@@ -215,11 +280,23 @@ def run_validation(
     ``score_output`` (force the class-score output), ``max_model_bytes`` (upload limit),
     ``host_shared`` (the deployment says other services share this host; recorded on the report),
     ``display_names`` (server path → the name users know, put in place of paths in findings).
+
+    Variants: ``parent_model_path`` (the model this one was derived from: adds the
+    ``parent_agreement`` evidence and its gates), ``variant_kind`` (``"int8"`` | ``"fp16"``:
+    declared by the registry; such a model is never quantized again, and neither is one
+    detected as a variant). ``bundle_root`` (the folder of a model with external weights:
+    integrity, compatibility and parent agreement resolve its data files only inside it).
     """
+    if variant_kind not in {None, "int8", "fp16"}:
+        raise ValueError(f"variant_kind must be 'int8', 'fp16' or None, not {variant_kind!r}")
     started_at = _now()
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
     model = Path(model_path).resolve()
+    parent = Path(parent_model_path).resolve() if parent_model_path is not None else None
+    documentary = bool(getattr(target, "documentary", False))
+    if parent is not None and str(parent) not in (display_names or {}):
+        display_names = {**(display_names or {}), str(parent): "the parent model"}
     steps: list[StepResult] = []
 
     def record(result: StepResult) -> StepResult:
@@ -259,7 +336,7 @@ def run_validation(
             )
 
         first = once()
-        if gates.latency_budget_ms is None or first.status != PASSED:
+        if gates.latency_budget_ms is None or documentary or first.status != PASSED:
             return first
         verdict, sentences, _ = latency_verdict(
             buckets=first.data["buckets"],
@@ -303,6 +380,10 @@ def run_validation(
         second.duration_ms += first.duration_ms
         return second
 
+    # Passed only for a bundle, so steps that predate bundles are called as they always were.
+    bundle_kwargs: dict[str, Any] = {}
+    if bundle_root is not None:
+        bundle_kwargs["external_root"] = str(bundle_root)
     integrity = record(
         isolated(
             "integrity",
@@ -311,6 +392,7 @@ def run_validation(
             model_path=str(model),
             expected_sha256=expected_sha256,
             max_bytes=max_model_bytes,
+            **bundle_kwargs,
         )
     )
     metadata_dict = integrity.data.get("metadata")
@@ -321,8 +403,27 @@ def run_validation(
         skip_rest(f"integrity failed, nothing else is evidence about this artifact: {why}")
     else:
         metadata = ModelMetadata.from_dict(metadata_dict)
+        agreement_inputs: RepresentativeInputs | None = None
         try:
-            prepared, inputs_step = prepare_inputs(metadata=metadata, spec=inputs)
+            if parent is not None and metadata.inputs != _parent_view(metadata).inputs:
+                # The parent's float32 inputs are the reference; the variant gets them cast.
+                try:
+                    agreement_inputs, inputs_step = prepare_inputs(
+                        metadata=_parent_view(metadata), spec=inputs
+                    )
+                except InputsRejected as exc:
+                    if exc.code != "inputs_wrong_dtype":
+                        raise
+                    agreement_inputs, inputs_step = prepare_inputs(metadata=metadata, spec=inputs)
+                prepared, cast = _as_model_types(agreement_inputs, metadata)
+                if cast:
+                    inputs_step.findings.append(
+                        "the parent's float32 inputs are cast to float16 for this variant: "
+                        + ", ".join(cast)
+                    )
+            else:
+                prepared, inputs_step = prepare_inputs(metadata=metadata, spec=inputs)
+                agreement_inputs = prepared
         except InputsRejected as exc:
             inputs_step = StepResult(
                 "inputs", FAILED, 0.0, [f"{exc.code}: {exc.message}"], {"error": exc.to_dict()}
@@ -339,14 +440,67 @@ def run_validation(
                 target=target,
                 inputs=prepared,
                 max_bytes=max_model_bytes,
+                **bundle_kwargs,
             )
         )
         if prepared is None:
             skip_rest("representative inputs were refused")
         else:
-            record(measure_latency())
+            latency = measure_latency()
+            if documentary:
+                latency.data["label"] = DOCUMENTARY_LATENCY_LABEL
+                latency.findings.append(
+                    f"{DOCUMENTARY_LATENCY_LABEL}: measured on the validation worker's CPU; "
+                    f"{target.name} is a documentary target, so its latency gate is not evaluated"
+                )
+            record(latency)
+            if parent is None:
+                reason = (
+                    f"declared an {variant_kind.upper()} variant but no parent model was given: "
+                    "agreement with the parent was not measured"
+                    if variant_kind
+                    else "not a variant (no parent model)"
+                )
+                skipped = StepResult.skipped("parent_agreement", reason)
+                skipped.data["not_a_variant"] = variant_kind is None
+                record(skipped)
+            else:
+                assert agreement_inputs is not None
+                agreement_file = (
+                    inputs_file
+                    if agreement_inputs is prepared
+                    else agreement_inputs.save(work / "parent_inputs.npz")
+                )
+                record(
+                    isolated(
+                        "parent_agreement",
+                        limits.parent_agreement_s,
+                        agreement_file,
+                        model_path=str(model),
+                        parent_model_path=str(parent),
+                        inputs=agreement_inputs,
+                        variant_kind=variant_kind,
+                        score_output=score_output,
+                        intra_op_num_threads=intra_op_num_threads,
+                        **bundle_kwargs,
+                    )
+                )
             variants_dir = work / "variants"
             for step_name in ("quantization_int8", "quantization_fp16"):
+                if metadata.external_data_files:
+                    why, flags = EXTERNAL_DATA_REASON, {"external_data": True}
+                elif variant_kind is not None:
+                    why, flags = (
+                        not_quantized_again_reason(variant_kind),
+                        {"variant_kind": variant_kind},
+                    )
+                else:
+                    why = ""
+                if why:
+                    skipped = StepResult.skipped(step_name, why)
+                    skipped.data.update(not_applicable=True, **flags)
+                    record(skipped)
+                    continue
                 record(
                     isolated(
                         step_name,
@@ -358,6 +512,8 @@ def run_validation(
                         score_output=score_output,
                         intra_op_num_threads=intra_op_num_threads,
                         latency_rule=variant_latency_rule,
+                        min_top1_agreement=gates.min_variant_top1_agreement,
+                        min_sqnr_db=gates.min_variant_sqnr_db,
                     )
                 )
             if prepared.synthetic:
@@ -374,9 +530,12 @@ def run_validation(
                         inputs=prepared,
                         score_output=score_output,
                         intra_op_num_threads=intra_op_num_threads,
+                        **bundle_kwargs,
                     )
                 )
-    gate_step = record(evaluate_gates(steps=steps, thresholds=gates))
+    gate_step = record(
+        evaluate_gates(steps=steps, thresholds=gates, documentary_target=documentary)
+    )
     return ValidationReport(
         model_file=model.name,
         expected_sha256=expected_sha256.lower(),
@@ -392,4 +551,5 @@ def run_validation(
         environment=machine_description(
             intra_op_num_threads=intra_op_num_threads, host_shared=host_shared
         ),
+        measurement_label=DOCUMENTARY_LATENCY_LABEL if documentary else REFERENCE_LABEL,
     )

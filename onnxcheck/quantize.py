@@ -21,6 +21,11 @@ re-sorted before saving. Operators on its default block list stay fp32.
 
 Before either, graph inputs that are really initializers (IR < 4 models list every initializer
 as an input) are dropped: left in, they survive pre-processing as required inputs with no data.
+
+A model that is already a variant is never converted again (:func:`is_quantized_graph`,
+:func:`is_fp16_graph`, :func:`existing_variant_kind`): quantizing an INT8 graph duplicates its
+node names, and ``DynamicQuantizeLinear`` has no float16 kernel, so neither can succeed, and a
+variant of a variant is not evidence about anything the user uploaded.
 """
 
 from __future__ import annotations
@@ -42,6 +47,68 @@ from onnxcheck.inspection import iter_nodes, sha256_file
 MATMUL_OPS = {"MatMul", "Gemm", "Attention", "MultiHeadAttention", "LSTM", "GRU"}
 CONV_OPS = {"Conv", "ConvTranspose"}
 DEFAULT_CALIBRATION_SAMPLES = 64
+
+QUANTIZED_OPS = {
+    "QuantizeLinear",
+    "DequantizeLinear",
+    "DynamicQuantizeLinear",
+    "MatMulInteger",
+    "ConvInteger",
+    "DynamicQuantizeMatMul",
+    "MatMulIntegerToFloat",
+    "DynamicQuantizeLSTM",
+    "MatMulNBits",
+    "QGemm",
+    "QAttention",
+}
+"""Operators that only a quantized graph contains (plus every ``QLinear*`` operator)."""
+
+
+def _is_quantized_op(op_type: str) -> bool:
+    return op_type in QUANTIZED_OPS or op_type.startswith("QLinear")
+
+
+def is_quantized_graph(model: onnx.ModelProto) -> bool:
+    """Whether the graph is already quantized: it holds quantization operators (QDQ pairs,
+    ``QLinear*``, the integer MatMul/Conv family, ``DynamicQuantizeLinear``), which is also
+    where int8/uint8 weights of a quantized graph are consumed. Subgraphs count.
+
+    An int8/uint8 initializer on its own is not evidence (masks, lookup tables, image
+    constants are stored that way in float models); one feeding a quantization operator is.
+    """
+    return any(_is_quantized_op(node.op_type) for _, node in iter_nodes(model.graph))
+
+
+def is_fp16_graph(model: onnx.ModelProto) -> bool:
+    """Whether the graph is already FP16: a float16 graph input, or float16 initializers holding
+    more elements than the float32 ones (``keep_io_types`` variants keep float32 inputs)."""
+    initializers = {tensor.name for tensor in model.graph.initializer}
+    for item in model.graph.input:
+        if item.name in initializers:
+            continue
+        if item.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16:
+            return True
+    elements: Counter[int] = Counter()
+    for tensor in model.graph.initializer:
+        count = 1
+        for dim in tensor.dims:
+            count *= dim
+        elements[tensor.data_type] += count
+    return elements[onnx.TensorProto.FLOAT16] > elements[onnx.TensorProto.FLOAT]
+
+
+def existing_variant_kind(model: onnx.ModelProto) -> str | None:
+    """``"int8"`` or ``"fp16"`` when the model is itself such a variant, else ``None``."""
+    if is_quantized_graph(model):
+        return "int8"
+    if is_fp16_graph(model):
+        return "fp16"
+    return None
+
+
+def not_quantized_again_reason(kind: str) -> str:
+    """The skip reason recorded for the quantization steps of a model that is a variant."""
+    return f"this model is itself an {kind.upper()} variant; it is not quantized again"
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from onnxcheck.integrity import check_integrity
 from onnxcheck.latency import LatencyRule, check_latency
 from onnxcheck.operators import TargetProfile
 from onnxcheck.results import FAILED, StepResult, first_line, scrub_step
-from onnxcheck.variants import check_fp16_variant, check_int8_variant
+from onnxcheck.variants import check_fp16_variant, check_int8_variant, check_parent_agreement
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,7 @@ class StepLimits:
     latency_s: float | None = None
     quantization_s: float = 900.0
     calibration_s: float = 600.0
+    parent_agreement_s: float = 600.0
     address_space_bytes: int | None = None
     isolate: bool = True
 
@@ -59,6 +60,7 @@ _STEP_FUNCTIONS: dict[str, Callable[..., StepResult]] = {
     "quantization_int8": check_int8_variant,
     "quantization_fp16": check_fp16_variant,
     "calibration": check_calibration,
+    "parent_agreement": check_parent_agreement,
 }
 
 

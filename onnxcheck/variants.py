@@ -4,6 +4,19 @@ Each step builds a variant file (:mod:`onnxcheck.quantize`) and compares it with
 size, latency over alternating runs (:data:`VARIANT_LATENCY_RULE`) and, on uploaded inputs,
 fidelity (top-1 agreement, accuracy drop, SQNR). An INT8 variant that cannot be built fails its
 step; FP16 is optional evidence, so an FP16 variant that cannot be built skips its step.
+
+Neither step converts a model that is itself a variant (:func:`onnxcheck.quantize.
+existing_variant_kind`, or declared by the caller) nor one whose weights live in external data
+files: both steps are skipped with the reason (``data["not_applicable"]``).
+
+Each variant produced carries whether it may be registered (``registrable``, ``refusals``, see
+:func:`onnxcheck.gates.variant_refusals`) and where its calibration came from
+(``calibration``: ``uploaded`` | ``synthetic`` | ``none``). A poor optional variant never fails
+the run; the report says it is not registrable.
+
+Step ``parent_agreement`` (:func:`check_parent_agreement`) is the other direction: the model
+under validation *is* a registered variant, run side by side with its parent on the same inputs
+(top-1 agreement, SQNR, largest absolute difference; with labels both accuracies and the drop).
 """
 
 from __future__ import annotations
@@ -15,7 +28,14 @@ from typing import Any
 
 import numpy as np
 
-from onnxcheck.evaluation import DEFAULT_MAX_EVAL_SAMPLES, collect_outputs, evaluation_feeds
+from onnxcheck.evaluation import (
+    DEFAULT_MAX_EVAL_SAMPLES,
+    cast_feed,
+    collect_outputs,
+    evaluation_feeds,
+    session_input_dtypes,
+)
+from onnxcheck.gates import variant_refusals
 from onnxcheck.inputs import SYNTHETIC_NOTE, RepresentativeInputs
 from onnxcheck.inspection import ModelMetadata, load_checked_model, sha256_file
 from onnxcheck.latency import LatencyRule, compare_latency, create_session
@@ -73,6 +93,7 @@ def evaluate_variant(
         "variant_accuracy": None,
         "accuracy_drop_points": None,
         "sqnr_db": None,
+        "max_abs_difference": None,
         "score_output": None,
     }
     if inputs.synthetic:
@@ -86,10 +107,7 @@ def evaluate_variant(
     candidate = collect_outputs(variant, feeds, names)
     count = sum(n for _, n in feeds)
     fidelity["evaluated_samples"] = count
-    fidelity["sqnr_db"] = sqnr_db(
-        reference=np.concatenate([reference[n].ravel() for n in names]),
-        test=np.concatenate([candidate[n].ravel() for n in names]),
-    )
+    fidelity.update(_output_difference(reference, candidate, names))
     if chosen is not None:
         ref_probs, _ = as_probabilities(reference[chosen.name])
         var_probs, _ = as_probabilities(candidate[chosen.name])
@@ -108,6 +126,43 @@ def evaluate_variant(
     return {"latency": latency, "fidelity": fidelity}
 
 
+def _output_difference(
+    reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray], names: list[str]
+) -> dict[str, float | None]:
+    ref = np.concatenate([reference[n].astype(np.float64).ravel() for n in names])
+    test = np.concatenate([candidate[n].astype(np.float64).ravel() for n in names])
+    return {
+        "sqnr_db": sqnr_db(reference=ref, test=test),
+        "max_abs_difference": float(np.max(np.abs(ref - test))) if ref.size else None,
+    }
+
+
+def _calibration_source(variant: Any, inputs: RepresentativeInputs) -> str:
+    """``uploaded`` | ``synthetic`` | ``none``: what the variant's static calibration saw."""
+    if "calibration" not in variant.settings:
+        return "none"  # dynamic INT8 and FP16 need no calibration data
+    return "synthetic" if inputs.synthetic else "uploaded"
+
+
+def not_converted_reason(
+    *, model: Any, metadata: ModelMetadata, variant_kind: str | None
+) -> tuple[str, dict[str, Any]] | None:
+    """Why the model must not be converted again, or ``None`` when it may be."""
+    from onnxcheck.quantize import existing_variant_kind, not_quantized_again_reason
+
+    if metadata.external_data_files:
+        return EXTERNAL_DATA_REASON, {"not_applicable": True, "external_data": True}
+    kind = variant_kind or existing_variant_kind(model)
+    if kind is not None:
+        return not_quantized_again_reason(kind), {"not_applicable": True, "variant_kind": kind}
+    return None
+
+
+EXTERNAL_DATA_REASON = (
+    "weights in external data files: INT8/FP16 variants are not built for bundles"
+)
+
+
 def _check_variant(
     *,
     step: str,
@@ -119,6 +174,8 @@ def _check_variant(
     score_output: str | None,
     intra_op_num_threads: int | None,
     latency_rule: LatencyRule,
+    min_top1_agreement: float | None,
+    min_sqnr_db: float | None,
 ) -> StepResult:
     from onnxcheck.quantize import VariantUnavailable
 
@@ -143,7 +200,14 @@ def _check_variant(
             unavailable_status,
             timer.ms(),
             [f"the {variant.kind} variant was written but onnxruntime cannot run it: {exc}"],
-            {"variant": variant.to_dict()},
+            {
+                "variant": {
+                    **variant.to_dict(),
+                    "calibration": _calibration_source(variant, inputs),
+                    "registrable": False,
+                    "refusals": [f"onnxruntime cannot run it: {exc}"],
+                }
+            },
         )
     baseline_size = metadata.total_bytes
     # Weights generated at load time (ConstantOfShape) are stored by the variant; compare with
@@ -164,6 +228,15 @@ def _check_variant(
         "synthetic_inputs": inputs.synthetic,
     }
     fid, lat = evaluation["fidelity"], evaluation["latency"]
+    calibration = _calibration_source(variant, inputs)
+    refusals = variant_refusals(
+        fidelity=fid,
+        measured=not inputs.synthetic and fid["evaluated_samples"] > 0,
+        calibration=calibration,
+        min_top1_agreement=min_top1_agreement,
+        min_sqnr_db=min_sqnr_db,
+    )
+    data["variant"].update(calibration=calibration, registrable=not refusals, refusals=refusals)
     findings = [
         f"{variant.kind} ({variant.method}): {variant.size_bytes:,} bytes "
         f"({data['variant']['size_change_pct']:+.1f} % vs the uploaded file), P50 "
@@ -185,6 +258,11 @@ def _check_variant(
             f"{_fmt(fid['accuracy_drop_points'], '.2f')} points, SQNR "
             f"{_fmt(fid['sqnr_db'], '.1f')} dB on {fid['evaluated_samples']} samples"
         )
+    findings.append(
+        f"the {variant.kind} variant may be registered"
+        if not refusals
+        else f"the {variant.kind} variant is not registrable: " + "; ".join(refusals)
+    )
     return StepResult(step, PASSED, timer.ms(), findings, data)
 
 
@@ -200,12 +278,20 @@ def check_int8_variant(
     score_output: str | None = None,
     intra_op_num_threads: int | None = None,
     latency_rule: LatencyRule = VARIANT_LATENCY_RULE,
+    variant_kind: str | None = None,
+    min_top1_agreement: float | None = None,
+    min_sqnr_db: float | None = None,
 ) -> StepResult:
     """Build the INT8 variant (dynamic or static QDQ, see :mod:`onnxcheck.quantize`) into
-    ``output_dir`` and compare it with FP32. A model that cannot be quantized fails the step."""
+    ``output_dir`` and compare it with FP32. A model that cannot be quantized fails the step; one
+    that is itself a variant (``variant_kind`` or detected) or a bundle skips it. The thresholds
+    decide the variant's ``registrable`` flag only."""
     from onnxcheck.quantize import build_int8_variant
 
-    _, metadata = load_checked_model(path=model_path)
+    model, metadata = load_checked_model(path=model_path)
+    refused = not_converted_reason(model=model, metadata=metadata, variant_kind=variant_kind)
+    if refused is not None:
+        return StepResult("quantization_int8", SKIPPED, 0.0, [refused[0]], refused[1])
     return _check_variant(
         step="quantization_int8",
         build=lambda: build_int8_variant(
@@ -218,6 +304,8 @@ def check_int8_variant(
         score_output=score_output,
         intra_op_num_threads=intra_op_num_threads,
         latency_rule=latency_rule,
+        min_top1_agreement=min_top1_agreement,
+        min_sqnr_db=min_sqnr_db,
     )
 
 
@@ -229,6 +317,9 @@ def check_fp16_variant(
     score_output: str | None = None,
     intra_op_num_threads: int | None = None,
     latency_rule: LatencyRule = VARIANT_LATENCY_RULE,
+    variant_kind: str | None = None,
+    min_top1_agreement: float | None = None,
+    min_sqnr_db: float | None = None,
 ) -> StepResult:
     """Build the FP16 variant into ``output_dir`` and compare it with FP32. If conversion is
     impossible the step is *skipped* with the reason (FP16 is optional evidence).
@@ -238,7 +329,10 @@ def check_fp16_variant(
     """
     from onnxcheck.quantize import build_fp16_variant
 
-    _, metadata = load_checked_model(path=model_path)
+    model, metadata = load_checked_model(path=model_path)
+    refused = not_converted_reason(model=model, metadata=metadata, variant_kind=variant_kind)
+    if refused is not None:
+        return StepResult("quantization_fp16", SKIPPED, 0.0, [refused[0]], refused[1])
     return _check_variant(
         step="quantization_fp16",
         build=lambda: build_fp16_variant(model_path=model_path, output_dir=output_dir),
@@ -249,4 +343,134 @@ def check_fp16_variant(
         score_output=score_output,
         intra_op_num_threads=intra_op_num_threads,
         latency_rule=latency_rule,
+        min_top1_agreement=min_top1_agreement,
+        min_sqnr_db=min_sqnr_db,
     )
+
+
+def check_parent_agreement(
+    *,
+    model_path: str | os.PathLike[str],
+    parent_model_path: str | os.PathLike[str],
+    inputs: RepresentativeInputs,
+    variant_kind: str | None = None,
+    score_output: str | None = None,
+    intra_op_num_threads: int | None = None,
+    max_samples: int = DEFAULT_MAX_EVAL_SAMPLES,
+    external_root: str | os.PathLike[str] | None = None,
+) -> StepResult:
+    """Step ``parent_agreement``: the variant at ``model_path`` against its parent.
+
+    Both run on the same ``inputs`` (the parent's: uploaded when the caller has them, else
+    synthetic); a feed is cast to the float type each model's input declares, so a float16-input
+    variant gets the parent's float32 inputs as float16. The class-score output is the parent's
+    (:func:`~onnxcheck.scoring.find_score_output`, ``score_output`` forces it); SQNR and the largest
+    absolute difference cover that output, or every float output both models share when there is
+    none. Labels add both accuracies and the drop in points. ``external_root`` is the variant's
+    bundle folder when its weights are external files. The gates judge the figures
+    (``variant_agreement``, ``variant_sqnr``); this step fails only when they cannot be measured.
+    """
+    timer = StepTimer()
+    step = "parent_agreement"
+    try:
+        from onnxcheck.quantize import existing_variant_kind
+
+        _, parent_metadata = load_checked_model(path=parent_model_path)
+        bundle = {"external_root": external_root} if external_root is not None else {}
+        model, metadata = load_checked_model(path=model_path, **bundle)
+        variant_kind = variant_kind or existing_variant_kind(model)
+        parent, _ = create_session(parent_model_path, intra_op_num_threads=intra_op_num_threads)
+        variant, _ = create_session(model_path, intra_op_num_threads=intra_op_num_threads)
+    except Exception as exc:  # noqa: BLE001 - a refused or unloadable parent is the finding
+        return StepResult(step, FAILED, timer.ms(), [f"cannot load the parent or variant: {exc}"])
+    chosen = find_score_output(outputs=parent_metadata.outputs, preferred=score_output)
+    variant_outputs = {spec.name for spec in metadata.outputs}
+    if chosen is not None and chosen.name not in variant_outputs:
+        return StepResult(
+            step,
+            FAILED,
+            timer.ms(),
+            [f"the variant has no output {chosen.name!r} (the parent's class scores)"],
+        )
+    names = (
+        [chosen.name]
+        if chosen
+        else [n for n in _float_output_names(parent_metadata) if n in variant_outputs]
+    )
+    data: dict[str, Any] = {
+        "parent_sha256": sha256_file(parent_model_path),
+        "variant_kind": variant_kind,
+        "inputs_source": inputs.source,
+        "synthetic_inputs": inputs.synthetic,
+        "evaluated_samples": 0,
+        "score_output": chosen.to_dict() if chosen else None,
+        "outputs_compared": names,
+        "cast_inputs": [],
+        "top1_agreement": None,
+        "sqnr_db": None,
+        "max_abs_difference": None,
+        "parent_accuracy": None,
+        "variant_accuracy": None,
+        "accuracy_drop_points": None,
+    }
+    if not names:
+        return StepResult(
+            step, FAILED, timer.ms(), ["parent and variant share no float output to compare"], data
+        )
+    feeds = list(evaluation_feeds(inputs, max_samples))
+    parent_types, variant_types = session_input_dtypes(parent), session_input_dtypes(variant)
+    parent_feeds, variant_feeds, cast = [], [], set()
+    for feed, count in feeds:
+        parent_feed, _ = cast_feed(feed, parent_types)
+        variant_feed, cast_names = cast_feed(feed, variant_types)
+        parent_feeds.append((parent_feed, count))
+        variant_feeds.append((variant_feed, count))
+        cast.update(cast_names)
+    try:
+        reference = collect_outputs(parent, parent_feeds, names)
+        candidate = collect_outputs(variant, variant_feeds, names)
+    except Exception as exc:  # noqa: BLE001 - the variant not running on the parent's inputs
+        return StepResult(
+            step,
+            FAILED,
+            timer.ms(),
+            [f"the parent's inputs cannot be run through both models: {exc}"],
+            data,
+        )
+    data["cast_inputs"] = sorted(cast)
+    data["evaluated_samples"] = sum(n for _, n in feeds)
+    data.update(_output_difference(reference, candidate, names))
+    if chosen is not None:
+        parent_top = top1(as_probabilities(reference[chosen.name])[0])
+        variant_top = top1(as_probabilities(candidate[chosen.name])[0])
+        data["top1_agreement"] = float(np.mean(parent_top == variant_top))
+        if inputs.labels is not None:
+            labels = inputs.labels[: len(parent_top)]
+            parent_acc = accuracy(predictions=parent_top, labels=labels)
+            variant_acc = accuracy(predictions=variant_top, labels=labels)
+            data.update(
+                parent_accuracy=parent_acc,
+                variant_accuracy=variant_acc,
+                accuracy_drop_points=100.0 * (parent_acc - variant_acc),
+            )
+    findings = [
+        f"against the parent on {data['evaluated_samples']} {inputs.source} samples: top-1 "
+        f"agreement {_fmt(data['top1_agreement'], '.4f')}, SQNR {_fmt(data['sqnr_db'], '.1f')} "
+        f"dB, max abs difference {_fmt(data['max_abs_difference'], '.3g')}"
+    ]
+    if data["accuracy_drop_points"] is not None:
+        findings.append(
+            f"accuracy {data['variant_accuracy']:.4f} vs the parent's "
+            f"{data['parent_accuracy']:.4f} ({data['accuracy_drop_points']:+.2f} points drop)"
+        )
+    if inputs.synthetic:
+        findings.append(
+            "synthetic inputs: agreement on random tensors, weaker evidence than the parent's "
+            "uploaded inputs"
+        )
+    if cast:
+        findings.append(
+            "the parent's float inputs were cast to the variant's types for "
+            + ", ".join(sorted(cast))
+        )
+    return StepResult(step, PASSED, timer.ms(), findings, data)

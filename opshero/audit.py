@@ -18,6 +18,8 @@ class PlatformVerb(AuditVerb):
     """What the platform records: organisations and memberships."""
 
     ORGANIZATION_CREATED = "organization.created"
+    # The four-eyes relaxation for organisations with a single approver, switched on or off.
+    APPROVAL_POLICY_CHANGED = "organization.approval_policy_changed"
     MEMBER_ADDED = "member.added"
     MEMBER_ROLE_CHANGED = "member.role_changed"
     MEMBER_REMOVED = "member.removed"

@@ -50,6 +50,11 @@ class AddMemberForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
 
 
+class ApprovalPolicyForm(forms.Form):
+    single_approver = forms.BooleanField(required=False)
+    reason = forms.CharField(max_length=1000)
+
+
 def apply_domain_error(form: forms.Form, error) -> None:
     """Show a service's DomainError on the form: per field where it names one, else on top."""
     placed = False

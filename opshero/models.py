@@ -15,6 +15,10 @@ class Organization(models.Model):
 
     name = models.CharField(max_length=120)
     slug = models.SlugField(max_length=60, unique=True)
+    # Four-eyes: whoever uploaded a model version cannot sign it, nor approve its rollout. An
+    # organisation with a single approver may relax that (audited; every signature made under
+    # it carries a visible badge): ``opshero.services.set_single_approver``.
+    single_approver = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -148,6 +148,46 @@ def change_member_role(*, membership: Membership, role: str, actor: Actor) -> Me
     return membership
 
 
+def approver_count(organization: Organization) -> int:
+    """Members who may sign models and approve rollouts."""
+    from .roles import Action, roles_that_can
+
+    return Membership.objects.filter(
+        organization=organization, role__in=roles_that_can(Action.SIGN_MODELS)
+    ).count()
+
+
+@transaction.atomic
+def set_single_approver(
+    *, organization: Organization, enabled: bool, reason: str, actor: Actor
+) -> Organization:
+    """Relax (or restore) four-eyes for an organisation with a single approver: the uploader of
+    a version may then sign it and approve its rollout. Audited with the reason; every
+    signature made while it is on records it and shows a badge."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput(
+            "Say why: the reason is kept in the audit log.", fields={"reason": ["Required."]}
+        )
+    organization = Organization.objects.select_for_update().get(pk=organization.pk)
+    if organization.single_approver == enabled:
+        return organization
+    organization.single_approver = enabled
+    organization.save(update_fields=["single_approver"])
+    record_audit_event(
+        organization=organization,
+        actor=actor,
+        verb=PlatformVerb.APPROVAL_POLICY_CHANGED,
+        target=organization,
+        data={
+            "single_approver": enabled,
+            "reason": reason[:1000],
+            "approvers": approver_count(organization),
+        },
+    )
+    return organization
+
+
 @transaction.atomic
 def remove_member(*, membership: Membership, actor: Actor) -> None:
     """Remove a user from the organisation; the last admin cannot be removed."""

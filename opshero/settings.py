@@ -177,7 +177,13 @@ FLEET_CSV_MAX_BYTES = env.int("FLEET_CSV_MAX_BYTES", default=5 * 1024 * 1024)
 FLEET_CSV_MAX_ROWS = env.int("FLEET_CSV_MAX_ROWS", default=20_000)
 
 # --- Model registry and validation --------------------------------------------------------------
+# One .onnx file, or a .zip/.tar bundle of a model with its external-data files (the limit
+# covers the archive and, separately, everything it unpacks to). Raise it for models over 2 GB:
+# those keep their weights in external data and are uploaded as a bundle.
 MODEL_UPLOAD_MAX_BYTES = env.int("MODEL_UPLOAD_MAX_BYTES", default=500 * 1024 * 1024)
+# Bundle limits: files per archive, and the largest unpacked/compressed ratio (zip bombs).
+BUNDLE_MAX_FILES = env.int("BUNDLE_MAX_FILES", default=64)
+BUNDLE_MAX_RATIO = env.int("BUNDLE_MAX_RATIO", default=200)
 # Scratch space of validation runs (inputs, step logs, variants before they are stored).
 VALIDATION_WORKDIR = Path(env.str("VALIDATION_WORKDIR", default=str(VAR_DIR / "validation")))
 VALIDATION_MAX_ATTEMPTS = env.int("VALIDATION_MAX_ATTEMPTS", default=2)
@@ -387,6 +393,10 @@ CELERY_BEAT_SCHEDULE = {
     "fail-stale-validation-runs": {
         "task": "modelregistry.fail_stale_validation_runs",
         "schedule": 600,
+    },
+    "delete-superseded-variant-files": {
+        "task": "modelregistry.delete_superseded_variant_files",
+        "schedule": 3600,
     },
 }
 # How long /readyz waits for a worker to answer the ping task.

@@ -16,7 +16,12 @@ from .actors import Actor
 from .errors import DomainError
 from .filters import AuditEventFilterSet
 from .form_flow import handle_form_post
-from .forms import AddMemberForm, MemberRoleForm, ThrottledAuthenticationForm
+from .forms import (
+    AddMemberForm,
+    ApprovalPolicyForm,
+    MemberRoleForm,
+    ThrottledAuthenticationForm,
+)
 from .health import readiness
 from .htmx import render_page
 from .models import AuditEvent, Membership
@@ -65,8 +70,40 @@ def _members_context(request: HttpRequest, **extra) -> dict:
         "can_manage": request.membership.can(Action.MANAGE_MEMBERS),
         "role_descriptions": [(role.label, ROLE_DESCRIPTIONS[role]) for role in Role],
         "add_form": extra.pop("add_form", None) or AddMemberForm(),
+        "policy_form": extra.pop("policy_form", None) or ApprovalPolicyForm(),
+        "approvers": services.approver_count(request.org),
         **extra,
     }
+
+
+@require_POST
+@org_view(Action.MANAGE_MEMBERS)
+def approval_policy(request: HttpRequest) -> HttpResponse:
+    """Relax or restore four-eyes signing and rollout approval (audited, with a reason)."""
+    form = ApprovalPolicyForm(request.POST)
+    return handle_form_post(
+        request,
+        form=form,
+        perform=lambda: services.set_single_approver(
+            organization=request.org,
+            enabled=form.cleaned_data["single_approver"],
+            reason=form.cleaned_data["reason"],
+            actor=Actor.from_request(request),
+        ),
+        success_message=lambda org: (
+            "Single-approver mode is on: uploaders may sign their own versions; every such "
+            "signature shows a badge."
+            if org.single_approver
+            else "Four-eyes is enforced: the uploader of a version cannot sign it."
+        ),
+        redirect_to=lambda _: resolve_url("members", org=request.org.slug),
+        render_invalid=lambda status: render(
+            request,
+            "opshero/members.html",
+            _members_context(request, policy_form=form),
+            status=status,
+        ),
+    )
 
 
 @org_view()

@@ -4,24 +4,57 @@ No Django here: the server (``fleet`` signing service), the gateway agent and th
 ``python -m protocol.verify`` command all call this module, so there is one definition of
 what a valid signed model is.
 
+Artifacts
+=========
+
+Manifest version 2 signs one of two kinds of artifact (``artifact_kind``):
+
+``"onnx"``
+    a single ``.onnx`` file. ``entrypoint`` is its file name, ``files`` has exactly that
+    one entry, and ``artifact_sha256``/``artifact_size`` are the file's own.
+``"bundle"``
+    a ``.zip`` or ``.tar`` archive (see `protocol.bundles`) holding exactly one ``.onnx``
+    file, the ``entrypoint`` (a path inside the archive), plus its external data and any
+    side files. ``files`` lists every regular file of the unpacked archive with its SHA-256
+    and size; ``artifact_sha256``/``artifact_size`` are those of the *archive as stored and
+    downloaded* (the transport digest).
+
 Wire format
 ===========
 
 A Sigstore bundle (``application/vnd.dev.sigstore.bundle.v0.3+json``) holding one DSSE
 envelope (`protocol.dsse`), payload type ``application/vnd.in-toto+json``, whose payload is
-an in-toto Statement v1::
+an in-toto Statement v1. For a single ``.onnx`` file::
 
     {
       "_type": "https://in-toto.io/Statement/v1",
-      "subject": [{"name": "<artifact file name>",
-                   "digest": {"sha256": "<SHA-256 of the artifact's raw SHA-256 digest>"}}],
+      "subject": [{"name": "<entrypoint file name>",
+                   "digest": {"sha256": "<SHA-256 of the file's raw SHA-256 digest>"}}],
       "predicateType": "https://model_signing/signature/v1.0",
       "predicate": {
         "serialization": {"method": "files", "hash_type": "sha256", "allow_symlinks": false},
-        "resources": [{"name": ".", "algorithm": "sha256", "digest": "<artifact SHA-256>"}],
+        "resources": [{"name": ".", "algorithm": "sha256", "digest": "<file SHA-256>"}],
         "opshero_manifest": {<ModelManifest.to_dict()>}
       }
     }
+
+For a bundle, model_signing's directory layout: one resource per file of the unpacked
+archive, named by its POSIX path relative to the bundle root::
+
+    "subject": [{"name": "<bundle name>",
+                 "digest": {"sha256": "<SHA-256 over the raw file digests, in resource order>"}}],
+    "predicate": {
+      "serialization": {"method": "files", "hash_type": "sha256", "allow_symlinks": false},
+      "resources": [{"name": "model.onnx", "algorithm": "sha256", "digest": "<SHA-256>"},
+                    {"name": "weights/model.onnx.data", "algorithm": "sha256", ...}],
+      "opshero_manifest": {<ModelManifest.to_dict()>}
+    }
+
+Resource order is model_signing's: sorted by ``pathlib.PurePosixPath``, that is by the tuple
+of path components, each compared by code point (so ``"B"`` < ``"a/b"`` < ``"a.x"``, which a
+plain string sort would get wrong). The subject name of a bundle is informative only (for
+model_signing it is the directory's name); the archive's transport digest is signed only in
+``opshero_manifest.artifact_sha256``, because model_signing has no place for it.
 
 The payload is compact JSON with sorted keys; verifiers check the signature over the exact
 payload bytes and never re-serialise, so the choice only makes output reproducible.
@@ -29,27 +62,59 @@ payload bytes and never re-serialise, so the choice only makes output reproducib
 Compatibility with OpenSSF model_signing (``model_signing verify key``)
 =======================================================================
 
-The layout above is the one model_signing 1.1.1 writes for a single-file model signed
-with an elliptic-curve key, plus one extra predicate member. Its verifier therefore
-accepts an OpsHero envelope as it is, given the artifact file and the PEM public key
-(``model_signing verify key --public_key K.pem --signature M.sig model.onnx``); flipping
-a byte of the artifact makes it fail. The points that make this work, all taken from the
-model_signing 1.1.1 source:
+The layouts above are the ones model_signing 1.1.1 writes for a single-file model and for a
+model directory signed with an elliptic-curve key, plus one extra predicate member. Its
+verifier therefore accepts an OpsHero envelope as it is, given the ``.onnx`` file (or the
+*unpacked bundle directory*) and the PEM public key
+(``model_signing verify key --public_key K.pem --signature M.sig model.onnx``); changing a
+byte of any file, adding a file or removing one makes it fail. The points that make this
+work, all taken from the model_signing 1.1.1 source:
 
 - predicate type ``https://model_signing/signature/v1.0``; its predicate documentation says
   v1.0 verifiers ignore predicate members other than ``serialization`` and ``resources``,
   which is where ``opshero_manifest`` lives;
-- ``resources`` lists one file named ``"."``: model_signing names a single-file model's
-  only resource by its path relative to itself. Verify the *file*, not its directory;
+- a single-file model's only resource is named ``"."`` (its path relative to itself): verify
+  the *file*, not its directory. A directory's resources are the relative paths of all its
+  regular files; model_signing's verifier always skips ``.git``, ``.github``,
+  ``.gitattributes`` and ``.gitignore`` at the top, so a bundle may not contain those names;
 - the in-toto subject digest is model_signing's model digest: SHA-256 over the
-  concatenated raw per-resource digests. For one file that is
-  ``sha256(bytes.fromhex(artifact_sha256))``, **not** the artifact's own SHA-256. This is
-  the one price of compatibility: generic in-toto tooling that matches a subject digest
-  against the file bytes will not match. The artifact's own SHA-256 is signed twice
-  instead (``resources[0].digest`` and ``opshero_manifest.artifact_sha256``) and
-  `verify_artifact` requires all three values to agree;
+  concatenated raw per-resource digests, in resource order. For one file that is
+  ``sha256(bytes.fromhex(artifact_sha256))``, **not** the artifact's own SHA-256: generic
+  in-toto tooling that matches a subject digest against the file bytes will not match. Each
+  file's own SHA-256 is signed in ``resources`` and again in ``opshero_manifest.files``, and
+  `verify_artifact` requires all of them to agree;
 - ECDSA P-256 / SHA-256, DER signature, and the bundle's ``publicKey.hint`` set to the
   SHA-256 of the PEM public key, which model_signing compares against the key it is given.
+
+Verifying an artifact
+=====================
+
+`verify_artifact` takes the artifact as ``artifact_path`` or ``artifact_bytes``; what is
+checked depends on the signed ``artifact_kind`` and on what the path is
+(`VerifiedManifest.checked` says which check ran):
+
+- ``"onnx"``: a file (or bytes): its size and SHA-256 against ``artifact_sha256``;
+- ``"bundle"`` given a *file* (or bytes): the archive as downloaded, its size and SHA-256
+  against ``artifact_sha256`` (``checked == "archive"``). This is the transport check a
+  gateway runs before unpacking; it says nothing about what unpacking will produce;
+- ``"bundle"`` given a *directory*: the unpacked bundle, every file listed in ``files``
+  checked for size then SHA-256 (``checked == "directory"``). A listed file that is absent
+  is ``missing_file``; any other regular file, symbolic link or special file in the tree is
+  ``unexpected_file``; empty directories are ignored, as model_signing ignores them.
+- a directory for an ``"onnx"`` envelope is ``artifact_kind_mismatch``.
+
+Version 1 manifests
+===================
+
+Version 1 (one artifact, ``targets`` as a list of names, one ``validation_report_sha256``)
+is still read: `upgrade_v1` turns its dict into a version 2 dict, and
+``ModelManifest.from_dict(data, v1_artifact_name=...)`` calls it when ``data`` is version 1.
+Version 1 did not sign the artifact's file name, so the caller supplies it (the verifier
+uses the statement's subject name, which version 1 envelopes always carried). The upgrade
+gives every old target the old report digest (``documentary`` false), no I/O contract, no
+waiver, no variant, and ``four_eyes = "relaxed"``: version 1 did not record whether a second
+person approved, and an upgrade must not claim more than was signed.
+`VerifiedManifest.signed_manifest_version` says which version the signature covered.
 
 Refusals
 ========
@@ -80,12 +145,15 @@ import hashlib
 import json
 import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
-from typing import Any, BinaryIO, NamedTuple
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO, Literal, NamedTuple, get_args
 
+from protocol.contract import IoContract
 from protocol.dsse import (
     Envelope,
     EnvelopeFormatError,
@@ -105,20 +173,29 @@ __all__ = [
     "PAYLOAD_TYPE",
     "PREDICATE_TYPE",
     "STATEMENT_TYPE",
+    "ArtifactKind",
+    "FileEntry",
+    "FourEyes",
     "InputSpec",
     "KeyStatus",
     "ModelManifest",
     "RefusalCode",
+    "TargetEvidence",
     "TrustedKey",
+    "VariantKind",
+    "VariantOrigin",
     "VerificationError",
     "VerifiedManifest",
+    "Waiver",
     "build_statement",
     "format_rfc3339",
     "generate_signing_key",
     "key_id",
+    "model_signing_order",
     "parse_rfc3339",
     "sha256_file",
     "sign_manifest",
+    "upgrade_v1",
     "verify_artifact",
 ]
 
@@ -126,11 +203,25 @@ STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 PREDICATE_TYPE = "https://model_signing/signature/v1.0"
 MANIFEST_MEMBER = "opshero_manifest"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 
-# model_signing's "files" serialization for one file hashed with SHA-256, without symlinks.
+ArtifactKind = Literal["onnx", "bundle"]
+FourEyes = Literal["enforced", "relaxed"]
+VariantKind = Literal["int8", "fp16"]
+_ARTIFACT_KINDS: tuple[str, ...] = get_args(ArtifactKind)
+_FOUR_EYES: tuple[str, ...] = get_args(FourEyes)
+_VARIANT_KINDS: tuple[str, ...] = get_args(VariantKind)
+
+# model_signing's "files" serialization hashed with SHA-256, without symlinks; the same for
+# one file and for a directory.
 _SERIALIZATION = {"method": "files", "hash_type": "sha256", "allow_symlinks": False}
 _SINGLE_FILE_RESOURCE_NAME = "."
+# Top-level names model_signing's verifier always leaves out of a directory's manifest: a
+# bundle holding one of them could never verify there.
+MODEL_SIGNING_IGNORED_NAMES = frozenset({".git", ".github", ".gitattributes", ".gitignore"})
+MAX_FILE_PATH_CHARS = 255
+MAX_WAIVER_REASON_CHARS = 2000
 
 # 1 MiB reads: large enough that per-call overhead vanishes next to SHA-256 itself, small
 # enough that verifying a 2 GB artifact costs a megabyte of memory.
@@ -141,6 +232,7 @@ _RFC3339 = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
     r"(?:([Zz])|([+-])(\d{2}):(\d{2}))$"
 )
+_DRIVE = re.compile(r"^[A-Za-z]:")
 
 
 class RefusalCode(StrEnum):
@@ -158,6 +250,9 @@ class RefusalCode(StrEnum):
     EXPIRED = "expired"
     SIZE_MISMATCH = "size_mismatch"
     DIGEST_MISMATCH = "digest_mismatch"
+    ARTIFACT_KIND_MISMATCH = "artifact_kind_mismatch"
+    MISSING_FILE = "missing_file"
+    UNEXPECTED_FILE = "unexpected_file"
 
 
 class VerificationError(Exception):
@@ -225,33 +320,172 @@ class InputSpec:
 
 
 @dataclass(frozen=True, kw_only=True)
+class FileEntry:
+    """One file of a signed artifact: POSIX path relative to the artifact root, digest, size.
+
+    The path is validated as a member name, never as a place on disk: no absolute path, no
+    ``..``, ``.`` or empty component, no backslash, drive letter or control character.
+    """
+
+    path: str
+    sha256: str
+    size: int
+
+    def __post_init__(self) -> None:
+        require_relative_path(self.path, "file path")
+        _require_sha256(self.sha256, f"sha256 of {self.path!r}")
+        _require_int(self.size, f"size of {self.path!r}", minimum=0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form: ``{"path", "sha256", "size"}``."""
+        return {"path": self.path, "sha256": self.sha256, "size": self.size}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> FileEntry:
+        """Build from the JSON form, refusing missing or unknown members (ValueError)."""
+        _require_object(data, "files entry")
+        _require_members(data, {"path", "sha256", "size"}, "files entry")
+        return cls(path=data["path"], sha256=data["sha256"], size=data["size"])
+
+
+@dataclass(frozen=True, kw_only=True)
+class TargetEvidence:
+    """A hardware target the release is signed for, and the validation report behind it.
+
+    ``documentary`` marks a target whose report was reviewed but not produced by running the
+    model on that target (say, an operator-coverage check only): gateways and people can
+    tell a measured target from a paper one.
+    """
+
+    name: str
+    validation_report_sha256: str
+    documentary: bool
+
+    def __post_init__(self) -> None:
+        _require_text(self.name, "target name")
+        _require_sha256(self.validation_report_sha256, f"validation report of {self.name!r}")
+        if not isinstance(self.documentary, bool):
+            raise ValueError(f"documentary of target {self.name!r} must be true or false")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form: ``{"name", "validation_report_sha256", "documentary"}``."""
+        return {
+            "name": self.name,
+            "validation_report_sha256": self.validation_report_sha256,
+            "documentary": self.documentary,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> TargetEvidence:
+        """Build from the JSON form, refusing missing or unknown members (ValueError)."""
+        _require_object(data, "targets entry")
+        _require_members(data, {"name", "validation_report_sha256", "documentary"}, "targets entry")
+        return cls(
+            name=data["name"],
+            validation_report_sha256=data["validation_report_sha256"],
+            documentary=data["documentary"],
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Waiver:
+    """Why a release was signed without a measured accuracy, and who approved that."""
+
+    reason: str
+    approved_by: str
+
+    def __post_init__(self) -> None:
+        _require_text(self.reason, "accuracy_waiver.reason")
+        if len(self.reason) > MAX_WAIVER_REASON_CHARS:
+            raise ValueError(
+                f"accuracy_waiver.reason is {len(self.reason)} characters, at most"
+                f" {MAX_WAIVER_REASON_CHARS}"
+            )
+        _require_text(self.approved_by, "accuracy_waiver.approved_by")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form: ``{"reason", "approved_by"}``."""
+        return {"reason": self.reason, "approved_by": self.approved_by}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Waiver:
+        """Build from the JSON form, refusing missing or unknown members (ValueError)."""
+        _require_object(data, "accuracy_waiver")
+        _require_members(data, {"reason", "approved_by"}, "accuracy_waiver")
+        return cls(reason=data["reason"], approved_by=data["approved_by"])
+
+
+@dataclass(frozen=True, kw_only=True)
+class VariantOrigin:
+    """The release a quantised variant was derived from (its version and artifact SHA-256)."""
+
+    kind: VariantKind
+    parent_version: str
+    parent_sha256: str
+
+    def __post_init__(self) -> None:
+        if self.kind not in _VARIANT_KINDS or not isinstance(self.kind, str):
+            raise ValueError(
+                f"variant.kind must be one of {list(_VARIANT_KINDS)}, got {self.kind!r}"
+            )
+        _require_text(self.parent_version, "variant.parent_version")
+        _require_sha256(self.parent_sha256, "variant.parent_sha256")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form: ``{"kind", "parent_version", "parent_sha256"}``."""
+        return {
+            "kind": self.kind,
+            "parent_version": self.parent_version,
+            "parent_sha256": self.parent_sha256,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> VariantOrigin:
+        """Build from the JSON form, refusing missing or unknown members (ValueError)."""
+        _require_object(data, "variant")
+        _require_members(data, {"kind", "parent_version", "parent_sha256"}, "variant")
+        return cls(
+            kind=data["kind"],
+            parent_version=data["parent_version"],
+            parent_sha256=data["parent_sha256"],
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class ModelManifest:
     """What a signature vouches for: one validated model version of one organisation.
 
     Immutable and validated on construction, so a manifest that exists is one that could
-    be signed; times are normalised to UTC so equality and serialisation agree.
+    be signed; times are normalised to UTC and ``files`` to model_signing's resource order,
+    so equality and serialisation agree.
     """
 
     organisation_slug: str
     organisation_id: int
     model_name: str
     version: str
+    artifact_kind: ArtifactKind
     artifact_sha256: str
     artifact_size: int
-    targets: tuple[str, ...]
+    entrypoint: str
+    files: tuple[FileEntry, ...]
+    targets: tuple[TargetEvidence, ...]
     input_schema: tuple[InputSpec, ...]
-    validation_report_sha256: str
+    four_eyes: FourEyes
     created_at: datetime
     expires_at: datetime
     release_counter: int
     signing_key_id: str
+    io_contract: IoContract | None = None
+    accuracy_waiver: Waiver | None = None
+    variant: VariantOrigin | None = None
     manifest_version: int = field(default=MANIFEST_VERSION)
 
     def __post_init__(self) -> None:
         if self.manifest_version != MANIFEST_VERSION:
             raise ValueError(
                 f"manifest_version {self.manifest_version!r} is not supported"
-                f" (this code reads version {MANIFEST_VERSION})"
+                f" (this code writes version {MANIFEST_VERSION})"
             )
         _require_text(self.organisation_slug, "organisation_slug")
         _require_int(self.organisation_id, "organisation_id", minimum=1)
@@ -259,18 +493,13 @@ class ModelManifest:
         _require_text(self.version, "version")
         _require_sha256(self.artifact_sha256, "artifact_sha256")
         _require_int(self.artifact_size, "artifact_size", minimum=1)
-        _require_sha256(self.validation_report_sha256, "validation_report_sha256")
         _require_sha256(self.signing_key_id, "signing_key_id")
         _require_int(self.release_counter, "release_counter", minimum=0)
+        if self.four_eyes not in _FOUR_EYES or not isinstance(self.four_eyes, str):
+            raise ValueError(f"four_eyes must be one of {list(_FOUR_EYES)}, got {self.four_eyes!r}")
 
-        if not isinstance(self.targets, list | tuple) or not self.targets:
-            raise ValueError("targets must list at least one hardware target")
-        targets = tuple(self.targets)
-        for target in targets:
-            _require_text(target, "target name")
-        if len(set(targets)) != len(targets):
-            raise ValueError("targets must not repeat a target")
-        object.__setattr__(self, "targets", targets)
+        object.__setattr__(self, "files", self._checked_files())
+        object.__setattr__(self, "targets", self._checked_targets())
 
         if not isinstance(self.input_schema, list | tuple):
             raise ValueError("input_schema must be a list")
@@ -281,6 +510,16 @@ class ModelManifest:
             raise ValueError("input_schema must not repeat an input name")
         object.__setattr__(self, "input_schema", inputs)
 
+        if self.io_contract is not None and not isinstance(self.io_contract, IoContract):
+            raise ValueError("io_contract must be an IoContract or None")
+        if self.accuracy_waiver is not None and not isinstance(self.accuracy_waiver, Waiver):
+            raise ValueError("accuracy_waiver must be a Waiver or None")
+        if self.variant is not None:
+            if not isinstance(self.variant, VariantOrigin):
+                raise ValueError("variant must be a VariantOrigin or None")
+            if self.variant.parent_sha256 == self.artifact_sha256:
+                raise ValueError("variant.parent_sha256 is this artifact's own SHA-256")
+
         created_at = _require_aware(self.created_at, "created_at")
         expires_at = _require_aware(self.expires_at, "expires_at")
         if expires_at <= created_at:
@@ -288,19 +527,95 @@ class ModelManifest:
         object.__setattr__(self, "created_at", created_at)
         object.__setattr__(self, "expires_at", expires_at)
 
+    def _checked_files(self) -> tuple[FileEntry, ...]:
+        if self.artifact_kind not in _ARTIFACT_KINDS or not isinstance(self.artifact_kind, str):
+            raise ValueError(
+                f"artifact_kind must be one of {list(_ARTIFACT_KINDS)}, got {self.artifact_kind!r}"
+            )
+        require_relative_path(self.entrypoint, "entrypoint")
+        if not isinstance(self.files, list | tuple) or not self.files:
+            raise ValueError("files must list at least one file")
+        if not all(isinstance(entry, FileEntry) for entry in self.files):
+            raise ValueError("files entries must be FileEntry")
+        files = tuple(sorted(self.files, key=lambda entry: model_signing_order(entry.path)))
+
+        if self.artifact_kind == "onnx":
+            if "/" in self.entrypoint:
+                raise ValueError("the entrypoint of a single-file artifact is a plain file name")
+            only = FileEntry(
+                path=self.entrypoint, sha256=self.artifact_sha256, size=self.artifact_size
+            )
+            if files != (only,):
+                raise ValueError(
+                    "files of a single-file artifact must be exactly the entrypoint with the"
+                    " artifact's SHA-256 and size"
+                )
+            return files
+
+        folded: dict[str, str] = {}
+        folders: set[str] = set()
+        for entry in files:
+            key = entry.path.casefold()
+            if key in folded:
+                raise ValueError(
+                    f"files repeat the path {entry.path!r} (also as {folded[key]!r};"
+                    " paths must differ in more than letter case)"
+                )
+            folded[key] = entry.path
+            parts = key.split("/")
+            if parts[0] in MODEL_SIGNING_IGNORED_NAMES:
+                raise ValueError(
+                    f"file {entry.path!r} is under a name model_signing never verifies"
+                    f" ({sorted(MODEL_SIGNING_IGNORED_NAMES)})"
+                )
+            folders.update("/".join(parts[:depth]) for depth in range(1, len(parts)))
+        clashes = sorted(set(folded) & folders)
+        if clashes:
+            raise ValueError(f"files use {folded[clashes[0]]!r} both as a file and as a folder")
+        models = [entry.path for entry in files if entry.path.casefold().endswith(".onnx")]
+        if models != [self.entrypoint]:
+            raise ValueError(
+                f"a bundle must hold exactly one .onnx file, its entrypoint {self.entrypoint!r};"
+                f" files list {models!r}"
+            )
+        return files
+
+    def _checked_targets(self) -> tuple[TargetEvidence, ...]:
+        if not isinstance(self.targets, list | tuple) or not self.targets:
+            raise ValueError("targets must list at least one hardware target")
+        targets = tuple(self.targets)
+        if not all(isinstance(target, TargetEvidence) for target in targets):
+            raise ValueError("targets entries must be TargetEvidence")
+        if len({target.name for target in targets}) != len(targets):
+            raise ValueError("targets must not repeat a target")
+        return targets
+
+    @property
+    def target_names(self) -> tuple[str, ...]:
+        """The names of the signed targets, in signed order."""
+        return tuple(target.name for target in self.targets)
+
     def to_dict(self) -> dict[str, Any]:
-        """Return the JSON form carried as ``predicate.opshero_manifest``."""
+        """Return the JSON form carried as ``predicate.opshero_manifest`` (all members)."""
         return {
             "manifest_version": self.manifest_version,
             "organisation_slug": self.organisation_slug,
             "organisation_id": self.organisation_id,
             "model_name": self.model_name,
             "version": self.version,
+            "artifact_kind": self.artifact_kind,
             "artifact_sha256": self.artifact_sha256,
             "artifact_size": self.artifact_size,
-            "targets": list(self.targets),
+            "entrypoint": self.entrypoint,
+            "files": [entry.to_dict() for entry in self.files],
+            "targets": [target.to_dict() for target in self.targets],
             "input_schema": [spec.to_dict() for spec in self.input_schema],
-            "validation_report_sha256": self.validation_report_sha256,
+            "io_contract": None if self.io_contract is None else self.io_contract.to_dict(),
+            "accuracy_waiver": (
+                None if self.accuracy_waiver is None else self.accuracy_waiver.to_dict()
+            ),
+            "four_eyes": self.four_eyes,
+            "variant": None if self.variant is None else self.variant.to_dict(),
             "created_at": format_rfc3339(self.created_at),
             "expires_at": format_rfc3339(self.expires_at),
             "release_counter": self.release_counter,
@@ -308,44 +623,84 @@ class ModelManifest:
         }
 
     @classmethod
-    def from_dict(cls, data: Any) -> ModelManifest:
+    def from_dict(cls, data: Any, *, v1_artifact_name: str | None = None) -> ModelManifest:
         """Build from the JSON form (ValueError on any missing, unknown or invalid member).
 
         Unknown members are refused rather than ignored: a later manifest version might add
         a restriction (say, allowed device groups) that an old gateway must not silently drop.
+        A version 1 dict is upgraded with `upgrade_v1`, which needs the artifact's file name
+        (``v1_artifact_name``); without it a version 1 dict is refused.
         """
-        if not isinstance(data, dict):
-            raise ValueError(f"{MANIFEST_MEMBER} must be an object")
-        if data.get("manifest_version") != MANIFEST_VERSION:
+        _require_object(data, MANIFEST_MEMBER)
+        version = data.get("manifest_version")
+        if version not in _READABLE_VERSIONS or isinstance(version, bool):
             raise ValueError(
-                f"manifest_version {data.get('manifest_version')!r} is not supported"
-                f" (this code reads version {MANIFEST_VERSION})"
+                f"manifest_version {version!r} is not supported"
+                f" (this code reads versions {', '.join(map(str, _READABLE_VERSIONS))})"
             )
+        if version == 1:
+            if v1_artifact_name is None:
+                raise ValueError(
+                    "a version 1 manifest names no artifact file: give v1_artifact_name to"
+                    " upgrade it"
+                )
+            data = upgrade_v1(data, artifact_name=v1_artifact_name)
         _require_members(data, set(_MANIFEST_MEMBERS), MANIFEST_MEMBER)
-        for name in ("targets", "input_schema"):
+        for name in ("files", "targets", "input_schema"):
             if not isinstance(data[name], list):
                 raise ValueError(f"{name} must be a list")
         for name in ("created_at", "expires_at"):
             if not isinstance(data[name], str):
                 raise ValueError(f"{name} must be an RFC 3339 string")
+        contract, waiver, variant = data["io_contract"], data["accuracy_waiver"], data["variant"]
         return cls(
             organisation_slug=data["organisation_slug"],
             organisation_id=data["organisation_id"],
             model_name=data["model_name"],
             version=data["version"],
+            artifact_kind=data["artifact_kind"],
             artifact_sha256=data["artifact_sha256"],
             artifact_size=data["artifact_size"],
-            targets=tuple(data["targets"]),
+            entrypoint=data["entrypoint"],
+            files=tuple(FileEntry.from_dict(entry) for entry in data["files"]),
+            targets=tuple(TargetEvidence.from_dict(entry) for entry in data["targets"]),
             input_schema=tuple(InputSpec.from_dict(entry) for entry in data["input_schema"]),
-            validation_report_sha256=data["validation_report_sha256"],
+            io_contract=None if contract is None else IoContract.from_dict(contract),
+            accuracy_waiver=None if waiver is None else Waiver.from_dict(waiver),
+            four_eyes=data["four_eyes"],
+            variant=None if variant is None else VariantOrigin.from_dict(variant),
             created_at=parse_rfc3339(data["created_at"]),
             expires_at=parse_rfc3339(data["expires_at"]),
             release_counter=data["release_counter"],
             signing_key_id=data["signing_key_id"],
+            manifest_version=data["manifest_version"],
         )
 
 
 _MANIFEST_MEMBERS = (
+    "manifest_version",
+    "organisation_slug",
+    "organisation_id",
+    "model_name",
+    "version",
+    "artifact_kind",
+    "artifact_sha256",
+    "artifact_size",
+    "entrypoint",
+    "files",
+    "targets",
+    "input_schema",
+    "io_contract",
+    "accuracy_waiver",
+    "four_eyes",
+    "variant",
+    "created_at",
+    "expires_at",
+    "release_counter",
+    "signing_key_id",
+)
+
+_V1_MEMBERS = (
     "manifest_version",
     "organisation_slug",
     "organisation_id",
@@ -363,13 +718,94 @@ _MANIFEST_MEMBERS = (
 )
 
 
+def upgrade_v1(data: Any, *, artifact_name: str) -> dict[str, Any]:
+    """Turn a version 1 manifest dict into the version 2 dict it stands for (ValueError).
+
+    Version 1 signed a single ``.onnx`` file whose name it did not record:
+    ``artifact_name`` becomes ``entrypoint`` and the one ``files`` entry. Each old target
+    gets the single old ``validation_report_sha256`` (``documentary`` false); the members
+    version 1 had no notion of become "nothing recorded": no I/O contract, no waiver, no
+    variant, and ``four_eyes = "relaxed"``.
+    """
+    _require_object(data, MANIFEST_MEMBER)
+    if data.get("manifest_version") != 1 or isinstance(data.get("manifest_version"), bool):
+        raise ValueError(f"upgrade_v1 reads version 1, got {data.get('manifest_version')!r}")
+    _require_members(data, set(_V1_MEMBERS), f"{MANIFEST_MEMBER} (version 1)")
+    _require_artifact_name(artifact_name)
+    if not isinstance(data["targets"], list):
+        raise ValueError("targets must be a list")
+    report = data["validation_report_sha256"]
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "organisation_slug": data["organisation_slug"],
+        "organisation_id": data["organisation_id"],
+        "model_name": data["model_name"],
+        "version": data["version"],
+        "artifact_kind": "onnx",
+        "artifact_sha256": data["artifact_sha256"],
+        "artifact_size": data["artifact_size"],
+        "entrypoint": artifact_name,
+        "files": [
+            {
+                "path": artifact_name,
+                "sha256": data["artifact_sha256"],
+                "size": data["artifact_size"],
+            }
+        ],
+        "targets": [
+            {"name": name, "validation_report_sha256": report, "documentary": False}
+            for name in data["targets"]
+        ],
+        "input_schema": data["input_schema"],
+        "io_contract": None,
+        "accuracy_waiver": None,
+        "four_eyes": "relaxed",
+        "variant": None,
+        "created_at": data["created_at"],
+        "expires_at": data["expires_at"],
+        "release_counter": data["release_counter"],
+        "signing_key_id": data["signing_key_id"],
+    }
+
+
+CheckedAs = Literal["file", "archive", "directory"]
+
+
 @dataclass(frozen=True, kw_only=True)
 class VerifiedManifest:
-    """The outcome of a successful verification: the manifest is now safe to act on."""
+    """The outcome of a successful verification: the manifest is now safe to act on.
+
+    ``checked`` says what was compared: the single ``"file"``, a bundle's ``"archive"``
+    (transport digest only) or a bundle's unpacked ``"directory"`` (every file).
+    ``signed_manifest_version`` is 1 when ``manifest`` was upgraded from a version 1
+    signature.
+    """
 
     manifest: ModelManifest
     key_id: str
     artifact_name: str
+    checked: CheckedAs
+    signed_manifest_version: int
+
+
+def model_signing_order(path: str) -> tuple[str, ...]:
+    """Sort key of a resource name in model_signing: its ``PurePosixPath`` components."""
+    return PurePosixPath(path).parts
+
+
+def require_relative_path(value: Any, what: str) -> None:
+    """Refuse anything but a plain relative POSIX path inside an artifact (ValueError)."""
+    _require_text(value, what)
+    if len(value) > MAX_FILE_PATH_CHARS:
+        raise ValueError(f"{what} is longer than {MAX_FILE_PATH_CHARS} characters")
+    if not value.isprintable():
+        raise ValueError(f"{what} {value!r} has a control character")
+    if "\\" in value or _DRIVE.match(value):
+        raise ValueError(f"{what} {value!r} must use '/' and no drive letter")
+    if value.startswith("/"):
+        raise ValueError(f"{what} {value!r} must be relative")
+    if any(part in {"", ".", ".."} for part in value.split("/")):
+        raise ValueError(f"{what} {value!r} has an empty, '.' or '..' component")
 
 
 def format_rfc3339(moment: datetime) -> str:
@@ -414,38 +850,44 @@ def sha256_file(path: str | os.PathLike[str]) -> tuple[str, int]:
         return _hash_stream(stream, limit=None)
 
 
-def build_statement(*, manifest: ModelManifest, artifact_name: str) -> dict[str, Any]:
-    """Return the in-toto Statement v1 (as a dict) that `sign_manifest` signs."""
+def build_statement(*, manifest: ModelManifest, artifact_name: str | None = None) -> dict[str, Any]:
+    """Return the in-toto Statement v1 (as a dict) that `sign_manifest` signs.
+
+    ``artifact_name`` is the subject name. For a single file it is the entrypoint (the
+    default; another name is a ValueError). For a bundle it is informative, like a model
+    directory's name in model_signing; the default is the model name.
+    """
+    if artifact_name is None:
+        artifact_name = manifest.entrypoint if manifest.artifact_kind == "onnx" else None
+        artifact_name = artifact_name or manifest.model_name
     _require_artifact_name(artifact_name)
+    if manifest.artifact_kind == "onnx" and artifact_name != manifest.entrypoint:
+        raise ValueError(
+            f"artifact name {artifact_name!r} is not the manifest's entrypoint"
+            f" {manifest.entrypoint!r}"
+        )
     return {
         "_type": STATEMENT_TYPE,
         "subject": [
-            {
-                "name": artifact_name,
-                "digest": {"sha256": _model_signing_root_digest(manifest.artifact_sha256)},
-            }
+            {"name": artifact_name, "digest": {"sha256": _model_signing_root_digest(manifest)}}
         ],
         "predicateType": PREDICATE_TYPE,
         "predicate": {
             "serialization": dict(_SERIALIZATION),
-            "resources": [
-                {
-                    "name": _SINGLE_FILE_RESOURCE_NAME,
-                    "algorithm": "sha256",
-                    "digest": manifest.artifact_sha256,
-                }
-            ],
+            "resources": _resources(manifest),
             MANIFEST_MEMBER: manifest.to_dict(),
         },
     }
 
 
-def sign_manifest(*, manifest: ModelManifest, private_key_pem: bytes, artifact_name: str) -> bytes:
-    """Sign a manifest for the artifact file ``artifact_name``; return the bundle JSON bytes.
+def sign_manifest(
+    *, manifest: ModelManifest, private_key_pem: bytes, artifact_name: str | None = None
+) -> bytes:
+    """Sign a manifest; return the Sigstore bundle JSON bytes (see `build_statement`).
 
     The manifest must name the signing key (``signing_key_id``), so a key mix-up on the
     server is caught here rather than by every gateway later (ValueError). The artifact is
-    not read: its digest and size come from the manifest, computed once at upload.
+    not read: its digests and sizes come from the manifest, computed once at upload.
     """
     signer_id = key_id(public_key_pem(private_key_pem))
     if manifest.signing_key_id != signer_id:
@@ -471,7 +913,9 @@ def verify_artifact(
     """Verify a signed envelope and the artifact it covers; return the verified manifest.
 
     Give the artifact as ``artifact_path`` (streamed, never read whole) or
-    ``artifact_bytes``. ``trusted_keys`` maps key id to (public PEM, status, retired_at),
+    ``artifact_bytes``. For a bundle envelope ``artifact_path`` may be the archive (its
+    transport digest is checked) or the unpacked directory (every file is checked); see the
+    module docstring. ``trusted_keys`` maps key id to (public PEM, status, retired_at),
     normally the organisation's keys from enrollment. ``expected_model`` is the model name
     the caller means to install; the organisation is pinned by whose keys are trusted.
 
@@ -509,7 +953,7 @@ def verify_artifact(
             f"payload type is {envelope.payload_type[:100]!r}, expected {PAYLOAD_TYPE!r}",
         )
 
-    artifact_name, manifest = _read_statement(envelope.payload)
+    artifact_name, manifest, signed_version = _read_statement(envelope.payload)
     if manifest.signing_key_id != signer_id:
         raise VerificationError(
             RefusalCode.MALFORMED_PAYLOAD,
@@ -534,8 +978,27 @@ def verify_artifact(
             f" (now {format_rfc3339(now)})",
         )
 
-    _check_artifact(manifest=manifest, artifact_path=artifact_path, artifact_bytes=artifact_bytes)
-    return VerifiedManifest(manifest=manifest, key_id=signer_id, artifact_name=artifact_name)
+    if artifact_path is not None and Path(artifact_path).is_dir():
+        if manifest.artifact_kind != "bundle":
+            raise VerificationError(
+                RefusalCode.ARTIFACT_KIND_MISMATCH,
+                "the envelope signs a single .onnx file, but a directory was given:"
+                " verify the file itself",
+            )
+        _check_directory(manifest=manifest, root=Path(artifact_path))
+        checked: CheckedAs = "directory"
+    else:
+        _check_artifact(
+            manifest=manifest, artifact_path=artifact_path, artifact_bytes=artifact_bytes
+        )
+        checked = "file" if manifest.artifact_kind == "onnx" else "archive"
+    return VerifiedManifest(
+        manifest=manifest,
+        key_id=signer_id,
+        artifact_name=artifact_name,
+        checked=checked,
+        signed_manifest_version=signed_version,
+    )
 
 
 def _select_key(
@@ -585,8 +1048,8 @@ def _shown_id(value: str) -> str:
     return value if _SHA256_HEX.fullmatch(value) else "(a malformed key id)"
 
 
-def _read_statement(payload: bytes) -> tuple[str, ModelManifest]:
-    """Parse the signed in-toto Statement; return (subject name, manifest).
+def _read_statement(payload: bytes) -> tuple[str, ModelManifest, int]:
+    """Parse the signed in-toto Statement; return (subject name, manifest, signed version).
 
     Runs only after the signature verified, yet stays strict: a trusted signer with a bug
     must not produce an envelope whose parts disagree about which bytes it covers.
@@ -615,7 +1078,7 @@ def _read_statement(payload: bytes) -> tuple[str, ModelManifest]:
         raise VerificationError(RefusalCode.MALFORMED_PAYLOAD, str(exc)) from exc
 
 
-def _statement_parts(statement: dict[str, Any]) -> tuple[str, ModelManifest]:
+def _statement_parts(statement: dict[str, Any]) -> tuple[str, ModelManifest, int]:
     subjects = statement.get("subject")
     if not isinstance(subjects, list) or len(subjects) != 1 or not isinstance(subjects[0], dict):
         raise ValueError("statement must have exactly one subject")
@@ -634,27 +1097,52 @@ def _statement_parts(statement: dict[str, Any]) -> tuple[str, ModelManifest]:
             f"predicate has no {MANIFEST_MEMBER}: a plain model_signing signature, not an"
             " OpsHero release"
         )
-    manifest = ModelManifest.from_dict(predicate[MANIFEST_MEMBER])
+    signed = predicate[MANIFEST_MEMBER]
+    signed_version = signed.get("manifest_version") if isinstance(signed, dict) else None
+    manifest = ModelManifest.from_dict(signed, v1_artifact_name=artifact_name)
+    if manifest.artifact_kind == "onnx" and artifact_name != manifest.entrypoint:
+        raise ValueError(
+            f"subject {artifact_name!r} is not the manifest's entrypoint {manifest.entrypoint!r}"
+        )
 
     serialization = predicate.get("serialization")
     if not isinstance(serialization, dict) or any(
         serialization.get(name) != value for name, value in _SERIALIZATION.items()
     ):
         raise ValueError(f"predicate serialization must be {_SERIALIZATION}")
-    expected_resources = [
-        {
-            "name": _SINGLE_FILE_RESOURCE_NAME,
-            "algorithm": "sha256",
-            "digest": manifest.artifact_sha256,
-        }
-    ]
-    if predicate.get("resources") != expected_resources:
+    if predicate.get("resources") != _resources(manifest):
         raise ValueError(
-            "predicate resources must list exactly the one artifact with the manifest's SHA-256"
+            "predicate resources must list exactly the manifest's files with their SHA-256,"
+            " in model_signing order"
         )
-    if subject_digest.get("sha256") != _model_signing_root_digest(manifest.artifact_sha256):
-        raise ValueError("subject digest does not match the manifest's artifact SHA-256")
-    return artifact_name, manifest
+    if subject_digest.get("sha256") != _model_signing_root_digest(manifest):
+        raise ValueError("subject digest does not match the manifest's file digests")
+    assert isinstance(signed_version, int)
+    return artifact_name, manifest, signed_version
+
+
+def _resources(manifest: ModelManifest) -> list[dict[str, str]]:
+    """model_signing's resource descriptors for the manifest's files, in its order."""
+    if manifest.artifact_kind == "onnx":
+        return [
+            {
+                "name": _SINGLE_FILE_RESOURCE_NAME,
+                "algorithm": "sha256",
+                "digest": manifest.artifact_sha256,
+            }
+        ]
+    return [
+        {"name": entry.path, "algorithm": "sha256", "digest": entry.sha256}
+        for entry in manifest.files  # already in model_signing order
+    ]
+
+
+def _model_signing_root_digest(manifest: ModelManifest) -> str:
+    """model_signing's subject digest: SHA-256 over the raw resource digests, in order."""
+    digest = hashlib.sha256()
+    for resource in _resources(manifest):
+        digest.update(bytes.fromhex(resource["digest"]))
+    return digest.hexdigest()
 
 
 def _check_artifact(
@@ -678,11 +1166,82 @@ def _check_artifact(
         # The file may have changed between fstat and the last read.
         _require_size(size=size, expected=expected_size)
     if digest != manifest.artifact_sha256:
+        what = "artifact" if manifest.artifact_kind == "onnx" else "bundle archive"
         raise VerificationError(
             RefusalCode.DIGEST_MISMATCH,
-            f"artifact SHA-256 is {digest}, the signed manifest says"
+            f"{what} SHA-256 is {digest}, the signed manifest says"
             f" {manifest.artifact_sha256}: the file was altered or is a different file",
         )
+
+
+def _check_directory(*, manifest: ModelManifest, root: Path) -> None:
+    """Compare an unpacked bundle with the signed file list: names, then sizes, then digests.
+
+    Messages name paths relative to the bundle root only, never where the root is.
+    """
+    found = _regular_files(root)
+    expected = {entry.path: entry for entry in manifest.files}
+    missing = sorted(set(expected) - set(found), key=model_signing_order)
+    if missing:
+        raise VerificationError(
+            RefusalCode.MISSING_FILE,
+            f"the bundle lacks {len(missing)} signed file(s): {_listed(missing)}",
+        )
+    extra = sorted(set(found) - set(expected), key=model_signing_order)
+    if extra:
+        raise VerificationError(
+            RefusalCode.UNEXPECTED_FILE,
+            f"the bundle holds {len(extra)} file(s) the signature does not list: {_listed(extra)}",
+        )
+    for entry in manifest.files:
+        size = found[entry.path].st_size
+        if size != entry.size:
+            raise VerificationError(
+                RefusalCode.SIZE_MISMATCH,
+                f"file {entry.path!r} is {size} bytes, the signed manifest says {entry.size}",
+            )
+    for entry in manifest.files:
+        with open(root / entry.path, "rb") as stream:
+            digest, size = _hash_stream(stream, limit=entry.size + 1)
+        if size != entry.size:
+            raise VerificationError(
+                RefusalCode.SIZE_MISMATCH,
+                f"file {entry.path!r} is {size} bytes, the signed manifest says {entry.size}",
+            )
+        if digest != entry.sha256:
+            raise VerificationError(
+                RefusalCode.DIGEST_MISMATCH,
+                f"file {entry.path!r} SHA-256 is {digest}, the signed manifest says"
+                f" {entry.sha256}: the file was altered or is a different file",
+            )
+
+
+def _regular_files(root: Path) -> dict[str, os.stat_result]:
+    """Every regular file under ``root`` by relative POSIX path; refuse links and specials."""
+    found: dict[str, os.stat_result] = {}
+    pending = [(root, "")]
+    while pending:
+        folder, prefix = pending.pop()
+        with os.scandir(folder) as entries:
+            for item in entries:
+                relative = f"{prefix}{item.name}"
+                info = item.stat(follow_symlinks=False)
+                if stat.S_ISDIR(info.st_mode):
+                    pending.append((Path(item.path), f"{relative}/"))
+                elif stat.S_ISREG(info.st_mode):
+                    found[relative] = info
+                else:
+                    kind = "a symbolic link" if stat.S_ISLNK(info.st_mode) else "a special file"
+                    raise VerificationError(
+                        RefusalCode.UNEXPECTED_FILE,
+                        f"{relative!r} in the bundle is {kind}; a bundle holds regular files only",
+                    )
+    return found
+
+
+def _listed(paths: list[str], *, limit: int = 5) -> str:
+    shown = ", ".join(repr(path) for path in paths[:limit])
+    return shown + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
 
 
 def _require_size(*, size: int, expected: int) -> None:
@@ -708,11 +1267,6 @@ def _hash_stream(stream: BinaryIO, *, limit: int | None) -> tuple[str, int]:
         digest.update(view[:count])
         total += count
     return digest.hexdigest(), total
-
-
-def _model_signing_root_digest(artifact_sha256: str) -> str:
-    """model_signing's subject digest: SHA-256 over the raw resource digests, in order."""
-    return hashlib.sha256(bytes.fromhex(artifact_sha256)).hexdigest()
 
 
 def _encode_json(document: Any) -> bytes:
@@ -757,3 +1311,8 @@ def _require_aware(value: Any, what: str) -> datetime:
     if not isinstance(value, datetime) or value.utcoffset() is None:
         raise ValueError(f"{what} must be a timezone-aware datetime")
     return value.astimezone(UTC)
+
+
+def _require_object(data: Any, where: str) -> None:
+    if not isinstance(data, dict):
+        raise ValueError(f"{where} must be an object")

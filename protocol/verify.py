@@ -4,6 +4,10 @@
         [--public-key OTHER.pem] [--min-release-counter N] [--now RFC3339]
         [--expected-model NAME]
 
+ARTIFACT is the ``.onnx`` file of a single-file release. For a bundle release it is either
+the unpacked bundle folder (every signed file is checked, nothing else may be there) or the
+archive as downloaded (only its transport digest is checked, which the output says).
+
 Prints ``OK: <model> <version> (release N, key <id>, expires <time>)`` and exits 0, or
 ``REFUSED (<code>): <message>`` and exits 1. Exit status 2 means the command itself could
 not run (bad arguments, unreadable file, a key file that is not a P-256 public key): that is
@@ -50,8 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         now = parse_rfc3339(args.now) if args.now is not None else datetime.now(UTC)
         trusted_keys = _load_keys(args.public_key)
         envelope_bytes = Path(args.envelope).read_bytes()
-        if not Path(args.artifact).is_file():
-            raise ValueError(f"artifact {args.artifact} is not a readable file")
+        if not (Path(args.artifact).is_file() or Path(args.artifact).is_dir()):
+            raise ValueError(f"artifact {args.artifact} is not a readable file or folder")
         verified = verify_artifact(
             artifact_path=args.artifact,
             envelope_bytes=envelope_bytes,
@@ -72,6 +76,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"OK: {manifest.model_name} {manifest.version} (release {manifest.release_counter},"
         f" key {verified.key_id}, expires {format_rfc3339(manifest.expires_at)})"
     )
+    if verified.checked == "directory":
+        print(f"checked: all {len(manifest.files)} files of the bundle folder")
+    elif verified.checked == "archive":
+        print(
+            "checked: the bundle archive's digest only; unpack it and verify the folder to"
+            " check every file"
+        )
     return EXIT_OK
 
 
@@ -101,7 +112,11 @@ def _build_parser() -> argparse.ArgumentParser:
         prog="python -m protocol.verify",
         description="Verify a model artifact against its signed OpsHero envelope, offline.",
     )
-    parser.add_argument("artifact", metavar="ARTIFACT", help="the model file")
+    parser.add_argument(
+        "artifact",
+        metavar="ARTIFACT",
+        help="the model file, or a bundle's archive or unpacked folder",
+    )
     parser.add_argument("envelope", metavar="ENVELOPE", help="its signed envelope (.sig)")
     parser.add_argument(
         "--public-key",

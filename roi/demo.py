@@ -132,10 +132,12 @@ def seed(context: dict, stdout=None) -> None:
         )
         for task_id, status in (("select_runtime", "doing"), ("device_identity", "done")):
             services.set_task_status(plan=plan, actor=actor, task_id=task_id, status=status)
-        # The demo model registry's candidate is what this plan measures.
+        # The demo registry has no real dock-damage model: the plan is linked to the candidate
+        # architecture (SqueezeNet with random weights), whose figures are lab latency and
+        # operator support only, never accuracy.
         from modelregistry.models import MlModel
 
-        model = MlModel.objects.filter(organization=org, name="dock-damage-classifier").first()
+        model = MlModel.objects.filter(organization=org, name="squeezenet-test-network").first()
         if model is not None:
             services.update_plan(plan=plan, actor=actor, model=model)
     if stdout is not None:

@@ -138,6 +138,24 @@ def _member_add(world: World) -> list[Probe]:
     ]
 
 
+def _approval_policy(world: World) -> list[Probe]:
+    from opshero.models import Organization
+
+    def state():
+        return Organization.objects.filter(pk=world.a.org.pk).values_list("single_approver")[0]
+
+    url = reverse("approval-policy", kwargs={"org": world.a.org.slug})
+    return [
+        Probe(
+            "POST",
+            url,
+            data={"single_approver": "on", "reason": "a single approver"},
+            insider_status=302,
+            state=state,
+        )
+    ]
+
+
 def _api_member(world: World) -> list[Probe]:
     target = world.a.members[Role.VIEWER]
     url = reverse("api-member", kwargs={"org": world.a.org.slug, "membership_id": target.pk})
@@ -253,6 +271,7 @@ CASES: dict[str, Callable[[World], list[Probe]]] = {
     "overview": _org_page("overview"),
     "members": _org_page("members"),
     "member-add": _member_add,
+    "approval-policy": _approval_policy,
     "member-role": _member_write("member-role", {"role": "planner"}, 200),
     "member-remove": _member_write("member-remove", {}, 302),
     "audit": _org_page("audit", Role.APPROVER),

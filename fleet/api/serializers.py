@@ -62,6 +62,7 @@ class HardwareTargetSerializer(serializers.ModelSerializer):
             "execution_provider",
             "static_shapes_only",
             "quantized_only",
+            "documentary",
             "max_model_bytes",
             "memory_budget_bytes",
             "typical_power_watts",

@@ -27,6 +27,8 @@ class MlModelSerializer(serializers.ModelSerializer):
             "max_int8_drop_points",
             "max_ece",
             "min_accuracy",
+            "min_variant_top1_agreement",
+            "min_variant_sqnr_db",
             "release_counter",
             "version_count",
             "latest_version",
@@ -95,6 +97,8 @@ class SignatureSerializer(serializers.ModelSerializer):
             "key_id",
             "key_status",
             "manifest",
+            "accuracy_waiver",
+            "four_eyes_relaxed",
             "expires_at",
             "created_at",
         ]
@@ -115,11 +119,17 @@ class VersionSerializer(serializers.ModelSerializer):
             "version",
             "status",
             "file_name",
+            "artifact_kind",
+            "entrypoint",
+            "files",
             "sha256",
             "size_bytes",
+            "io_contract",
             "release_notes",
             "derived_from",
             "variant_kind",
+            "variant_calibration",
+            "registration_override",
             "has_inputs",
             "shape_buckets",
             "metadata",
@@ -155,6 +165,13 @@ class UploadSerializer(serializers.Serializer):
         required=False, allow_null=True, help_text=SHAPE_BUCKETS_HELP
     )
     release_notes = serializers.CharField(required=False, allow_blank=True, default="")
+    io_contract = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        help_text="What the outputs mean: {labels: [...in output order], score_output, scores: "
+        "probabilities|logits, preprocessing: {layout, scale, mean, std, color_order}, "
+        "intended_use}. The label count must equal the score output's class dimension.",
+    )
 
     def validate_shape_buckets(self, value):
         return _shape_buckets(value)
@@ -183,10 +200,24 @@ class ValidateSerializer(serializers.Serializer):
 class VariantSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=["int8", "fp16"])
     version = serializers.CharField(max_length=40)
+    override_reason = serializers.CharField(
+        max_length=1000,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Required to register a variant the run marked not registrable (audited).",
+    )
 
 
 class SignSerializer(serializers.Serializer):
     valid_days = serializers.IntegerField(min_value=1, max_value=3650, required=False)
+    accuracy_waiver = serializers.CharField(
+        max_length=2000,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Required when no covered target measured accuracy on labelled inputs.",
+    )
 
 
 class SigningKeySerializer(serializers.ModelSerializer):

@@ -152,6 +152,7 @@ class VersionListView(OrgScopedMixin, generics.ListAPIView):
             release_notes=body.get("release_notes", ""),
             inputs_file=body.get("inputs_file"),
             shape_buckets=body.get("shape_buckets"),
+            io_contract=body.get("io_contract"),
         )
         return Response(VersionSerializer(version).data, status=201)
 
@@ -214,6 +215,7 @@ class VersionSignView(VersionMixin, APIView):
             actor=_actor(request),
             role=self.membership.role,
             valid_days=data.get("valid_days"),
+            accuracy_waiver=data.get("accuracy_waiver", ""),
         )
         return Response(SignatureSerializer(signature).data, status=201)
 
@@ -223,7 +225,7 @@ class VersionArtifactView(VersionMixin, APIView):
     def get(self, request, org: str, version_id: int):
         version = self._version(version_id)
         response = FileResponse(
-            version.artifact.open("rb"), as_attachment=True, filename=version.file_name
+            version.artifact.open("rb"), as_attachment=True, filename=ms.download_name(version)
         )
         response["X-Content-SHA256"] = version.sha256
         return response

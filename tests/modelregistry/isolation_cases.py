@@ -22,11 +22,12 @@ def _objects(world: World) -> dict:
     from tests import onnx_models
 
     org = world.a.org
-    approver = Actor.for_user(world.a.user(Role.APPROVER))
-    model = model_services.create_model(organization=org, actor=approver, name="iso-model")
+    # Uploaded by the admin, so the approver probes may sign it (four-eyes).
+    uploader = Actor.for_user(world.a.user(Role.ADMIN))
+    model = model_services.create_model(organization=org, actor=uploader, name="iso-model")
     version = model_services.upload_version(
         model=model,
-        actor=approver,
+        actor=uploader,
         artifact=ContentFile(onnx_models.digits_mlp().model_path.read_bytes(), name="d.onnx"),
         version="1.0",
         shape_buckets={"X[0]": [1]},
@@ -37,7 +38,10 @@ def _objects(world: World) -> dict:
         target=HardwareTarget.objects.get(builtin_key="cpu"),
         number=1,
         status="passed",
-        report={"passed": True, "steps": []},
+        report={
+            "passed": True,
+            "steps": [{"name": "gates", "data": {"accuracy_measured": True, "gates": []}}],
+        },
         report_digest="b" * 64,
         finished_at=timezone.now(),
     )

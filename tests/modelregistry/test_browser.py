@@ -19,8 +19,11 @@ from playwright.sync_api import expect
 
 from fleet.models import HardwareTarget
 from opshero.demo import DEMO_PASSWORD
+from opshero.models import Organization
+from opshero.roles import Role
 from tests import onnx_models
 from tests.conftest import browser_login, screenshot
+from tests.factories import PASSWORD, make_member
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,7 +59,12 @@ def test_upload_validate_sign_download_verify(page_factory, live_server, celery_
     expect(page.locator("[data-testid=run-progress]")).to_have_attribute(
         "data-run-status", "passed", timeout=180_000
     )
-    expect(page.locator("[data-testid=gates]")).to_contain_text("all passed")
+    # Labelled inputs: every gate ran but the one left switched off (min accuracy), and the
+    # header says so instead of "all passed".
+    expect(page.locator("[data-testid=gates-summary]")).to_have_text(
+        re.compile(r"^\d+ passed, 1 not evaluated$")
+    )
+    expect(page.locator("[data-testid=not-evaluated]")).to_contain_text("min_accuracy")
     expect(page.locator("[data-testid=latency-table] tbody tr")).to_have_count(1)
     accuracy = page.locator("[data-testid=accuracy]")
     expect(accuracy).to_have_text(re.compile(r"^\d\.\d{4}$"))
@@ -64,6 +72,15 @@ def test_upload_validate_sign_download_verify(page_factory, live_server, celery_
     expect(page.locator(".chart .main-svg").first).to_be_visible()  # Plotly drew the charts
     screenshot(page, "model-validation-report")
 
+    # Four-eyes: the approver who uploaded it cannot sign; a second approver does.
+    expect(page.locator("[data-testid=four-eyes]")).to_be_visible()
+    expect(page.locator("[data-testid=sign-button]")).to_have_count(0)
+    version_url = page.url
+    second = make_member(Organization.objects.get(slug="northwind"), Role.APPROVER).user
+    page.context.clear_cookies()
+    browser_login(page, live_server, second.username, PASSWORD)
+    page.goto(version_url)
+    expect(page.locator("[data-testid=sign-targets]")).to_contain_text(cpu.name)
     page.click("[data-testid=sign-button]")
     expect(page.locator("[data-testid=signature-list]")).to_contain_text("Release 1")
     screenshot(page, "model-version-signed")
@@ -126,7 +143,7 @@ def test_the_shape_editor_reads_the_file_and_keeps_what_was_typed(page_factory, 
     page.fill("#id_version", "1.0.0")
     page.click("#upload-card button[type=submit]")
     expect(page.locator("[data-testid=sha256]")).to_be_visible(timeout=60_000)
-    version = ModelVersion.objects.get(version="1.0.0")
+    version = ModelVersion.objects.get(version="1.0.0", model__name="detector")
     assert version.shape_buckets == {"x[0]": [1], "x[2]": [48], "x[3]": [192]}
 
     editor = page.locator("[data-testid=shape-editor]")

@@ -44,3 +44,30 @@ def test_beat_schedules_the_registry_task_by_its_new_name():
     tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert "modelregistry.fail_stale_validation_runs" in tasks
     assert "fleet.fail_stale_validation_runs" not in tasks
+
+
+def test_beat_deletes_superseded_variant_files_hourly_on_the_default_queue():
+    import modelregistry.tasks  # noqa: F401 - registers the tasks
+
+    (entry,) = [
+        entry
+        for entry in settings.CELERY_BEAT_SCHEDULE.values()
+        if entry["task"] == "modelregistry.delete_superseded_variant_files"
+    ]
+    assert entry["schedule"] == 3600
+    assert "modelregistry.delete_superseded_variant_files" in app.tasks
+    assert _route("modelregistry.delete_superseded_variant_files") == "default"
+
+
+def test_the_cleanup_task_runs_the_cleanup_service(monkeypatch):
+    import modelregistry.tasks as tasks
+
+    calls = []
+
+    def fake_cleanup(**kwargs):
+        calls.append(kwargs)
+        return 3
+
+    monkeypatch.setattr(tasks, "_delete_superseded_variant_files", fake_cleanup)
+    assert app.tasks["modelregistry.delete_superseded_variant_files"].run() == 3
+    assert calls == [{}]

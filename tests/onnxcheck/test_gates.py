@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from onnxcheck.gates import GateThresholds, evaluate_gates, latency_verdict
+from onnxcheck.gates import GateThresholds, evaluate_gates, latency_verdict, variant_refusals
 from onnxcheck.results import StepResult
 
 
@@ -168,3 +168,161 @@ def test_results_closer_to_the_budget_than_runs_vary_are_inconclusive_not_a_flip
     assert verdicts == ["inconclusive", "inconclusive", "failed", "failed", "inconclusive"]
     _, (sentence,), _ = latency_verdict(buckets=buckets[4], budget_ms=4.3)
     assert "within 10% of the budget" in sentence
+
+
+def _clean_steps(*, labels: bool) -> list[StepResult]:
+    steps = _steps(unsupported=0, p95=5.0, drop=0.2, ece=0.01, labels=labels)
+    steps[2].data["constraints"] = [{"name": "memory", "ok": True, "detail": "fine"}]
+    return steps
+
+
+def _agreement(**figures) -> StepResult:
+    data = {
+        "variant_kind": "fp16",
+        "top1_agreement": 1.0,
+        "sqnr_db": 60.0,
+        "max_abs_difference": 0.001,
+        "accuracy_drop_points": None,
+        **figures,
+    }
+    return StepResult("parent_agreement", "passed", 1.0, data=data)
+
+
+def _statuses(result: StepResult) -> dict[str, str]:
+    return {g["name"]: g["status"] for g in result.data["gates"]}
+
+
+def test_variant_gates_are_not_applicable_on_a_run_that_is_not_a_variant():
+    not_a_variant = StepResult.skipped("parent_agreement", "not a variant (no parent model)")
+    not_a_variant.data["not_a_variant"] = True
+    for steps in (_clean_steps(labels=True), [*_clean_steps(labels=True), not_a_variant]):
+        result = evaluate_gates(steps=steps, thresholds=GateThresholds())
+        listed = {item["name"] for item in result.data["not_evaluated"]}
+        assert not listed & {"variant_agreement", "variant_sqnr"}
+        assert not {"variant_agreement", "variant_sqnr"} & set(_statuses(result))
+        assert result.data["verdict"] == "passed"
+
+
+def test_a_variant_with_wrong_outputs_fails_on_sqnr_and_agreement_without_labels():
+    steps = [*_clean_steps(labels=False), _agreement(top1_agreement=0.62, sqnr_db=2.0)]
+    result = evaluate_gates(steps=steps, thresholds=GateThresholds())
+    assert _statuses(result)["variant_sqnr"] == _statuses(result)["variant_agreement"] == "failed"
+    assert result.data["verdict"] == "failed"
+    assert "against the parent: SQNR 2.0 dB < 20 dB" in result.data["reasons"]
+    assert "against the parent: top-1 agreement 0.6200 < 0.99" in result.data["reasons"]
+    good = evaluate_gates(
+        steps=[*_clean_steps(labels=False), _agreement()], thresholds=GateThresholds()
+    )
+    assert _statuses(good)["variant_sqnr"] == _statuses(good)["variant_agreement"] == "passed"
+    relaxed = evaluate_gates(
+        steps=steps,
+        thresholds=GateThresholds(min_variant_sqnr_db=None, min_variant_top1_agreement=0.5),
+    )
+    assert _statuses(relaxed)["variant_sqnr"] == "not_evaluated"
+    assert _statuses(relaxed)["variant_agreement"] == "passed"
+
+
+def test_a_variant_that_could_not_be_compared_fails_its_gates():
+    crashed = StepResult("parent_agreement", "failed", 1.0, ["the variant cannot run"])
+    result = evaluate_gates(
+        steps=[*_clean_steps(labels=False), crashed], thresholds=GateThresholds()
+    )
+    assert _statuses(result)["variant_sqnr"] == "failed"
+    assert "parent_agreement failed: the variant cannot run" in result.data["reasons"]
+
+
+def test_gates_that_did_not_run_are_listed_and_never_read_as_passed():
+    result = evaluate_gates(steps=_clean_steps(labels=False), thresholds=GateThresholds())
+    assert result.data["verdict"] == "passed"
+    listed = {item["name"]: item["reason"] for item in result.data["not_evaluated"]}
+    assert listed["ece"] == listed["int8_accuracy_drop"] == "no labelled inputs"
+    assert listed["min_accuracy"] == "no labelled inputs; gate disabled"
+    assert listed["latency_p95"] == "no latency budget set"
+    assert result.data["accuracy_measured"] is False
+    summary = result.findings[0]
+    assert summary.startswith("passed; not evaluated: latency_p95 (no latency budget set), ")
+    assert "ece (no labelled inputs)" in summary and summary.endswith("accuracy was not measured")
+
+    labelled = evaluate_gates(
+        steps=_clean_steps(labels=True), thresholds=GateThresholds(min_accuracy=0.8)
+    )
+    assert labelled.data["accuracy_measured"] is True
+    assert "min_accuracy" not in {item["name"] for item in labelled.data["not_evaluated"]}
+    only_ece = evaluate_gates(
+        steps=_clean_steps(labels=True),
+        thresholds=GateThresholds(max_int8_accuracy_drop_points=None),
+    )
+    # No accuracy gate is on, but calibration measured accuracy on the labels: that is evidence
+    # (the signing waiver is for accuracy never measured, not for a gate left off).
+    assert only_ece.data["accuracy_measured"] is True
+    no_calibration = evaluate_gates(
+        steps=[s for s in _clean_steps(labels=True) if s.name != "calibration"],
+        thresholds=GateThresholds(max_int8_accuracy_drop_points=None, max_ece=None),
+    )
+    assert no_calibration.data["accuracy_measured"] is False
+
+
+def test_a_documentary_target_leaves_latency_unjudged():
+    steps = _clean_steps(labels=True)
+    thresholds = GateThresholds(latency_budget_ms=1.0)  # 5 ms would fail
+    assert _statuses(evaluate_gates(steps=steps, thresholds=thresholds))["latency_p95"] == "failed"
+    result = evaluate_gates(steps=steps, thresholds=thresholds, documentary_target=True)
+    gate = next(g for g in result.data["gates"] if g["name"] == "latency_p95")
+    assert gate == {
+        "name": "latency_p95",
+        "status": "not_evaluated",
+        "reasons": ["measured on the lab CPU, not this hardware"],
+    }
+    assert result.data["verdict"] == "passed"
+
+
+def test_a_poor_produced_variant_is_reported_but_does_not_fail_the_run():
+    steps = _clean_steps(labels=True)
+    steps.append(
+        StepResult(
+            "quantization_fp16",
+            "passed",
+            1.0,
+            data={
+                "variant": {
+                    "kind": "fp16",
+                    "registrable": False,
+                    "refusals": ["SQNR 12.0 dB < 20 dB"],
+                }
+            },
+        )
+    )
+    result = evaluate_gates(steps=steps, thresholds=GateThresholds())
+    assert result.data["verdict"] == "passed"
+    assert result.data["produced_variants"] == [
+        {
+            "step": "quantization_fp16",
+            "kind": "fp16",
+            "registrable": False,
+            "refusals": ["SQNR 12.0 dB < 20 dB"],
+        }
+    ]
+    assert any(
+        "fp16 variant is not registrable" in f and "SQNR 12.0 dB" in f for f in result.findings
+    )
+
+
+def test_variant_refusals():
+    good = {"top1_agreement": 0.999, "sqnr_db": 35.0, "max_abs_difference": 0.01}
+    options = {"min_top1_agreement": 0.99, "min_sqnr_db": 20.0}
+    assert variant_refusals(fidelity=good, measured=True, calibration="none", **options) == []
+    assert variant_refusals(
+        fidelity={**good, "sqnr_db": 12.34}, measured=True, calibration="uploaded", **options
+    ) == ["SQNR 12.3 dB < 20 dB"]
+    assert variant_refusals(
+        fidelity={**good, "top1_agreement": 0.9}, measured=True, calibration="none", **options
+    ) == ["top-1 agreement 0.9000 < 0.99"]
+    unmeasured = variant_refusals(
+        fidelity={"top1_agreement": None, "sqnr_db": None},
+        measured=False,
+        calibration="synthetic",
+        **options,
+    )
+    assert len(unmeasured) == 2
+    assert "could not be measured (synthetic inputs)" in unmeasured[0]
+    assert "calibrated on synthetic inputs" in unmeasured[1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
@@ -88,27 +89,9 @@ def _write_bytes(path: Path, data: bytes) -> Path:
         ),
         (
             lambda d: onnx_models.write_external_data_model(
-                d / "up" / "m.onnx", location="../../etc/passwd", data_bytes=None
+                d / "up" / "m.onnx", location="weights.bin", data_bytes=b"\0" * 16
             ),
-            "external_data_outside_upload",
-        ),
-        (
-            lambda d: onnx_models.write_external_data_model(
-                d / "up" / "m.onnx", location="/etc/passwd", data_bytes=None
-            ),
-            "external_data_outside_upload",
-        ),
-        (
-            lambda d: onnx_models.write_external_data_model(
-                d / "up" / "m.onnx", location="weights.bin", data_bytes=None
-            ),
-            "external_data_missing",
-        ),
-        (
-            lambda d: onnx_models.write_external_data_model(
-                d / "up" / "m.onnx", location="short.bin", data_bytes=b"\0" * 8
-            ),
-            "external_data_invalid",
+            "external_data_not_allowed",
         ),
         (lambda d: d / "never-uploaded.onnx", "file_missing"),
         (lambda d: _write_bytes(d / "header-only.onnx", b"\x08\x08"), "invalid_model"),
@@ -129,10 +112,7 @@ def _write_bytes(path: Path, data: bytes) -> Path:
         "text",
         "truncated",
         "2GB",
-        "traversal",
-        "absolute",
-        "missing-external",
-        "short-external",
+        "single-file-external",
         "missing-file",
         "no-graph",
         "bad-field",
@@ -151,24 +131,200 @@ def test_bad_uploads_are_refused_with_a_specific_code(tmp_path, builder, code):
     json.dumps(error)  # the API returns it as JSON
 
 
-def test_external_data_inside_the_upload_is_accepted(tmp_path):
-    path = onnx_models.write_external_data_model(
-        tmp_path / "m.onnx", location="weights.bin", data_bytes=b"\0" * 16
+# -- external data: refused in a single file, confined to the bundle ----------------------------
+
+
+def _bundle_model(bundle: Path, location: str, data_bytes: bytes | None = b"\0" * 16) -> Path:
+    """``bundle/m.onnx`` whose 16-byte bias lives at ``location`` (data written if given)."""
+    return onnx_models.write_external_data_model(
+        bundle / "m.onnx", location=location, data_bytes=data_bytes
     )
-    metadata = inspect_model(path=path)
+
+
+def _refusal(path: Path, **kwargs) -> ModelRejected:
+    with pytest.raises(ModelRejected) as excinfo:
+        inspect_model(path=path, **kwargs)
+    return excinfo.value
+
+
+def test_single_file_with_external_data_is_refused_without_looking_at_the_disk(
+    tmp_path, monkeypatch
+):
+    path = _bundle_model(tmp_path / "up", "weights.bin")
+    assert (tmp_path / "up" / "weights.bin").is_file()  # the data is right there, yet refused
+
+    def no_filesystem(*_args, **_kwargs):
+        raise AssertionError("the filesystem was consulted for an external-data location")
+
+    monkeypatch.setattr("onnxcheck.inspection.os.path.realpath", no_filesystem)
+    monkeypatch.setattr(Path, "lstat", no_filesystem)
+    error = _refusal(path)
+    assert error.code == "external_data_not_allowed"
+    assert "a single .onnx upload may reference no file outside itself" in error.message
+    assert ".zip or .tar bundle" in error.message
+    json.dumps(error.to_dict())
+
+
+def test_single_file_is_no_existence_or_size_oracle_for_its_directory(tmp_path):
+    """The attack: name a neighbour of the upload's temp file, with a large offset."""
+    upload_dir = tmp_path / "tmp"
+    neighbour = upload_dir / "someone-elses-upload.onnx"
+    bias = TensorProto()
+    bias.name, bias.data_type = "B", TensorProto.FLOAT
+    bias.dims.append(4)
+    bias.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", neighbour.name), ("offset", "999999"), ("length", "16")):
+        entry = bias.external_data.add()
+        entry.key, entry.value = key, value
+    path = onnx_models.write_model(onnx_models.tiny_model(initializer=bias), upload_dir / "m.onnx")
+    absent = _refusal(path).to_dict()
+    neighbour.write_bytes(b"\1" * 12345)
+    present = _refusal(path).to_dict()
+    assert present == absent
+    assert present["code"] == "external_data_not_allowed"
+    assert "12345" not in json.dumps(present)
+
+
+def test_bundle_built_by_onnx_with_external_data_is_accepted(tmp_path):
+    from onnx.external_data_helper import convert_model_to_external_data
+
+    weights = numpy_helper.from_array(np.arange(256, dtype=np.float32).reshape(64, 4), "W")
+    model = onnx_models.tiny_model()
+    model.graph.initializer.append(weights)
+    convert_model_to_external_data(
+        model, all_tensors_to_one_file=True, location="weights/model.data", size_threshold=0
+    )
+    bundle = tmp_path / "bundle"
+    (bundle / "sub" / "weights").mkdir(parents=True)
+    path = bundle / "sub" / "model.onnx"
+    onnx.save_model(model, path)
+    data_file = bundle / "sub" / "weights" / "model.data"
+    assert data_file.stat().st_size >= 256 * 4
+
+    metadata = inspect_model(path=path, external_root=bundle)
+    assert metadata.external_data_files == ("sub/weights/model.data",)
+    assert metadata.external_data_bytes == data_file.stat().st_size
+    assert metadata.total_bytes == path.stat().st_size + data_file.stat().st_size
+    assert metadata.initializer_bytes >= 256 * 4
+    # The same model as a single file is refused, whatever lies next to it.
+    assert _refusal(path).code == "external_data_not_allowed"
+
+
+def test_external_data_inside_the_bundle_is_accepted(tmp_path):
+    path = _bundle_model(tmp_path, "weights.bin")
+    metadata = inspect_model(path=path, external_root=tmp_path)
     assert metadata.external_data_files == ("weights.bin",)
     assert metadata.total_bytes == path.stat().st_size + 16
+
+
+def _symlink(link: Path, target: Path) -> Path:
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(target)
+    return link
+
+
+@pytest.mark.parametrize(
+    ("location", "prepare", "code"),
+    [
+        ("../secret.bin", None, "external_data_outside_upload"),
+        ("../../etc/passwd", None, "external_data_outside_upload"),
+        ("/etc/passwd", None, "external_data_outside_upload"),
+        ("C:/Windows/win.ini", None, "external_data_outside_upload"),
+        ("sub\\..\\..\\secret.bin", None, "external_data_outside_upload"),
+        ("", None, "external_data_outside_upload"),
+        (".", None, "external_data_outside_upload"),
+        (
+            "out.bin",
+            lambda bundle: _symlink(bundle / "out.bin", bundle.parent / "secret.bin"),
+            "external_data_outside_upload",
+        ),
+        (
+            "linked/w.bin",
+            lambda bundle: _symlink(bundle / "linked", bundle.parent),
+            "external_data_outside_upload",
+        ),
+        (
+            "alias.bin",  # a symlink to a file inside the bundle is refused too
+            lambda bundle: _symlink(bundle / "alias.bin", bundle / "real.bin"),
+            "external_data_outside_upload",
+        ),
+        ("weights.bin", lambda bundle: None, "external_data_missing"),
+        ("dir.bin", lambda bundle: (bundle / "dir.bin").mkdir(), "external_data_invalid"),
+        (
+            "short.bin",
+            lambda bundle: (bundle / "short.bin").write_bytes(b"\0" * 8),
+            "external_data_invalid",
+        ),
+    ],
+    ids=[
+        "traversal",
+        "deep-traversal",
+        "absolute",
+        "windows-drive",
+        "backslashes",
+        "empty",
+        "the-bundle-itself",
+        "symlink-out",
+        "symlinked-directory-out",
+        "symlink-inside",
+        "missing",
+        "directory",
+        "short",
+    ],
+)
+def test_bundle_external_data_must_be_a_regular_file_inside_the_bundle(
+    tmp_path, location, prepare, code
+):
+    bundle = tmp_path / "bundle"
+    (tmp_path / "secret.bin").write_bytes(b"\0" * 4096)
+    path = _bundle_model(bundle, location, data_bytes=None)
+    (bundle / "real.bin").write_bytes(b"\0" * 16)
+    if prepare is not None:
+        prepare(bundle)
+    error = _refusal(path, external_root=bundle)
+    assert error.code == code
+    assert str(tmp_path) not in error.message and "4096" not in error.message
+    json.dumps(error.to_dict())
+
+
+@pytest.mark.parametrize("via", ["traversal", "symlink"])
+def test_bundle_refusal_says_nothing_about_files_outside_it(tmp_path, via):
+    """Outside file present (with a size a large offset would print) or absent: same answer."""
+    bundle = tmp_path / "bundle"
+    outside = tmp_path / "secret.bin"
+    if via == "traversal":
+        path = _bundle_model(bundle, "../secret.bin", data_bytes=None)
+    else:
+        path = _bundle_model(bundle, "link.bin", data_bytes=None)
+        _symlink(bundle / "link.bin", outside)
+    model = onnx.load(path, load_external_data=False)
+    for entry in model.graph.initializer[0].external_data:
+        if entry.key == "offset":
+            entry.value = "999999"  # past the end: the old check printed the file's size
+    onnx_models.write_model(model, path)
+    absent = _refusal(path, external_root=bundle).to_dict()
+    outside.write_bytes(b"\0" * 54321)
+    present = _refusal(path, external_root=bundle).to_dict()
+    assert present == absent
+    assert present["code"] == "external_data_outside_upload"
+    assert "54321" not in json.dumps(present)
+
+
+def test_model_outside_its_bundle_is_a_caller_error(tmp_path):
+    path = _bundle_model(tmp_path / "a", "weights.bin")
+    (tmp_path / "b").mkdir()
+    with pytest.raises(ValueError, match="inside external_root"):
+        inspect_model(path=path, external_root=tmp_path / "b")
 
 
 def test_size_limit_is_configurable_and_counts_external_data(tmp_path, digits):
     with pytest.raises(ModelRejected) as excinfo:
         inspect_model(path=digits.model_path, max_bytes=digits.model_path.stat().st_size - 1)
     assert _code(excinfo) == "too_large"
-    path = onnx_models.write_external_data_model(
-        tmp_path / "m.onnx", location="w.bin", data_bytes=b"\0" * 16
-    )
+    path = _bundle_model(tmp_path, "w.bin")
+    inspect_model(path=path, external_root=tmp_path, max_bytes=path.stat().st_size + 16)
     with pytest.raises(ModelRejected) as excinfo:
-        inspect_model(path=path, max_bytes=path.stat().st_size + 15)
+        inspect_model(path=path, external_root=tmp_path, max_bytes=path.stat().st_size + 15)
     assert _code(excinfo) == "too_large"
 
 

@@ -49,6 +49,19 @@ def test_run_validation_digits_on_nnapi(tmp_path, digits):
     assert report.step("quantization_int8").status == "passed"
     assert all(Path(v["path"]).is_file() for v in report.variants)
     assert {v["kind"] for v in report.variants} == {"int8", "fp16"}
+    # Measured on uploaded inputs and faithful: both may be registered; dynamic INT8 and FP16
+    # need no calibration data.
+    assert [(v["registrable"], v["refusals"], v["calibration"]) for v in report.variants] == [
+        (True, [], "none"),
+        (True, [], "none"),
+    ]
+    assert report.registrable_variants == report.variants
+    assert report.step("parent_agreement").status == "skipped"
+    gates = report.step("gates").data
+    assert not any(g["name"].startswith("variant_") for g in gates["not_evaluated"])
+    # Labelled inputs and a budget: every gate that applies ran, except the one switched off.
+    assert gates["not_evaluated"] == [{"name": "min_accuracy", "reason": "gate disabled"}]
+    assert gates["accuracy_measured"] is True  # the INT8 drop was measured on labels
     as_dict = report.to_dict()
     assert json.loads(json.dumps(as_dict)) == as_dict
     digest = hashlib.sha256(canonical_json(as_dict)).hexdigest()
@@ -80,6 +93,24 @@ def test_run_validation_synthetic_light_model_is_latency_and_compatibility_only(
     gates = {g["name"]: g["status"] for g in report.step("gates").data["gates"]}
     assert gates["int8_accuracy_drop"] == gates["ece"] == "not_evaluated"
     assert report.passed is True, report.reasons
+    # Honest gates: what did not run is listed, and the findings never say just "passed".
+    gate_step = report.step("gates")
+    not_evaluated = {item["name"]: item["reason"] for item in gate_step.data["not_evaluated"]}
+    assert {"ece", "min_accuracy", "int8_accuracy_drop"} <= set(not_evaluated)
+    assert not_evaluated["ece"] == "no labelled inputs"
+    assert not_evaluated["min_accuracy"].startswith("no labelled inputs")
+    assert gate_step.data["accuracy_measured"] is False
+    assert gate_step.findings[0].startswith("passed; not evaluated: ")
+    assert "ece (no labelled inputs)" in gate_step.findings[0]
+    assert "accuracy was not measured" in gate_step.findings[0]
+    # The produced INT8 variant was calibrated on random tensors: never registrable, and the
+    # report says so without failing the run.
+    variant = int8.data["variant"]
+    assert variant["calibration"] == "synthetic"
+    assert variant["registrable"] is False
+    assert any("synthetic" in refusal for refusal in variant["refusals"])
+    assert variant not in report.registrable_variants
+    assert any("not registrable" in finding for finding in gate_step.findings)
 
 
 def test_run_validation_stops_on_a_digest_mismatch(tmp_path, digits):
@@ -91,7 +122,8 @@ def test_run_validation_stops_on_a_digest_mismatch(tmp_path, digits):
         gates=GateThresholds(),
         workdir=tmp_path / "run",
     )
-    assert [s.status for s in report.steps] == ["failed"] + ["skipped"] * 6 + ["failed"]
+    skipped = len(STEP_ORDER) - 2
+    assert [s.status for s in report.steps] == ["failed"] + ["skipped"] * skipped + ["failed"]
     assert any("SHA-256 mismatch" in reason for reason in report.reasons)
 
 

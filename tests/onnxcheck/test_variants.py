@@ -56,3 +56,38 @@ def test_fp16_variant_keeps_fp32_inputs_and_outputs(tmp_path, digits, digits_inp
     variant = result.data["variant"]
     check = check_integrity(model_path=variant["path"], expected_sha256=variant["sha256"])
     assert check.status == "passed", check.findings  # a registrable, valid model
+
+
+def test_a_produced_variant_below_the_sqnr_threshold_is_not_registrable(
+    tmp_path, digits, digits_inputs
+):
+    result = check_fp16_variant(
+        model_path=digits.model_path,
+        inputs=digits_inputs,
+        output_dir=tmp_path,
+        intra_op_num_threads=1,
+        latency_rule=VARIANT_QUICK,
+        min_top1_agreement=0.99,
+        min_sqnr_db=200.0,  # no FP16 conversion reaches it
+    )
+    assert result.status == "passed", result.findings  # a poor variant is evidence, not a fault
+    variant, sqnr = result.data["variant"], result.data["fidelity"]["sqnr_db"]
+    assert variant["calibration"] == "none"
+    assert variant["registrable"] is False
+    assert variant["refusals"] == [f"SQNR {sqnr:.1f} dB < 200 dB"]
+    assert result.data["fidelity"]["max_abs_difference"] > 0
+    assert any(f.startswith("the fp16 variant is not registrable") for f in result.findings)
+
+
+def test_a_model_that_is_already_a_variant_is_not_quantized_again(
+    tmp_path, digits_inputs, digits_int8_variant, digits_fp16_variant
+):
+    for path, kind in ((digits_int8_variant, "INT8"), (digits_fp16_variant, "FP16")):
+        for check in (check_int8_variant, check_fp16_variant):
+            result = check(model_path=path, inputs=digits_inputs, output_dir=tmp_path)
+            assert result.status == "skipped"
+            assert result.findings == [
+                f"this model is itself an {kind} variant; it is not quantized again"
+            ]
+            assert result.data["not_applicable"] is True
+    assert not list(tmp_path.glob("*.onnx"))  # nothing was written

@@ -29,9 +29,11 @@ from protocol.dsse import (
 )
 from protocol.manifest import (
     PAYLOAD_TYPE,
+    FileEntry,
     InputSpec,
     ModelManifest,
     RefusalCode,
+    TargetEvidence,
     TrustedKey,
     VerificationError,
     build_statement,
@@ -67,11 +69,21 @@ def make_manifest(*, artifact: Path, public_pem: bytes, **overrides: object) -> 
         "organisation_id": 7,
         "model_name": "digits-mlp",
         "version": "1.2.0",
+        "artifact_kind": "onnx",
         "artifact_sha256": digest,
         "artifact_size": size,
-        "targets": ("cpu-x86_64", "nnapi-android14"),
+        "entrypoint": "digits.onnx",
+        "files": (FileEntry(path="digits.onnx", sha256=digest, size=size),),
+        "targets": (
+            TargetEvidence(
+                name="cpu-x86_64", validation_report_sha256=REPORT_DIGEST, documentary=False
+            ),
+            TargetEvidence(
+                name="nnapi-android14", validation_report_sha256=REPORT_DIGEST, documentary=True
+            ),
+        ),
         "input_schema": (InputSpec(name="input", dtype="float32", shape=("batch", 64)),),
-        "validation_report_sha256": REPORT_DIGEST,
+        "four_eyes": "enforced",
         "created_at": NOW,
         "expires_at": NOW + timedelta(days=90),
         "release_counter": 3,
@@ -179,16 +191,33 @@ def test_statement_is_in_toto_v1_in_model_signing_layout(artifact: Path, keypair
             "serialization": {"method": "files", "hash_type": "sha256", "allow_symlinks": False},
             "resources": [{"name": ".", "algorithm": "sha256", "digest": digest}],
             "opshero_manifest": {
-                "manifest_version": 1,
+                "manifest_version": 2,
                 "organisation_slug": "acme-logistics",
                 "organisation_id": 7,
                 "model_name": "digits-mlp",
                 "version": "1.2.0",
+                "artifact_kind": "onnx",
                 "artifact_sha256": digest,
                 "artifact_size": size,
-                "targets": ["cpu-x86_64", "nnapi-android14"],
+                "entrypoint": "digits.onnx",
+                "files": [{"path": "digits.onnx", "sha256": digest, "size": size}],
+                "targets": [
+                    {
+                        "name": "cpu-x86_64",
+                        "validation_report_sha256": REPORT_DIGEST,
+                        "documentary": False,
+                    },
+                    {
+                        "name": "nnapi-android14",
+                        "validation_report_sha256": REPORT_DIGEST,
+                        "documentary": True,
+                    },
+                ],
                 "input_schema": [{"name": "input", "dtype": "float32", "shape": ["batch", 64]}],
-                "validation_report_sha256": REPORT_DIGEST,
+                "io_contract": None,
+                "accuracy_waiver": None,
+                "four_eyes": "enforced",
+                "variant": None,
                 "created_at": "2026-11-27T10:00:00Z",
                 "expires_at": "2027-02-25T10:00:00Z",
                 "release_counter": 3,
@@ -301,7 +330,24 @@ def test_manifest_to_dict_from_dict_round_trip(artifact: Path, keypair) -> None:
         ({"organisation_id": True}, "organisation_id"),
         ({"release_counter": -1}, "release_counter"),
         ({"targets": ()}, "at least one"),
-        ({"targets": ("cpu", "cpu")}, "repeat"),
+        (
+            {
+                "targets": (
+                    TargetEvidence(
+                        name="cpu", validation_report_sha256=REPORT_DIGEST, documentary=False
+                    ),
+                    TargetEvidence(
+                        name="cpu", validation_report_sha256=REPORT_DIGEST, documentary=True
+                    ),
+                )
+            },
+            "repeat",
+        ),
+        ({"targets": ("cpu-x86_64",)}, "TargetEvidence"),
+        ({"four_eyes": "optional"}, "four_eyes"),
+        ({"artifact_kind": "tflite"}, "artifact_kind"),
+        ({"entrypoint": "other.onnx"}, "exactly the entrypoint"),
+        ({"artifact_size": 5}, "exactly the entrypoint"),
         ({"model_name": " "}, "model_name"),
     ],
 )
@@ -326,8 +372,8 @@ def test_manifest_from_dict_refuses_unknown_and_missing_members(artifact: Path, 
     without_expiry = {k: v for k, v in data.items() if k != "expires_at"}
     with pytest.raises(ValueError, match=r"missing \['expires_at'\]"):
         ModelManifest.from_dict(without_expiry)
-    with pytest.raises(ValueError, match="manifest_version 2"):
-        ModelManifest.from_dict({**data, "manifest_version": 2})
+    with pytest.raises(ValueError, match="manifest_version 3"):
+        ModelManifest.from_dict({**data, "manifest_version": 3})
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from protocol.bundles import pack_bundle, unpack_bundle
 from protocol.manifest import (
+    FileEntry,
     InputSpec,
     ModelManifest,
+    TargetEvidence,
     generate_signing_key,
     key_id,
     sha256_file,
@@ -40,11 +43,18 @@ class Release:
             organisation_id=3,
             model_name="pallet-detector",
             version="2.0.1",
+            artifact_kind="onnx",
             artifact_sha256=digest,
             artifact_size=size,
-            targets=("cpu-x86_64",),
+            entrypoint="pallets.onnx",
+            files=(FileEntry(path="pallets.onnx", sha256=digest, size=size),),
+            targets=(
+                TargetEvidence(
+                    name="cpu-x86_64", validation_report_sha256="c" * 64, documentary=False
+                ),
+            ),
             input_schema=(InputSpec(name="images", dtype="float32", shape=("n", 3, 640, 640)),),
-            validation_report_sha256="c" * 64,
+            four_eyes="enforced",
             created_at=CREATED,
             expires_at=CREATED + timedelta(days=30),
             release_counter=release_counter,
@@ -213,3 +223,84 @@ def test_main_is_importable_and_returns_the_status(
         "REFUSED (wrong_model): envelope is for model 'pallet-detector', expected 'digits-mlp'\n"
     )
     assert main(["--help"]) == 0
+
+
+class BundleRelease(Release):
+    """A bundle release: the archive, its unpacked folder and the envelope."""
+
+    def __init__(self, directory: Path) -> None:
+        private_pem, public_pem = generate_signing_key()
+        self.key_id = key_id(public_pem)
+        self.public_key = directory / "acme-signing.pub.pem"
+        self.public_key.write_bytes(public_pem)
+        model, weights = directory / "model.onnx", directory / "weights.bin"
+        model.write_bytes(b"onnx" * 500)
+        weights.write_bytes(bytes(range(256)) * 400)
+        self.archive = pack_bundle(
+            {"pallets.onnx": model, "pallets.onnx.data": weights}, directory / "pallets.zip"
+        )
+        bundle = unpack_bundle(self.archive, directory / "unpacked")
+        self.artifact = bundle.root
+        digest, size = sha256_file(self.archive)
+        manifest = ModelManifest(
+            organisation_slug="acme",
+            organisation_id=3,
+            model_name="pallet-detector",
+            version="3.0.0",
+            artifact_kind="bundle",
+            artifact_sha256=digest,
+            artifact_size=size,
+            entrypoint=bundle.entrypoint,
+            files=bundle.files,
+            targets=(
+                TargetEvidence(
+                    name="cpu-x86_64", validation_report_sha256="c" * 64, documentary=False
+                ),
+            ),
+            input_schema=(),
+            four_eyes="enforced",
+            created_at=CREATED,
+            expires_at=CREATED + timedelta(days=30),
+            release_counter=7,
+            signing_key_id=self.key_id,
+        )
+        self.envelope = directory / "pallets.sig"
+        self.envelope.write_bytes(sign_manifest(manifest=manifest, private_key_pem=private_pem))
+
+
+def test_a_bundle_folder_is_verified_file_by_file(tmp_path: Path) -> None:
+    release = BundleRelease(tmp_path)
+
+    result = run_cli(release.args())
+
+    assert result.returncode == 0
+    assert result.stdout == (
+        f"OK: pallet-detector 3.0.0 (release 7, key {release.key_id},"
+        " expires 2026-12-27T10:00:00Z)\n"
+        "checked: all 2 files of the bundle folder\n"
+    )
+
+
+def test_a_bundle_archive_is_verified_on_its_digest_and_says_so(tmp_path: Path) -> None:
+    release = BundleRelease(tmp_path)
+
+    result = run_cli([str(release.archive), *release.args()[1:]])
+
+    assert result.returncode == 0
+    assert result.stdout.splitlines()[1] == (
+        "checked: the bundle archive's digest only; unpack it and verify the folder to"
+        " check every file"
+    )
+
+
+def test_a_changed_file_in_a_bundle_folder_is_refused(tmp_path: Path) -> None:
+    release = BundleRelease(tmp_path)
+    weights = release.artifact / "pallets.onnx.data"
+    content = bytearray(weights.read_bytes())
+    content[7] ^= 0x01
+    weights.write_bytes(bytes(content))
+
+    result = run_cli(release.args())
+
+    assert result.returncode == 1
+    assert result.stdout.startswith("REFUSED (digest_mismatch): file 'pallets.onnx.data' SHA-256")

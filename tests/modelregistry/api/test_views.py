@@ -19,6 +19,7 @@ from opshero.errors import Conflict, Forbidden
 from opshero.models import AuditEvent
 from opshero.roles import Role
 from tests import onnx_models
+from tests.factories import make_member
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -96,7 +97,7 @@ def test_upload_reads_the_model_and_stores_it_with_its_digest(world, api_as, mod
             lambda p: onnx_models.write_external_data_model(
                 p, location="../../etc/passwd", data_bytes=None
             ),
-            "external_data_outside_upload",
+            "external_data_not_allowed",
         ),
         (onnx_models.write_absurd_input_model, "absurd_dimensions"),
     ],
@@ -271,8 +272,9 @@ def test_validate_sign_verify_and_refuse_a_tampered_copy(world, api_as, celery_w
     assert variant.size_bytes < version.size_bytes
     assert variant.sha256 == steps["quantization_int8"]["data"]["variant"]["sha256"]
 
-    # Signing: approvers only, and only with a key.
+    # Signing: approvers only, not the uploader (four-eyes), and only with a key.
     admin = world.a.user(Role.ADMIN)
+    second = make_member(world.a.org, Role.APPROVER).user
     response = api_as(admin).post(
         f"/api/v1/orgs/acme/model-versions/{version_id}/sign/", {}, format="json"
     )
@@ -280,9 +282,13 @@ def test_validate_sign_verify_and_refuse_a_tampered_copy(world, api_as, celery_w
     response = api_as(approver).post(
         f"/api/v1/orgs/acme/model-versions/{version_id}/sign/", {}, format="json"
     )
+    assert response.status_code == 403 and error_of(response)["code"] == "four_eyes"
+    response = api_as(second).post(
+        f"/api/v1/orgs/acme/model-versions/{version_id}/sign/", {}, format="json"
+    )
     assert response.status_code == 409 and error_of(response)["code"] == "no_signing_key"
     api_as(admin).post("/api/v1/orgs/acme/signing-keys/", {}, format="json")
-    response = api_as(approver).post(
+    response = api_as(second).post(
         f"/api/v1/orgs/acme/model-versions/{version_id}/sign/", {"valid_days": 30}, format="json"
     )
     assert response.status_code == 201, response.content
@@ -290,8 +296,14 @@ def test_validate_sign_verify_and_refuse_a_tampered_copy(world, api_as, celery_w
     manifest = signed["manifest"]
     assert manifest["release_counter"] == 1 and signed["release_counter"] == 1
     assert manifest["artifact_sha256"] == version.sha256
-    assert manifest["targets"] == [cpu.name]  # NNAPI failed, so it is not vouched for
-    assert manifest["validation_report_sha256"] == cpu_run.report_digest
+    # NNAPI failed, so it is not vouched for; CPU is, with its own report digest.
+    assert manifest["targets"] == [
+        {
+            "name": cpu.name,
+            "validation_report_sha256": cpu_run.report_digest,
+            "documentary": False,
+        }
+    ]
     assert manifest["input_schema"] == [{"name": "X", "dtype": "float32", "shape": ["dim0", 64]}]
     assert ModelVersion.objects.get(pk=version_id).status == "signed"
 
@@ -392,14 +404,18 @@ def _signed_version(world) -> ModelVersion:
         target=cpu,
         number=1,
         status="passed",
-        report={"passed": True},
+        report={
+            "passed": True,
+            "steps": [{"name": "gates", "data": {"accuracy_measured": True, "gates": []}}],
+        },
         report_digest="a" * 64,
         finished_at=timezone.now(),
     )
     signing_services.create_signing_key(
         organization=world.a.org, actor=Actor.for_user(world.a.user(Role.ADMIN))
     )
-    signing_services.sign_version(version=version, actor=approver, role=Role.APPROVER)
+    second = Actor.for_user(make_member(world.a.org, Role.APPROVER).user)
+    signing_services.sign_version(version=version, actor=second, role=Role.APPROVER)
     version.refresh_from_db()
     return version
 
