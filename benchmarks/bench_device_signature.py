@@ -2,7 +2,7 @@
 
 (1) The pure check (parse headers, clock window, body digest, Ed25519 verify) in CPU time.
 (2) The whole authentication step the device API runs (credential lookup in PostgreSQL,
-    verification, nonce stored in Redis), CPU time of this process and wall time.
+    verification, nonce recorded in PostgreSQL), CPU time of this process and wall time.
 (3) For scale, the same GET /api/v1/device/me request end to end through Django.
 """
 
@@ -73,7 +73,7 @@ def main() -> None:
     pure_us = (time.process_time() - cpu0) / N * 1e6
     print(f"pure signature check: {pure_us:.1f} us CPU per request (target <= 200 us)")
 
-    # (2) the DRF authentication step with the database lookup and the Redis nonce cache
+    # (2) the DRF authentication step with the database lookup and the database nonce record
     factory = RequestFactory()
     auth = DeviceSignatureAuthentication()
     requests = []
@@ -91,7 +91,7 @@ def main() -> None:
     cpu_us = (time.process_time() - cpu0) / N * 1e6
     wall_us = (time.perf_counter() - wall0) / N * 1e6
     print(
-        f"full authentication (DB lookup + verify + Redis nonce): {cpu_us:.0f} us CPU, "
+        f"full authentication (DB lookup + verify + DB nonce): {cpu_us:.0f} us CPU, "
         f"{wall_us:.0f} us wall per request"
     )
 

@@ -2,6 +2,11 @@
 
 Import is all-or-nothing: every row is checked first and every bad row is reported with its
 line number and reason; only a file without errors creates devices, in one transaction.
+
+Export neutralises spreadsheet formulas as OWASP recommends ("CSV Injection"): a cell that
+begins with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading single quote,
+so a serial such as ``=HYPERLINK(...)`` a device sent is shown as text, never run. Import drops
+that one quote again (only before those characters), so an exported file re-imports unchanged.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from opshero.models import Organization
 from opshero.services import record_audit_event
 
 from .audit import FleetVerb
-from .models import Device, HardwareTarget, Placement, Site
+from .models import DEVICE_TEXT_LIMITS, Device, HardwareTarget, Placement, Site
 from .services import normalize_tags
 
 COLUMNS = (
@@ -36,27 +41,45 @@ COLUMNS = (
 )
 REQUIRED = ("serial", "name", "site")
 MAX_ERRORS_REPORTED = 200
+FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
+_QUOTE = "'"
+
+
+def neutralise_cell(value: str) -> str:
+    """The cell as a spreadsheet shows it as text: a leading quote before a formula lead (and
+    before a quote already there, so that ``restore_cell`` is its exact inverse)."""
+    if value.startswith(FORMULA_LEADS) or restore_cell(value) != value:
+        return _QUOTE + value
+    return value
+
+
+def restore_cell(value: str) -> str:
+    """The value ``neutralise_cell`` was given: the one quote it added is dropped."""
+    rest = value[1:]
+    if value.startswith(_QUOTE) and (rest.startswith(FORMULA_LEADS) or rest.startswith(_QUOTE)):
+        return rest
+    return value
 
 
 def export_devices_csv(devices: Iterable[Device]) -> str:
-    """The devices as CSV with the import's columns, so an exported file re-imports as it is."""
+    """The devices as CSV with the import's columns, so an exported file re-imports as it is;
+    every cell is neutralised against formula injection."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(COLUMNS)
     for d in devices:
-        writer.writerow(
-            [
-                d.serial,
-                d.name,
-                d.site.name,
-                d.placement,
-                d.hardware_target.name if d.hardware_target else "",
-                ";".join(d.tags),
-                d.agent_version,
-                d.runtime_version,
-                d.notes,
-            ]
+        cells = (
+            d.serial,
+            d.name,
+            d.site.name,
+            d.placement,
+            d.hardware_target.name if d.hardware_target else "",
+            ";".join(d.tags),
+            d.agent_version,
+            d.runtime_version,
+            d.notes,
         )
+        writer.writerow([neutralise_cell(str(cell)) for cell in cells])
     return out.getvalue()
 
 
@@ -151,13 +174,17 @@ def import_devices_csv(*, organization: Organization, data: bytes, actor: Actor)
                 problems.append(f"{len(row)} values for {len(header)} columns.")
                 errors[f"line {line}"] = problems
                 continue
-            values = {name: cell.strip() for name, cell in zip(header, row, strict=True)}
+            values = {
+                name: restore_cell(cell).strip() for name, cell in zip(header, row, strict=True)
+            }
             for name in REQUIRED:
                 if not values.get(name):
                     problems.append(f"{name} is empty.")
             serial = values.get("serial", "")
-            if len(serial) > 120:
-                problems.append("serial is longer than 120 characters.")
+            for name in ("serial", "name", "agent_version", "runtime_version"):
+                limit = DEVICE_TEXT_LIMITS[name]
+                if len(values.get(name, "")) > limit:
+                    problems.append(f"{name} is longer than {limit} characters.")
             if serial in seen:
                 problems.append(f"serial {serial} already appears on line {seen[serial]}.")
             elif serial in existing:
@@ -183,8 +210,6 @@ def import_devices_csv(*, organization: Organization, data: bytes, actor: Actor)
             except InvalidInput as exc:
                 problems.extend(exc.fields.get("tags", [exc.message]))
                 tags = []
-            if len(values.get("name", "")) > 120:
-                problems.append("name is longer than 120 characters.")
             if problems:
                 if len(errors) < MAX_ERRORS_REPORTED:
                     errors[f"line {line}"] = problems
@@ -198,8 +223,8 @@ def import_devices_csv(*, organization: Organization, data: bytes, actor: Actor)
                     placement=placement,
                     hardware_target=target,
                     tags=tags,
-                    agent_version=values.get("agent_version", "")[:40],
-                    runtime_version=values.get("runtime_version", "")[:40],
+                    agent_version=values.get("agent_version", ""),
+                    runtime_version=values.get("runtime_version", ""),
                     notes=values.get("notes", ""),
                 )
             )

@@ -13,6 +13,20 @@ from django.utils import timezone
 
 from opshero.models import Organization
 
+# What a device may say about itself, in characters (bytes for the hardware facts as JSON).
+# Every writer refuses longer values with a 422 naming the field (nothing is cut silently):
+# enrollment, status reports, the device forms and API, and CSV import; pages and exports show
+# what is stored, so the same limits hold wherever the text is shown.
+DEVICE_TEXT_LIMITS = {
+    "serial": 120,
+    "name": 120,
+    "agent_version": 40,
+    "runtime_version": 40,
+    "reported_model_version": 120,
+}
+HARDWARE_FACTS_MAX_BYTES = 4096
+HARDWARE_FACTS_MAX_KEYS = 64
+
 
 class Placement(models.TextChoices):
     """Where inference runs (the seed's three locations)."""
@@ -156,21 +170,23 @@ class Device(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="devices")
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="devices")
-    name = models.CharField(max_length=120)
-    serial = models.CharField(max_length=120)
+    name = models.CharField(max_length=DEVICE_TEXT_LIMITS["name"])
+    serial = models.CharField(max_length=DEVICE_TEXT_LIMITS["serial"])
     placement = models.CharField(
         max_length=16, choices=Placement.choices, default=Placement.NEAR_EDGE
     )
     hardware_target = models.ForeignKey(
         HardwareTarget, on_delete=models.PROTECT, null=True, blank=True, related_name="devices"
     )
-    agent_version = models.CharField(max_length=40, blank=True)
-    runtime_version = models.CharField(max_length=40, blank=True)
+    agent_version = models.CharField(max_length=DEVICE_TEXT_LIMITS["agent_version"], blank=True)
+    runtime_version = models.CharField(max_length=DEVICE_TEXT_LIMITS["runtime_version"], blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PROVISIONING)
     last_seen_at = models.DateTimeField(null=True, blank=True)
     tags = models.JSONField(default=list, blank=True)
     hardware_facts = models.JSONField(default=dict, blank=True)
-    reported_model_version = models.CharField(max_length=120, blank=True)
+    reported_model_version = models.CharField(
+        max_length=DEVICE_TEXT_LIMITS["reported_model_version"], blank=True
+    )
     notes = models.TextField(blank=True)
     enrolled_at = models.DateTimeField(null=True, blank=True)
     retired_at = models.DateTimeField(null=True, blank=True)
@@ -193,7 +209,11 @@ class Device(models.Model):
 
 class DeviceCredential(models.Model):
     """A device's Ed25519 public key. One is active at a time; rotation and revocation keep
-    the history so audit events and old signatures stay explainable."""
+    the history so audit events and old signatures stay explainable.
+
+    A fingerprint appears once in the whole table, across organisations and including revoked
+    keys: one key never signs for two devices, and a retired key is never bound again.
+    """
 
     device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="credentials")
     public_key = models.CharField(max_length=64)  # base64 of the 32 raw bytes
@@ -210,6 +230,7 @@ class DeviceCredential(models.Model):
                 condition=Q(revoked_at__isnull=True),
                 name="one_active_credential_per_device",
             ),
+            models.UniqueConstraint(fields=["fingerprint"], name="credential_fingerprint_unique"),
         ]
 
     def __str__(self) -> str:
@@ -217,7 +238,8 @@ class DeviceCredential(models.Model):
 
 
 class DeviceNonce(models.Model):
-    """Replay cache fallback when Redis is not configured or not reachable."""
+    """Every nonce a device used inside the clock window: the one replay record (fleet.replay),
+    so a Redis outage or restart cannot let a captured request through twice."""
 
     device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="+")
     nonce = models.CharField(max_length=64)

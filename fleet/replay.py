@@ -1,67 +1,63 @@
 """Replay protection for signed device requests: each nonce is accepted once per device.
 
-Nonces live in Redis (``SET key 1 NX EX ttl``: one atomic round trip) when the cache is Redis;
-otherwise, or while Redis is unreachable, in the ``DeviceNonce`` table whose unique constraint
-makes the check atomic too. Entries outlive the clock-skew window, after which the timestamp
-check refuses the request anyway.
+The database is the one record of nonces: every accepted nonce is a ``DeviceNonce`` row,
+written by a single ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` (one round trip in
+autocommit, atomic through the table's unique constraint, so two copies of one request
+racing each other give one acceptance), its commit not waiting for the WAL flush (see
+`_insert_sql` for what that trades). Entries outlive the clock-skew window, after which
+the timestamp check refuses the request anyway; beat purges older rows.
+
+Redis is deliberately not on this path. A nonce store that is Redis "with the database while
+Redis is unreachable" has two records that do not see each other, so a request captured on one
+side of an outage replays on the other, and a Redis restart or failover that loses keys
+reopens every window. Making Redis the fast path while also writing the database saves
+nothing on an accepted request (the database write is still needed for the record) and only
+adds a round trip; benchmarks/bench_nonce_store.py measures all three (docs/benchmarks.md).
+If the database cannot answer, the request fails as every other part of it would (the device
+and its key are read from the same database): there is no state in which a nonce is accepted
+without being recorded.
 """
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 from functools import lru_cache
 
-import redis
-from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import connection
 from django.utils import timezone
 
 from protocol.device_auth import NONCE_TTL_SECONDS
 
 from .models import DeviceNonce
 
-logger = logging.getLogger(__name__)
-REDIS_CACHE = "django.core.cache.backends.redis.RedisCache"
 
-
-@lru_cache(maxsize=4)
-def _client_for(location: str) -> redis.Redis:
-    # One client for the process: building a client per call (as Django's cache does) costs
-    # more CPU than the signature check itself.
-    return redis.Redis.from_url(location, socket_timeout=0.5, socket_connect_timeout=0.5)
-
-
-def _redis() -> redis.Redis | None:
-    cache = settings.CACHES.get("default", {})
-    if cache.get("BACKEND") != REDIS_CACHE:
-        return None
-    location = cache["LOCATION"]
-    return _client_for(location if isinstance(location, str) else location[0])
-
-
-def _remember_in_database(device_id: int, nonce: str) -> bool:
-    try:
-        with transaction.atomic():
-            DeviceNonce.objects.create(device_id=device_id, nonce=nonce)
-    except IntegrityError:
-        return False
-    return True
+@lru_cache(maxsize=2)
+def _insert_sql(vendor: str) -> str:
+    # Only the table name is interpolated (the model's, quoted); every value is a parameter.
+    table = connection.ops.quote_name(DeviceNonce._meta.db_table)
+    if vendor != "postgresql":
+        return (
+            f"INSERT INTO {table} (device_id, nonce, seen_at) VALUES (%s, %s, %s) "  # noqa: S608
+            "ON CONFLICT (device_id, nonce) DO NOTHING RETURNING 1"
+        )
+    # set_config(..., true) lasts for this statement's own transaction: its commit does not
+    # wait for the WAL flush (a few ms on this disk, most of the check's cost). The price: if
+    # the PostgreSQL server itself crashes, nonces committed in the last ~0.6 s
+    # (3 x wal_writer_delay) may be lost, and the requests that carried them could be replayed
+    # until their timestamps leave the skew window. Committed rows are still seen at once by
+    # every other connection, so concurrent replays are refused exactly as before.
+    return (
+        f"INSERT INTO {table} (device_id, nonce, seen_at) "  # noqa: S608
+        "SELECT %s, %s, %s FROM (SELECT set_config('synchronous_commit', 'off', true)) AS c "
+        "ON CONFLICT (device_id, nonce) DO NOTHING RETURNING 1"
+    )
 
 
 def remember_nonce(*, device_id: int, nonce: str) -> bool:
     """True when ``nonce`` is new for the device; False when it was already used (a replay)."""
-    client = _redis()
-    if client is not None:
-        try:
-            return bool(
-                client.set(
-                    f"opshero:device-nonce:{device_id}:{nonce}", 1, nx=True, ex=NONCE_TTL_SECONDS
-                )
-            )
-        except redis.RedisError:
-            logger.warning("Replay cache unreachable; using the database", exc_info=True)
-    return _remember_in_database(device_id, nonce)
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_sql(connection.vendor), [device_id, nonce, timezone.now()])
+        return cursor.fetchone() is not None
 
 
 def purge_old_nonces() -> int:

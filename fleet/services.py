@@ -6,6 +6,7 @@ field and the reason (``InvalidInput.fields``) so forms and the API show them wh
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import zoneinfo
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -27,6 +28,9 @@ from protocol import device_auth
 
 from .audit import FleetVerb
 from .models import (
+    DEVICE_TEXT_LIMITS,
+    HARDWARE_FACTS_MAX_BYTES,
+    HARDWARE_FACTS_MAX_KEYS,
     Device,
     DeviceCredential,
     DeviceGroup,
@@ -41,7 +45,6 @@ ENROLLMENT_TOKEN_PREFIX = "ohe_"  # noqa: S105 - a public marker, not a secret
 MAX_TAGS = 20
 _TAG_RE = re.compile(r"^[\w.:/-]{1,40}$")
 _TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
-_VERSION_MAX = 40
 
 
 # --- value checks shared by forms, API and CSV import ---------------------------------------------
@@ -67,6 +70,41 @@ def normalize_tags(tags: Any, *, field_name: str = "tags") -> list[str]:
             "Too many tags.", fields={field_name: [f"At most {MAX_TAGS} tags per object."]}
         )
     return cleaned
+
+
+def check_device_text(name: str, value: Any, *, field_name: str | None = None) -> str:
+    """A device text field stripped, or InvalidInput naming the field when it is longer than
+    ``DEVICE_TEXT_LIMITS`` allows: long values are refused everywhere, never cut silently."""
+    text = str(value or "").strip()
+    limit = DEVICE_TEXT_LIMITS[name]
+    if len(text) > limit:
+        field_name = field_name or name
+        raise InvalidInput(
+            f"{field_name} is longer than {limit} characters.",
+            fields={field_name: [f"At most {limit} characters ({len(text)} given)."]},
+        )
+    return text
+
+
+def check_hardware_facts(hardware: Any) -> dict[str, Any]:
+    """What a device reports about its hardware: an object of at most
+    ``HARDWARE_FACTS_MAX_KEYS`` entries and ``HARDWARE_FACTS_MAX_BYTES`` as compact JSON."""
+    if hardware in (None, ""):
+        return {}
+    if not isinstance(hardware, dict):
+        raise InvalidInput("hardware must be an object.", fields={"hardware": ["Not an object."]})
+    if len(hardware) > HARDWARE_FACTS_MAX_KEYS:
+        raise InvalidInput(
+            "hardware has too many entries.",
+            fields={"hardware": [f"At most {HARDWARE_FACTS_MAX_KEYS} entries."]},
+        )
+    size = len(json.dumps(hardware, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > HARDWARE_FACTS_MAX_BYTES:
+        raise InvalidInput(
+            "hardware is too large.",
+            fields={"hardware": [f"At most {HARDWARE_FACTS_MAX_BYTES} bytes as JSON ({size})."]},
+        )
+    return hardware
 
 
 def validate_maintenance_windows(windows: Any) -> list[dict]:
@@ -479,11 +517,11 @@ DEVICE_FIELDS = (
 def _clean_device_values(org: Organization, values: dict[str, Any], *, device=None) -> dict:
     cleaned = {k: v for k, v in values.items() if k in DEVICE_FIELDS}
     if "name" in cleaned:
-        cleaned["name"] = (cleaned["name"] or "").strip()
+        cleaned["name"] = check_device_text("name", cleaned["name"])
         if not cleaned["name"]:
             raise InvalidInput("A device needs a name.", fields={"name": ["Required."]})
     if "serial" in cleaned:
-        cleaned["serial"] = (cleaned["serial"] or "").strip()
+        cleaned["serial"] = check_device_text("serial", cleaned["serial"])
         if not cleaned["serial"]:
             raise InvalidInput("A device needs a serial.", fields={"serial": ["Required."]})
         clash = Device.objects.filter(organization=org, serial=cleaned["serial"])
@@ -508,7 +546,7 @@ def _clean_device_values(org: Organization, values: dict[str, Any], *, device=No
         )
     for name in ("agent_version", "runtime_version"):
         if name in cleaned:
-            cleaned[name] = str(cleaned[name] or "").strip()[:_VERSION_MAX]
+            cleaned[name] = check_device_text(name, cleaned[name])
     if "tags" in cleaned:
         cleaned["tags"] = normalize_tags(cleaned["tags"])
     return cleaned
@@ -697,14 +735,82 @@ def _token_for_enrollment(token: str) -> EnrollmentToken:
     return record
 
 
+def _already_enrolled(serial: str) -> Conflict:
+    return Conflict(
+        f"Serial {serial} is already enrolled; revoke it first to enroll it again.",
+        fields={"serial": ["Already enrolled."]},
+        code="already_enrolled",
+    )
+
+
+def _key_in_use() -> Conflict:
+    return Conflict(
+        "This public key is already registered; every device needs its own key.",
+        fields={"public_key": ["Already in use by a device."]},
+        code="key_in_use",
+    )
+
+
+def _device_to_enroll(record: EnrollmentToken, serial: str) -> Device | None:
+    """The existing device this enrollment binds a key to (locked), or None for a new serial.
+
+    A token made for a device re-enrolls that device only. Any other token claims a serial
+    only when it was pre-registered at the token's own site: a token of one site never takes
+    over (and moves) a device registered at another.
+    """
+    if record.device is not None:
+        device = Device.objects.select_for_update().get(pk=record.device_id)
+        if device.serial != serial:
+            raise Conflict(
+                f"This token re-enrolls serial {device.serial}, not {serial}.",
+                fields={"serial": ["Does not match the device this token is for."]},
+                code="serial_mismatch",
+            )
+    else:
+        device = (
+            Device.objects.select_for_update()
+            .filter(organization=record.organization, serial=serial)
+            .first()
+        )
+        if device is None:
+            return None
+        if device.site_id != record.site_id:
+            raise Conflict(
+                f"Serial {serial} is registered at another site; use a token of that site, "
+                "or move the device first.",
+                fields={"serial": ["Registered at another site."]},
+                code="serial_at_other_site",
+            )
+    # A re-enrollment token of a device retired since is refused by the lifecycle
+    # (retired -> active does not exist) in transition_device.
+    if device.status == Device.Status.RETIRED and record.device is None:
+        raise Conflict(
+            f"Serial {serial} belongs to a retired device.",
+            fields={"serial": ["Retired; register the hardware under a new serial."]},
+            code="device_retired",
+        )
+    if device.status == Device.Status.REVOKED and record.device is None:
+        raise Conflict(
+            f"Serial {serial} was revoked; re-enroll it with a token made for this device "
+            "(device page → Re-enroll).",
+            fields={"serial": ["Revoked; needs a re-enrollment token."]},
+            code="device_revoked",
+        )
+    if device.credentials.filter(revoked_at__isnull=True).exists():
+        raise _already_enrolled(serial)
+    return device
+
+
 @transaction.atomic
 def enroll_device(
     *, token: str, public_key: str, facts: EnrollmentFacts, ip: str | None = None
 ) -> Device:
     """Bind a gateway's public key to a device of the token's organisation (one use only).
 
-    A new serial creates a device; a pre-registered serial (CSV import, no key yet) is taken
-    over; a token made for a specific device re-enrolls it after a revocation.
+    A new serial creates a device at the token's site; a serial pre-registered at that site
+    (CSV import, no key yet) is taken over; a token made for a specific device re-enrolls it
+    after a revocation. Refuses (409) a serial or key already bound, also when a concurrent
+    enrollment binds it first: the database's unique constraints settle the race.
     """
     record = _token_for_enrollment(token)
     org = record.organization
@@ -714,76 +820,55 @@ def enroll_device(
         raise InvalidInput(exc.message, fields={"public_key": [exc.message]}) from exc
     key_text = device_auth.canonical_public_key(key)
     fingerprint = device_auth.key_fingerprint(key)
-    serial = (facts.serial or "").strip()
-    if not serial or len(serial) > 120:
+    serial = check_device_text("serial", facts.serial)
+    if not serial:
         raise InvalidInput("A serial is required.", fields={"serial": ["1 to 120 characters."]})
+    name = check_device_text("name", facts.name)
+    agent_version = check_device_text("agent_version", facts.agent_version)
+    runtime_version = check_device_text("runtime_version", facts.runtime_version)
+    hardware = check_hardware_facts(facts.hardware)
     if DeviceCredential.objects.filter(fingerprint=fingerprint).exists():
-        raise Conflict(
-            "This public key is already registered; every device needs its own key.",
-            fields={"public_key": ["Already in use by a device."]},
-            code="key_in_use",
-        )
+        raise _key_in_use()
 
-    existing = Device.objects.select_for_update().filter(organization=org, serial=serial).first()
-    if record.device is not None:
-        device = Device.objects.select_for_update().get(pk=record.device_id)
-        if device.serial != serial:
-            raise Conflict(
-                f"This token re-enrolls serial {device.serial}, not {serial}.",
-                fields={"serial": ["Does not match the device this token is for."]},
-                code="serial_mismatch",
-            )
-    elif existing is not None:
-        if existing.status == Device.Status.RETIRED:
-            raise Conflict(
-                f"Serial {serial} belongs to a retired device.",
-                fields={"serial": ["Retired; register the hardware under a new serial."]},
-                code="device_retired",
-            )
-        if existing.status == Device.Status.REVOKED:
-            raise Conflict(
-                f"Serial {serial} was revoked; re-enroll it with a token made for this device "
-                "(device page → Re-enroll).",
-                fields={"serial": ["Revoked; needs a re-enrollment token."]},
-                code="device_revoked",
-            )
-        if existing.credentials.filter(revoked_at__isnull=True).exists():
-            raise Conflict(
-                f"Serial {serial} is already enrolled; revoke it first to enroll it again.",
-                fields={"serial": ["Already enrolled."]},
-                code="already_enrolled",
-            )
-        device = existing
-    else:
-        device = None
-
+    device = _device_to_enroll(record, serial)
     now = timezone.now()
-    hardware = facts.hardware if isinstance(facts.hardware, dict) else {}
     changes: dict[str, Any] = {}
     if device is None:
-        device = Device.objects.create(
-            organization=org,
-            site=record.site,
-            name=(facts.name or serial).strip()[:120],
-            serial=serial,
-            placement=record.placement,
-            hardware_target=record.hardware_target,
-        )
+        try:
+            with transaction.atomic():
+                device = Device.objects.create(
+                    organization=org,
+                    site=record.site,
+                    name=name or serial,
+                    serial=serial,
+                    placement=record.placement,
+                    hardware_target=record.hardware_target,
+                )
+        except IntegrityError as exc:  # device_serial_unique: another gateway won the race
+            raise _already_enrolled(serial) from exc
     elif device.hardware_target is None and record.hardware_target is not None:
         changes["hardware_target"] = record.hardware_target
-    if record.device is None:
-        changes["site"] = record.site
     transition_device(
         device=device,
         to=Device.Status.ACTIVE,
-        agent_version=facts.agent_version.strip()[:_VERSION_MAX],
-        runtime_version=facts.runtime_version.strip()[:_VERSION_MAX],
+        agent_version=agent_version,
+        runtime_version=runtime_version,
         hardware_facts=hardware,
         enrolled_at=now,
         last_seen_at=now,
         **changes,
     )
-    DeviceCredential.objects.create(device=device, public_key=key_text, fingerprint=fingerprint)
+    try:
+        with transaction.atomic():
+            DeviceCredential.objects.create(
+                device=device, public_key=key_text, fingerprint=fingerprint
+            )
+    except IntegrityError as exc:
+        # A concurrent enrollment committed this key first (credential_fingerprint_unique) or a
+        # key for this device (one_active_credential_per_device).
+        if DeviceCredential.objects.filter(fingerprint=fingerprint).exists():
+            raise _key_in_use() from exc
+        raise _already_enrolled(serial) from exc
     record.used_at = now
     record.used_by = device
     record.save(update_fields=["used_at", "used_by"])
@@ -827,9 +912,17 @@ def rotate_device_key(
     )
     old_fingerprints = list(old.values_list("fingerprint", flat=True))
     old.update(revoked_at=timezone.now(), revoked_reason="rotated")
-    credential = DeviceCredential.objects.create(
-        device=device, public_key=key_text, fingerprint=fingerprint
-    )
+    try:
+        with transaction.atomic():
+            credential = DeviceCredential.objects.create(
+                device=device, public_key=key_text, fingerprint=fingerprint
+            )
+    except IntegrityError as exc:  # a concurrent enrollment or rotation bound this key first
+        raise Conflict(
+            "This public key is already registered.",
+            fields={"new_public_key": ["Already in use."]},
+            code="key_in_use",
+        ) from exc
     record_audit_event(
         organization=device.organization,
         actor=Actor.for_device(device.uid, device.name, ip=ip),
@@ -855,15 +948,19 @@ def report_device_status(
         "runtime_version": runtime_version,
         "reported_model_version": model_version,
     }
+    fields = {"reported_model_version": "model_version"}
+    checked = {
+        name: check_device_text(name, value, field_name=fields.get(name, name))
+        for name, value in values.items()
+        if value is not None
+    }
+    hardware = check_hardware_facts(hardware) if hardware is not None else None
     changed = {}
-    for name, value in values.items():
-        if value is None:
-            continue
-        value = str(value).strip()[: 120 if name == "reported_model_version" else _VERSION_MAX]
+    for name, value in checked.items():
         if getattr(device, name) != value:
             changed[name] = [getattr(device, name), value]
             setattr(device, name, value)
-    if isinstance(hardware, dict) and hardware != device.hardware_facts:
+    if hardware is not None and hardware != device.hardware_facts:
         device.hardware_facts = hardware
     device.last_seen_at = timezone.now()
     device.save()

@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Enrolled as device {client.device_id}; state in {args.state_dir}")
             return 0
         client = DeviceClient.load(args.state_dir)
+        client.resume_rotation(args.state_dir)  # a rotation whose answer was lost, if any
         if args.command == "whoami":
             answer = client.me()
         elif args.command == "status":

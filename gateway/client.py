@@ -24,6 +24,9 @@ from protocol import device_auth
 
 AGENT_VERSION = "0.1.0"
 KEY_FILE = "device_key.pem"
+# The key being rotated to, written before the rotation is sent: if the answer is lost, the
+# agent can still learn which of the two keys the server holds (resume_rotation).
+PENDING_KEY_FILE = "device_key.next.pem"
 STATE_FILE = "device.json"
 
 
@@ -85,7 +88,17 @@ def _check_server(server: str) -> str:
             f"The server must be an http:// or https:// URL, e.g. https://ops.example.com "
             f"(got {server!r})."
         )
+    if parsed.scheme == "http" and (parsed.hostname or "") not in _LOOPBACK_HOSTS:
+        # The enrollment token is a bearer secret: over plain HTTP it would cross the network
+        # in clear text before any redirect to HTTPS could help (docs/device-api.md, section 0).
+        raise GatewayStateError(
+            f"The server must be an https:// URL; http:// is only for a loopback address "
+            f"(got {server!r})."
+        )
     return server.rstrip("/")
+
+
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 @dataclass
@@ -146,18 +159,63 @@ class DeviceClient:
         return self.request("POST", "/api/v1/device/status", payload)
 
     def rotate_key(self, state_dir: str | Path) -> str:
-        """Create a new key, register it (signed with the old one), then keep only the new."""
+        """Create a new key, register it (signed with the old one), then keep only the new.
+
+        The new key is saved as ``PENDING_KEY_FILE`` before the request goes out. A refusal
+        removes it (the old key stays the device's key); a lost answer (timeout, dropped
+        connection: an ``OSError``) keeps it, and `resume_rotation` settles it later.
+        """
+        state_dir = Path(state_dir)
+        self.resume_rotation(state_dir)
         new_key = device_auth.generate_device_key()
         new_public = device_auth.public_key_text(new_key)
         proof = device_auth.sign_rotation_proof(
             new_private_key=new_key, device_id=self.device_id, new_public_key=new_public
         )
-        answer = self.request(
-            "POST", "/api/v1/device/rotate-key", {"new_public_key": new_public, "proof": proof}
-        )
-        _write_private(Path(state_dir) / KEY_FILE, _pem(new_key))
+        pending = state_dir / PENDING_KEY_FILE
+        _write_private(pending, _pem(new_key))
+        try:
+            answer = self.request(
+                "POST", "/api/v1/device/rotate-key", {"new_public_key": new_public, "proof": proof}
+            )
+        except DeviceAPIError:
+            pending.unlink(missing_ok=True)
+            raise
+        os.replace(pending, state_dir / KEY_FILE)
         self.private_key = new_key
         return answer["key_fingerprint"]
+
+    def resume_rotation(self, state_dir: str | Path) -> bool:
+        """Settle a rotation whose answer never arrived; True when the new key is now in use.
+
+        Asks ``GET /api/v1/device/me`` signed with the pending key: answered, the server holds
+        it, so it replaces the old key file; ``bad_signature``, the rotation never happened, so
+        the pending key is deleted and the old key stays. Anything else (server unreachable,
+        device revoked) leaves both files as they are and raises.
+        """
+        pending = Path(state_dir) / PENDING_KEY_FILE
+        if not pending.exists():
+            return False
+        try:
+            new_key = serialization.load_pem_private_key(pending.read_bytes(), None)
+        except (ValueError, TypeError):
+            new_key = None
+        if not isinstance(new_key, Ed25519PrivateKey):  # half-written before a crash: never sent
+            pending.unlink()
+            return False
+        candidate = DeviceClient(
+            server=self.server, device_id=self.device_id, private_key=new_key, timeout=self.timeout
+        )
+        try:
+            candidate.me()
+        except DeviceAPIError as exc:
+            if exc.code != "bad_signature":
+                raise
+            pending.unlink()
+            return False
+        os.replace(pending, Path(state_dir) / KEY_FILE)
+        self.private_key = new_key
+        return True
 
 
 def _pem(key: Ed25519PrivateKey) -> bytes:

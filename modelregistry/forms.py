@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 
 from django import forms
@@ -10,6 +9,7 @@ from django.conf import settings
 
 from onnxcheck.inputs import InputsRejected, open_axes, parse_shape_buckets
 from onnxcheck.inspection import ModelMetadata
+from opshero.api.parsers import UnacceptableBody, load_json_text
 
 from .models import MlModel
 
@@ -119,7 +119,9 @@ class IoContractMixin:
         raw = (cleaned.get("io_contract") or "").strip()
         if raw:
             try:
-                cleaned["io_contract"] = json.loads(raw)
+                cleaned["io_contract"] = load_json_text(raw, field="io_contract")
+            except UnacceptableBody as exc:
+                self.add_error("io_contract", exc.message)
             except ValueError as exc:
                 self.add_error("io_contract", f"Not JSON: {exc}.")
             return
@@ -155,7 +157,9 @@ def _parse_buckets(text: str):
     if not text:
         return None
     try:
-        value = json.loads(text)
+        value = load_json_text(text, field="shape_buckets")
+    except UnacceptableBody as exc:
+        raise forms.ValidationError(exc.message) from exc
     except ValueError as exc:
         raise forms.ValidationError(f"Not JSON: {exc}.") from exc
     try:

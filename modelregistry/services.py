@@ -8,7 +8,6 @@ what they find, moves versions and runs through their states and enqueues runs o
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import re
 import shutil
@@ -44,6 +43,7 @@ from onnxcheck.inspection import (
 )
 from onnxcheck.results import scrub_paths
 from opshero.actors import Actor
+from opshero.api.parsers import load_json_text
 from opshero.errors import Conflict, DomainError, InvalidInput
 from opshero.models import Organization
 from opshero.naming import unique_name
@@ -347,7 +347,8 @@ def parse_io_contract(value: Any, *, outputs: list[dict] | None) -> dict | None:
         return None
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            # The JSON body's checks (depth, numbers, NUL): the contract is stored as jsonb.
+            value = load_json_text(value, field="io_contract")
         except ValueError as exc:
             raise DomainError(  # malformed: 400; a well-formed contract the graph refutes: 422
                 f"The I/O contract is not valid JSON: {exc}.",

@@ -1,6 +1,24 @@
 from django.contrib import admin
+from django.contrib.admin.forms import AdminAuthenticationForm
 
+from .forms import ThrottledAuthenticationForm
 from .models import AuditEvent, Membership, Organization
+
+
+class ThrottledAdminAuthenticationForm(ThrottledAuthenticationForm, AdminAuthenticationForm):
+    """The admin sign-in behind the app's login lockout: its failures (including a non-staff
+    account) count toward the same per-username and per-client limits as /login/ and
+    /api/v1/auth/token/, and a locked username is refused here as well."""
+
+    error_messages = {
+        **AdminAuthenticationForm.error_messages,
+        "locked": ThrottledAuthenticationForm.error_messages["locked"],
+    }
+
+
+# /admin/ stays available in production (operators use it), so it shares the lockout rather
+# than being switched off.
+admin.site.login_form = ThrottledAdminAuthenticationForm
 
 
 class MembershipInline(admin.TabularInline):

@@ -65,3 +65,9 @@ def apply_domain_error(form: forms.Form, error) -> None:
             placed = True
     if not placed:
         form.add_error(None, error.message)
+
+
+class ApiTokenForm(forms.Form):
+    name = forms.CharField(
+        max_length=80, help_text="What the token is for, e.g. “CI pipeline” or “my laptop”."
+    )

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 
-from .api.errors import API_PREFIX, error_response
+from .api.errors import API_PREFIX, body_refusal, error_response
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +35,9 @@ class ApiErrorMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception):
         if not request.path.startswith(API_PREFIX):
             return None
+        refused = body_refusal(exception)
+        if refused is not None:
+            return JsonResponse(refused[1], status=refused[0])
         if isinstance(exception, Http404):
             return error_response(404, "Not found.")
         if isinstance(exception, PermissionDenied):

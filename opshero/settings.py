@@ -304,12 +304,17 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # Depth, number and NUL/surrogate checks for every JSON body (opshero/api/parsers.py).
+    "DEFAULT_PARSER_CLASSES": ["opshero.api.parsers.ApiJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "opshero.api.pagination.StandardPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "opshero.api.errors.api_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "opshero.api.schema.OpsHeroAutoSchema",
+    # Rates of the scoped throttles; every throttle class derives from
+    # opshero.throttling.ClientAddressThrottle (keyed on client_ip). NUM_PROXIES makes DRF's
+    # own get_ident agree with TRUSTED_PROXY_COUNT should any other throttle ever be used.
     "DEFAULT_THROTTLE_RATES": {"token": "10/min", "enroll": "20/min"},
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 if DEBUG:

@@ -2,9 +2,11 @@
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.http import HttpResponsePermanentRedirect
+from django.http import HttpResponsePermanentRedirect, JsonResponse
 from django.templatetags.static import static
 from django.urls import Resolver404, include, path, re_path, resolve
+from django.views.decorators.csrf import csrf_exempt
+from django.views.defaults import bad_request
 from drf_spectacular.views import (
     SpectacularAPIView,
     SpectacularRedocView,
@@ -12,8 +14,9 @@ from drf_spectacular.views import (
 )
 
 from . import views
-from .api.errors import error_response
+from .api.errors import body_refusal, error_response
 
+handler400 = "opshero.urls.handle_400"
 handler403 = "opshero.urls.handle_403"
 handler404 = "opshero.urls.handle_404"
 handler500 = "opshero.urls.handle_500"
@@ -28,6 +31,16 @@ def _api_or_page(status: int, message: str, page_view):
     return handler
 
 
+def handle_400(request, exception=None):
+    """Django's 400s; an oversized or over-many-field body read before any view is a 413/400."""
+    if request.path.startswith("/api/"):
+        refused = body_refusal(exception) if exception is not None else None
+        if refused is not None:
+            return JsonResponse(refused[1], status=refused[0])
+        return error_response(400, "Bad request.")
+    return bad_request(request, exception)
+
+
 handle_403 = _api_or_page(
     403, "You do not have permission to perform this action.", views.error_403
 )
@@ -35,6 +48,9 @@ handle_404 = _api_or_page(404, "Not found.", views.error_404)
 handle_500 = _api_or_page(500, "The server failed to handle this request.", views.error_500)
 
 
+# No CSRF check: the answer is the same 404 for every method and changes nothing, and a
+# CSRF 403 would tell a POST caller something other than "no such endpoint".
+@csrf_exempt
 def api_not_found(request, rest=""):
     """Unknown /api/ paths answer JSON, naming the endpoint the caller probably meant."""
     path_ = request.path
@@ -66,6 +82,12 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("account/api-tokens/", views.api_tokens, name="api-tokens-page"),
+    path(
+        "account/api-tokens/<int:token_id>/revoke/",
+        views.api_token_revoke,
+        name="api-token-revoke-page",
+    ),
     path("favicon.ico", favicon),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),

@@ -18,13 +18,14 @@ from .filters import AuditEventFilterSet
 from .form_flow import handle_form_post
 from .forms import (
     AddMemberForm,
+    ApiTokenForm,
     ApprovalPolicyForm,
     MemberRoleForm,
     ThrottledAuthenticationForm,
 )
 from .health import readiness
 from .htmx import render_page
-from .models import AuditEvent, Membership
+from .models import ApiToken, AuditEvent, Membership
 from .overview import kpis_for as overview_kpis
 from .roles import ROLE_DESCRIPTIONS, Action, Role
 from .tenancy import SESSION_ORG_KEY, org_view
@@ -205,6 +206,45 @@ def audit(request: HttpRequest) -> HttpResponse:
     return render_page(
         request, "opshero/audit.html", context, fragment="opshero/partials/audit_table.html"
     )
+
+
+def _api_tokens_page(request: HttpRequest, form: ApiTokenForm, *, new_token: str = "", status=200):
+    tokens = ApiToken.objects.filter(user=request.user).order_by("-created_at")
+    context = {"tokens": tokens, "form": form, "new_token": new_token}
+    return render(request, "opshero/api_tokens.html", context, status=status)
+
+
+@never_cache  # the page that shows a new token once must not be kept by any cache
+@login_required
+def api_tokens(request: HttpRequest) -> HttpResponse:
+    """The user's personal API tokens: create one (shown once), see the others, revoke."""
+    if request.method != "POST":
+        return _api_tokens_page(request, ApiTokenForm())
+    form = ApiTokenForm(request.POST)
+    return handle_form_post(
+        request,
+        form=form,
+        perform=lambda: services.issue_api_token(
+            user=request.user,
+            name=form.cleaned_data["name"],
+            actor=Actor.from_request(request),
+        ),
+        success_message=None,
+        # Rendered, not redirected: the token exists only in this answer, never in a session.
+        redirect_to=lambda issued: _api_tokens_page(
+            request, ApiTokenForm(), new_token=issued[1], status=201
+        ),
+        render_invalid=lambda status: _api_tokens_page(request, form, status=status),
+    )
+
+
+@require_POST
+@login_required
+def api_token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
+    token = get_object_or_404(ApiToken, pk=token_id, user=request.user)  # others' tokens: 404
+    services.revoke_api_token(token=token, actor=Actor.from_request(request))
+    messages.success(request, f"Token {token.prefix}… revoked; requests using it are refused.")
+    return redirect("api-tokens-page")
 
 
 @never_cache

@@ -7,10 +7,12 @@ The scheme (documented for third-party gateways in docs/device-api.md):
     canonical = "\\n".join([
         "OPSHERO-DEVICE-V1",
         METHOD,                 # upper case, e.g. "POST"
-        PATH,                   # the URL path as sent, e.g. "/api/v1/device/status"
+        PATH,                   # the request-target path exactly as sent, still
+                                #   percent-encoded, e.g. "/api/v1/device/status"
         QUERY,                  # the raw query string without "?", or "" when there is none
-        DEVICE_ID,              # the device id received at enrollment
-        TIMESTAMP,              # Unix seconds, decimal
+        DEVICE_ID,              # the X-OpsHero-Device header, exactly as sent
+        TIMESTAMP,              # the X-OpsHero-Timestamp header: Unix seconds as a canonical
+                                #   decimal (no sign, no leading zero, no spaces, no fraction)
         NONCE,                  # 16-64 characters of [A-Za-z0-9_-], new for every request
         BODY_SHA256,            # lower-case hex SHA-256 of the exact body bytes ("" body too)
     ])
@@ -18,10 +20,16 @@ The scheme (documented for third-party gateways in docs/device-api.md):
 
 and the request carries the headers in ``HEADER_*`` below, the signature base64-encoded.
 
+Every header is used exactly as sent: a header whose text is not already the canonical form
+(``+12``, ``012``, a space, an upper-case digest) is refused rather than normalised, so the
+server and the device can never disagree about what was signed. The path is the raw request
+target (`signed_path`), because a percent-decoded path is not what the device sent.
+
 The server checks, in order: all headers present and well-formed, the timestamp within
 ``MAX_SKEW_SECONDS`` of its clock, the body digest, the signature against the device's active
 public key, then that the nonce was never seen (its replay cache keeps nonces for longer than
-the skew window, so a captured request cannot be replayed at any time).
+the skew window, so a captured request cannot be replayed at any time). Nothing about the
+device (unknown, revoked, retired) is told before a signature verifies.
 
 No Django here: the server and the reference gateway agent import this same module.
 """
@@ -34,6 +42,8 @@ import hashlib
 import re
 import secrets
 import time
+import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
@@ -67,6 +77,10 @@ SIGNED_HEADERS = (
 
 _NONCE_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 _HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
+# Unix seconds as str(int) writes them: at most 12 digits (year 33658), no sign or zero padding.
+_TIMESTAMP_RE = re.compile(r"^(0|[1-9][0-9]{0,11})$")
+# What Django's escape_uri_path leaves unescaped (RFC 3986 path characters).
+_PATH_SAFE = "/:@&+$,-_.!~*'()"
 _DEVICE_ID_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 
 
@@ -214,24 +228,27 @@ def parse_signed_headers(headers: dict[str, str]) -> SignedRequest:
         raise DeviceAuthError(
             "missing_signature", f"Signed device requests need the headers: {', '.join(missing)}."
         )
-    device_id = headers[HEADER_DEVICE].strip()
-    if not _DEVICE_ID_RE.match(device_id):
+    # fullmatch, not match: "$" would also accept a trailing newline.
+    device_id = headers[HEADER_DEVICE]
+    if not _DEVICE_ID_RE.fullmatch(device_id):
         raise DeviceAuthError("malformed_signature", f"{HEADER_DEVICE} is not a device id.")
-    try:
-        timestamp = int(headers[HEADER_TIMESTAMP])
-    except ValueError as exc:
+    if not _TIMESTAMP_RE.fullmatch(headers[HEADER_TIMESTAMP]):
         raise DeviceAuthError(
-            "malformed_signature", f"{HEADER_TIMESTAMP} must be Unix seconds."
-        ) from exc
-    nonce = headers[HEADER_NONCE].strip()
-    if not _NONCE_RE.match(nonce):
+            "malformed_signature",
+            f"{HEADER_TIMESTAMP} must be Unix seconds as a plain decimal "
+            "(digits only, no sign, no leading zero, no spaces).",
+        )
+    timestamp = int(headers[HEADER_TIMESTAMP])
+    nonce = headers[HEADER_NONCE]
+    if not _NONCE_RE.fullmatch(nonce):
         raise DeviceAuthError(
             "malformed_signature", f"{HEADER_NONCE} must be 16-64 characters of [A-Za-z0-9_-]."
         )
-    digest = headers[HEADER_CONTENT_SHA256].strip().lower()
-    if not _HEX64_RE.match(digest):
+    digest = headers[HEADER_CONTENT_SHA256]
+    if not _HEX64_RE.fullmatch(digest):
         raise DeviceAuthError(
-            "malformed_signature", f"{HEADER_CONTENT_SHA256} must be 64 hex characters."
+            "malformed_signature",
+            f"{HEADER_CONTENT_SHA256} must be 64 lower-case hex characters.",
         )
     try:
         signature = base64.b64decode(headers[HEADER_SIGNATURE], validate=True)
@@ -242,6 +259,26 @@ def parse_signed_headers(headers: dict[str, str]) -> SignedRequest:
             "malformed_signature", f"{HEADER_SIGNATURE} must hold a 64-byte Ed25519 signature."
         )
     return SignedRequest(device_id, timestamp, nonce, digest, signature)
+
+
+def signed_path(*, environ: Mapping[str, str], decoded_path: str) -> str:
+    """The path a device signed: the request target as it arrived, still percent-encoded.
+
+    WSGI gives only the percent-decoded path (``PATH_INFO``), in which ``/a%2Fb`` and ``/a/b``
+    are the same, so the server takes the raw request target its WSGI server passes along:
+    ``RAW_URI`` (gunicorn) or ``REQUEST_URI`` (uWSGI, nginx unit, Apache), without the query
+    and, for an absolute-form target, without scheme and host. Only when neither is present
+    (e.g. the development server) does it re-encode ``decoded_path`` the way Django's
+    ``escape_uri_path`` does, which gives back what a device sent whenever it percent-encoded
+    only the characters that need it.
+    """
+    for name in ("RAW_URI", "REQUEST_URI"):
+        target = environ.get(name) or ""
+        if target.startswith("/"):
+            return target.split("?", 1)[0]
+        if "://" in target:
+            return urllib.parse.urlsplit(target).path or "/"
+    return urllib.parse.quote(decoded_path, safe=_PATH_SAFE)
 
 
 def check_freshness(signed: SignedRequest, *, now: float, max_skew: int = MAX_SKEW_SECONDS) -> None:

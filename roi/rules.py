@@ -243,6 +243,10 @@ class WizardAnswers:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> WizardAnswers:
         """Parse stored or posted answers; every problem is reported per field at once."""
+        if not isinstance(data, Mapping):
+            raise PlanningInputError(
+                "answers must be an object.", fields={"answers": ["Not an object."]}
+            )
         errors: dict[str, list[str]] = {}
         values: dict[str, Any] = {}
 

@@ -386,6 +386,11 @@ class Scorecard:
         errors: dict[str, list[str]] = {}
         candidates: list[StackCandidate] = []
         for index, raw in enumerate(data.get("candidates") or []):
+            if not isinstance(raw, Mapping):
+                errors[f"candidates[{index}]"] = [
+                    "A candidate must be an object with a name and scores."
+                ]
+                continue
             try:
                 candidates.append(StackCandidate.from_dict(raw, prefix=f"candidates[{index}]."))
             except PlanningInputError as exc:

@@ -582,6 +582,8 @@ def update_plan(
         plan.name = _name(name, default=plan.name)
         changes["name"] = plan.name
     if targets is not None:
+        if not isinstance(targets, Mapping):
+            raise InvalidInput("Targets must be an object.", fields={"targets": ["Not an object."]})
         merged = {**plan.targets, **targets}
         parsed = _parse_targets(merged)
         values = parsed.to_dict()

@@ -10,10 +10,10 @@ from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from opshero.actors import client_ip
+from opshero.throttling import ScopedClientThrottle
 
 from .. import device_payload, services
 from .device_authentication import DeviceSignatureAuthentication, IsDevice
@@ -31,7 +31,7 @@ class EnrollView(APIView):
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [ScopedClientThrottle]
     throttle_scope = "enroll"
 
     def get_authenticate_header(self, request):

@@ -50,7 +50,7 @@ class OperatorSerializer(serializers.Serializer):
 class HardwareTargetSerializer(serializers.ModelSerializer):
     builtin = serializers.BooleanField(source="is_builtin", read_only=True)
     operator_count = serializers.SerializerMethodField()
-    cloned_from = serializers.PrimaryKeyRelatedField(read_only=True)
+    cloned_from = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
 
     class Meta:
         model = HardwareTarget
@@ -97,7 +97,7 @@ class DeviceSerializer(serializers.ModelSerializer):
         queryset=HardwareTarget.objects.none(), allow_null=True, required=False
     )
     hardware_target_name = serializers.CharField(
-        source="hardware_target.name", read_only=True, default=None
+        source="hardware_target.name", read_only=True, default=None, allow_null=True
     )
     connectivity = serializers.CharField(read_only=True)
     tags = serializers.ListField(child=serializers.CharField(max_length=40), required=False)
@@ -185,8 +185,12 @@ class DeviceGroupSerializer(serializers.ModelSerializer):
 class EnrollmentTokenSerializer(serializers.ModelSerializer):
     site_name = serializers.CharField(source="site.name", read_only=True)
     state = serializers.CharField(read_only=True)
-    used_by = serializers.CharField(source="used_by.name", read_only=True, default=None)
-    created_by = serializers.CharField(source="created_by.username", read_only=True, default=None)
+    used_by = serializers.CharField(
+        source="used_by.name", read_only=True, default=None, allow_null=True
+    )
+    created_by = serializers.CharField(
+        source="created_by.username", read_only=True, default=None, allow_null=True
+    )
 
     class Meta:
         model = EnrollmentToken
@@ -257,7 +261,9 @@ class DeviceSelfSerializer(serializers.Serializer):
     site = serializers.CharField(source="site.name")
     site_time_zone = serializers.CharField(source="site.time_zone")
     placement = serializers.CharField()
-    hardware_target = serializers.CharField(source="hardware_target.name", default=None)
+    hardware_target = serializers.CharField(
+        source="hardware_target.name", default=None, allow_null=True
+    )
     status = serializers.CharField()
     agent_version = serializers.CharField()
     runtime_version = serializers.CharField()
@@ -284,5 +290,6 @@ class StatusRequestSerializer(serializers.Serializer):
 
 
 class RotateKeyRequestSerializer(serializers.Serializer):
-    new_public_key = serializers.CharField(max_length=400)
+    # Not trimmed: the proof signs the key text exactly as sent (a PEM ends with a newline).
+    new_public_key = serializers.CharField(max_length=400, trim_whitespace=False)
     proof = serializers.CharField(max_length=200, help_text="base64 signature by the new key")

@@ -11,11 +11,12 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import NotFound
-from rest_framework.parsers import FileUploadParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FileUploadParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from opshero.actors import Actor
+from opshero.api.parsers import ApiJSONParser, ApiMultiPartParser
 from opshero.api.scoping import OrgScopedMixin
 from opshero.errors import InvalidInput, TooLarge
 from opshero.roles import Action
@@ -71,6 +72,8 @@ class SiteListView(OrgScopedMixin, generics.ListAPIView):
     def post(self, request, org: str):
         data = _payload(s.SiteSerializer, request.data)
         site = services.create_site(organization=self.org, actor=_actor(request), **data)
+        # Read back through the selector so the answer has device_count/online_count like GET.
+        site = selectors.sites_for_org(org=self.org).get(pk=site.pk)
         return Response(s.SiteSerializer(site).data, status=status.HTTP_201_CREATED)
 
 
@@ -146,6 +149,7 @@ class TargetDetailView(OrgScopedMixin, APIView):
 
 class TargetCloneView(TargetDetailView):
     required_actions = {"POST": Action.MANAGE_FLEET}
+    http_method_names = ["post", "options"]  # an action: not the target's GET/PATCH again
 
     @extend_schema(
         request=s.CloneTargetSerializer, responses={201: s.HardwareTargetDetailSerializer}
@@ -218,6 +222,8 @@ class DeviceDetailView(OrgScopedMixin, APIView):
 class DeviceRevokeView(DeviceDetailView):
     """Revoke the device's key; its next request is refused. Re-enroll with a new token."""
 
+    http_method_names = ["post", "options"]  # an action: not the device's GET/PATCH again
+
     @extend_schema(request=s.ReasonSerializer, responses=s.DeviceSerializer)
     def post(self, request, org: str, device_id: int):
         data = _payload(s.ReasonSerializer, request.data)
@@ -227,6 +233,8 @@ class DeviceRevokeView(DeviceDetailView):
 
 class DeviceRetireView(DeviceDetailView):
     """Retire the device for good: keys revoked, no longer targeted by rollouts."""
+
+    http_method_names = ["post", "options"]  # an action: not the device's GET/PATCH again
 
     @extend_schema(request=s.ReasonSerializer, responses=s.DeviceSerializer)
     def post(self, request, org: str, device_id: int):
@@ -239,7 +247,7 @@ class DeviceImportView(OrgScopedMixin, APIView):
     """Import devices from CSV (all or nothing). Send text/csv, or multipart with a 'file'."""
 
     required_actions = {"POST": Action.MANAGE_FLEET}
-    parser_classes = [MultiPartParser, FileUploadParser]
+    parser_classes = [ApiMultiPartParser, FileUploadParser]
 
     @extend_schema(
         request={"text/csv": OpenApiTypes.BINARY, "multipart/form-data": OpenApiTypes.BINARY},
@@ -375,6 +383,7 @@ class GroupMembersView(GroupDetailView, generics.GenericAPIView):
     """The devices currently in the group (static members and rule matches)."""
 
     serializer_class = s.DeviceSerializer
+    http_method_names = ["get", "head", "options"]  # not the group's PATCH/DELETE again
 
     @extend_schema(responses=s.DeviceSerializer(many=True))
     def get(self, request, org: str, group_id: int):
@@ -390,7 +399,7 @@ class EnrollmentTokenListView(OrgScopedMixin, generics.ListAPIView):
 
     serializer_class = s.EnrollmentTokenSerializer
     required_actions = {"GET": Action.ENROLL_DEVICES, "POST": Action.ENROLL_DEVICES}
-    parser_classes = [JSONParser]
+    parser_classes = [ApiJSONParser]
 
     def get_queryset(self):
         return selectors.enrollment_tokens_for_org(org=self.org)

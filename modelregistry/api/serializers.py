@@ -65,7 +65,9 @@ class RunSummarySerializer(serializers.ModelSerializer):
 
 
 class RunSerializer(RunSummarySerializer):
-    reviewed_by = serializers.CharField(source="reviewed_by.username", default=None)
+    reviewed_by = serializers.CharField(
+        source="reviewed_by.username", default=None, allow_null=True
+    )
 
     class Meta(RunSummarySerializer.Meta):
         fields = [
@@ -107,7 +109,9 @@ class SignatureSerializer(serializers.ModelSerializer):
 class VersionSerializer(serializers.ModelSerializer):
     model = serializers.CharField(source="model.name")
     model_id = serializers.IntegerField()
-    derived_from = serializers.CharField(source="derived_from.version", default=None)
+    derived_from = serializers.CharField(
+        source="derived_from.version", default=None, allow_null=True
+    )
     has_inputs = serializers.SerializerMethodField()
 
     class Meta:

@@ -8,7 +8,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import NotFound
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -16,6 +15,7 @@ from rest_framework.views import APIView
 from fleet import selectors as fleet_selectors
 from fleet.api.device_authentication import DeviceSignatureAuthentication
 from opshero.actors import Actor
+from opshero.api.parsers import ApiFormParser, ApiJSONParser, ApiMultiPartParser
 from opshero.api.scoping import OrgScopedMixin
 from opshero.errors import InvalidInput, TooLarge
 from opshero.roles import Action
@@ -106,7 +106,7 @@ class VersionListView(OrgScopedMixin, generics.ListAPIView):
 
     serializer_class = VersionSerializer
     required_actions = {"POST": Action.MANAGE_MODELS}
-    parser_classes = [MultiPartParser, FormParser, JSONParser]
+    parser_classes = [ApiMultiPartParser, ApiFormParser, ApiJSONParser]
 
     def dispatch(self, request, *args, **kwargs):
         # The hashing handler must be installed before anything reads the body.

@@ -12,7 +12,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import (
+    PermissionDenied,
+    RequestDataTooBig,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -61,6 +67,23 @@ def error_response(status_code: int, message: str, code: str | None = None) -> J
     )
 
 
+def body_refusal(exc: Exception) -> tuple[int, dict] | None:
+    """Django's refusals of a request body (raised when it is first read) as (status, body).
+
+    Reading ``request.body``/``request.data``/``request.POST`` raises these, inside a DRF view
+    (parsers, device signature checks) or outside one; both paths answer the same.
+    """
+    if isinstance(exc, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return 413, error_body(
+            "payload_too_large",
+            f"The request body is larger than the {limit} bytes accepted for JSON and form data.",
+        )
+    if isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
+        return 400, error_body("too_many_fields", str(exc))
+    return None
+
+
 def _flatten_fields(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     """DRF's nested error detail as {"field" or "field.sub" or "items.3.name": [reasons]}."""
     out: dict[str, list[str]] = {}
@@ -85,6 +108,9 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         return Response(
             error_body(exc.code, exc.message, exc.fields, exc.details), status=exc.status
         )
+    refused = body_refusal(exc)
+    if refused is not None:
+        return Response(refused[1], status=refused[0])
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

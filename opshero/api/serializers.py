@@ -76,3 +76,22 @@ class ApiTokenSerializer(serializers.ModelSerializer):
     class Meta:
         model = ApiToken
         fields = ["id", "name", "prefix", "created_at", "last_used_at", "expires_at"]
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="stable, machine-readable (e.g. invalid, not_found)")
+    message = serializers.CharField(help_text="a sentence for people")
+    fields = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text='reasons per field ("field", "field.sub", "items.3.name")',
+    )
+    details = serializers.DictField(
+        required=False, help_text="structured data to act on, when the error carries some"
+    )
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every API error: {"error": {"code", "message", "fields"?, "details"?}}."""
+
+    error = ErrorDetailSerializer()

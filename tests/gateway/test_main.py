@@ -161,6 +161,7 @@ def test_whoami_without_enrollment_says_the_gateway_is_not_enrolled(tmp_path, ca
         ("corrupt-state", "is unreadable"),
         ("corrupt-key", "The device key"),
         ("server-without-scheme", "The server must be an http:// or https:// URL"),
+        ("plain-http-server", "The server must be an https:// URL"),
     ],
 )
 def test_a_bad_state_file_or_server_url_is_a_clear_error(problem, message, tmp_path, capsys):
@@ -174,11 +175,13 @@ def test_a_bad_state_file_or_server_url_is_a_clear_error(problem, message, tmp_p
         (state_dir / STATE_FILE).write_text('{"server": "http://127.0.0.1:9", "device_id": "d"}')
         (state_dir / KEY_FILE).write_text("not a key")
         argv = ["status", "--state-dir", str(state_dir)]
+    elif problem == "plain-http-server":  # the token would cross the network in clear text
+        argv = enroll_args("http://ops.example.com", "ohe_x", state_dir)
     else:
         argv = enroll_args("ops.example.com", "ohe_x", state_dir)
     code, out, err = run(capsys, *argv)  # a traceback here fails the test with ValueError
     assert code == 3 and out == ""
     assert message in err
     assert "Traceback" not in err
-    if problem == "server-without-scheme":
+    if problem in ("server-without-scheme", "plain-http-server"):
         assert list(state_dir.iterdir()) == []  # refused before a key was made or sent

@@ -2,10 +2,14 @@
 
 import base64
 import hashlib
+import json
+import re
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from protocol import device_auth as da
 
@@ -179,3 +183,151 @@ def test_rotation_proof_binds_the_new_key_to_the_device():
             proof=proof,
         )
     assert err.value.code == "bad_rotation_proof"
+
+
+# --- canonical form: what is signed is exactly what was sent -------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sent", ["+1800000000", "01800000000", "1800000000.0", " 1800000000", "1800000000 ", "1_8e9"]
+)
+def test_a_timestamp_that_is_not_its_canonical_decimal_is_refused(sent):
+    """int() accepts all of these, but the signature covers the canonical decimal only."""
+    headers, _ = _signed(da.generate_device_key())
+    headers[da.HEADER_TIMESTAMP] = sent
+    with pytest.raises(da.DeviceAuthError) as err:
+        da.parse_signed_headers(headers)
+    assert err.value.code == "malformed_signature"
+    assert da.HEADER_TIMESTAMP in err.value.message
+
+
+def test_an_upper_case_body_digest_is_refused():
+    headers, _ = _signed(da.generate_device_key())
+    headers[da.HEADER_CONTENT_SHA256] = headers[da.HEADER_CONTENT_SHA256].upper()
+    with pytest.raises(da.DeviceAuthError) as err:
+        da.parse_signed_headers(headers)
+    assert err.value.code == "malformed_signature"
+    assert "lower-case" in err.value.message
+
+
+@pytest.mark.parametrize("header", [da.HEADER_DEVICE, da.HEADER_NONCE])
+def test_identifiers_with_surrounding_spaces_are_refused(header):
+    headers, _ = _signed(da.generate_device_key())
+    headers[header] = f" {headers[header]} "
+    with pytest.raises(da.DeviceAuthError) as err:
+        da.parse_signed_headers(headers)
+    assert err.value.code == "malformed_signature"
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"RAW_URI": "/api/v1/device%2Fme?a=1"}, "/api/v1/device%2Fme"),
+        ({"REQUEST_URI": "/api/v1/device/%6De"}, "/api/v1/device/%6De"),
+        ({"RAW_URI": "http://gw.example/api/v1/device/me?x"}, "/api/v1/device/me"),
+        ({"RAW_URI": "/a%2fb", "REQUEST_URI": "/other"}, "/a%2fb"),
+        ({}, "/api/v1/device/caf%C3%A9"),
+    ],
+)
+def test_the_signed_path_is_the_raw_request_target(environ, expected):
+    assert da.signed_path(environ=environ, decoded_path="/api/v1/device/café") == expected
+
+
+def test_a_pem_public_key_with_its_trailing_newline_proves_rotation():
+    new = da.generate_device_key()
+    pem = (
+        new.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    assert pem.endswith("-----\n")
+    proof = da.sign_rotation_proof(new_private_key=new, device_id="dev-1", new_public_key=pem)
+    da.verify_rotation_proof(
+        new_public_key=da.load_public_key(pem),
+        device_id="dev-1",
+        new_public_key_text=pem,
+        proof=proof,
+    )
+    with pytest.raises(da.DeviceAuthError):  # the text as sent, not a tidied copy
+        da.verify_rotation_proof(
+            new_public_key=da.load_public_key(pem),
+            device_id="dev-1",
+            new_public_key_text=pem.strip(),
+            proof=proof,
+        )
+
+
+# --- the test vectors published in docs/device-api.md --------------------------------------------
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "device-api.md"
+
+
+def _doc_block(marker: str) -> str:
+    """The fenced block that follows ``<!-- test-vector: marker -->`` in the device doc."""
+    text = DOC.read_text()
+    found = re.search(
+        rf"<!-- test-vector: {re.escape(marker)} -->\n```[a-z]*\n(.*?)\n```", text, re.S
+    )
+    assert found, f"no test vector {marker!r} in {DOC}"
+    return found.group(1)
+
+
+def test_the_documented_request_vector_is_what_the_code_signs_and_verifies():
+    vector = json.loads(_doc_block("device-request"))
+    key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(vector["private_key_seed_hex"]))
+    assert da.public_key_text(key) == vector["public_key_base64"]
+    headers = vector["headers"]
+    body = vector["body"].encode()
+    signed = da.sign_request(
+        private_key=key,
+        device_id=headers[da.HEADER_DEVICE],
+        method=vector["method"],
+        path=vector["path"],
+        query=vector["query"],
+        body=body,
+        timestamp=int(headers[da.HEADER_TIMESTAMP]),
+        nonce=headers[da.HEADER_NONCE],
+    )
+    assert signed == headers
+    parsed = da.parse_signed_headers(headers)
+    message = da.canonical_request(
+        method=vector["method"],
+        path=vector["path"],
+        query=vector["query"],
+        device_id=parsed.device_id,
+        timestamp=parsed.timestamp,
+        nonce=parsed.nonce,
+        body_sha256=parsed.body_sha256,
+    )
+    assert message.decode() == vector["canonical"] == _doc_block("device-request canonical")
+    public = da.load_public_key(vector["public_key_base64"])
+    da.verify_signature(
+        parsed,
+        public_key=public,
+        method=vector["method"],
+        path=vector["path"],
+        query=vector["query"],
+        body=body,
+    )
+    with pytest.raises(da.DeviceAuthError):
+        da.verify_signature(
+            parsed, public_key=public, method="POST", path=vector["path"], query="", body=body
+        )
+
+
+def test_the_documented_rotation_vector_verifies():
+    vector = json.loads(_doc_block("rotation-proof"))
+    new = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(vector["new_private_key_seed_hex"]))
+    text = vector["new_public_key"]
+    assert text.endswith("-----\n")
+    proof = da.sign_rotation_proof(
+        new_private_key=new, device_id=vector["device_id"], new_public_key=text
+    )
+    assert proof == vector["proof"]
+    da.verify_rotation_proof(
+        new_public_key=da.load_public_key(text),
+        device_id=vector["device_id"],
+        new_public_key_text=text,
+        proof=vector["proof"],
+    )
+    assert da.key_fingerprint(da.load_public_key(text)) == vector["key_fingerprint"]

@@ -413,3 +413,10 @@ def test_rules_are_versioned_data_with_unique_ids():
     assert tight["when"] == "latency_tolerance_ms < 200.0"
     for rule in RULES:
         assert rule.rationale.endswith("."), rule.id
+
+
+@pytest.mark.parametrize("answers", [["workflow"], "logistics_dock_vision", 3, None])
+def test_answers_that_are_not_an_object_are_one_field_error(answers):
+    with pytest.raises(PlanningInputError) as caught:
+        WizardAnswers.from_dict(answers)
+    assert caught.value.fields == {"answers": ["Not an object."]}

@@ -212,3 +212,13 @@ def test_bad_evidence_names_the_field(evidence, field):
     with pytest.raises(PlanningInputError) as caught:
         suggest_scores(evidence=evidence)
     assert list(caught.value.fields) == [field]
+
+
+@pytest.mark.parametrize("entry", [["Jetson"], "Jetson", 7, None])
+def test_a_candidate_that_is_not_an_object_is_named_with_the_other_errors(entry):
+    with pytest.raises(PlanningInputError) as caught:
+        Scorecard.from_dict({"candidates": [entry, {"name": ""}]})
+    assert caught.value.fields["candidates[0]"] == [
+        "A candidate must be an object with a name and scores."
+    ]
+    assert "candidates[1].name" in caught.value.fields

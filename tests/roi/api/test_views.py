@@ -269,3 +269,29 @@ def test_scorecard_list_is_scoped(api_as, world):
     client = api_as(world.a.user(Role.VIEWER))
     names = [row["name"] for row in client.get(api("api-roi-scorecards")).json()["results"]]
     assert names == ["Ours"]
+
+
+@pytest.mark.parametrize("answers", [["workflow"], "logistics_dock_vision", 3, None])
+def test_assessment_answers_that_are_not_an_object_are_422_like_decide(api_as, world, answers):
+    client = api_as(world.a.user(Role.PLANNER))
+    for name in ("api-roi-assessments", "api-roi-assessment-decide"):
+        response = client.post(api(name), {"answers": answers}, format="json")
+        assert response.status_code in (400, 422), (name, response.content)
+        assert "answers" in response.json()["error"]["fields"], name
+    assert Assessment.objects.count() == 0
+
+
+@pytest.mark.parametrize("entry", [["Jetson"], "Jetson", 7])
+def test_scorecard_candidates_that_are_not_objects_are_422_naming_the_entry(api_as, world, entry):
+    client = api_as(world.a.user(Role.PLANNER))
+    stacks = [candidates()[0], entry]
+    response = client.post(api("api-roi-scorecards"), {"candidates": stacks}, format="json")
+    assert response.status_code == 422, response.content
+    assert response.json()["error"]["fields"] == {
+        "candidates[1]": ["A candidate must be an object with a name and scores."]
+    }
+    scorecard = make_scorecard(world.a.org)
+    url = api("api-roi-scorecard", scorecard_id=scorecard.pk)
+    response = client.patch(url, {"candidates": stacks}, format="json")
+    assert response.status_code == 422, response.content
+    assert "candidates[1]" in response.json()["error"]["fields"]
