@@ -6,13 +6,18 @@ for near-edge, model packaging for on-device, data-minimisation work when privac
 an escalation contract for hybrid, and so on. Each task has a stable ``id`` (so saved statuses
 survive regeneration), an owner role and a status.
 
-Success metrics carry a target, a direction and a ``measure_key``: the name of the live
-measurement they are checked against. Measurements come from *sources*: small functions
-registered by key (:func:`register_source`) and called by :func:`collect`. Today the sources are
-validation reports (P95 on a target profile, INT8 accuracy drop, operator coverage, ECE); fleet
-telemetry and rollout times plug in later as new functions under the same keys, without
-touching the plan, the metrics or the calculator. A key nobody has registered yet is reported
-honestly as "not measured yet".
+Success metrics carry a target, a direction, a ``measure_key`` (the name of the live
+measurement they are checked against) and ``decided_by``: the :class:`Provenance` whose
+measurements decide whether the metric is on track. Measurements come from *sources*: small
+functions registered by key and provenance (:func:`register_source`) and called by
+:func:`collect`; every :class:`Measurement` says where it came from. *Lab* figures come from the
+validation worker (which target profile, which shape bucket); *field* figures come from the fleet
+(telemetry, reviewed cases, rollouts: which sites, how many devices, over which window).
+
+The rule (:func:`evaluate_metrics`): a metric's state is decided only by a measurement of its
+deciding provenance. A field metric with only a lab figure stays "not measured yet", and the lab
+figure is shown beside it, labelled, as a reference (:attr:`MetricStatus.reference`). A key or
+provenance nobody has registered yet is reported honestly as "not measured yet".
 """
 
 from __future__ import annotations
@@ -109,8 +114,20 @@ class Direction(StrEnum):
     AT_LEAST = "at_least"  # on track when the measured value >= target
 
 
+class Provenance(StrEnum):
+    """Where a measurement was taken."""
+
+    LAB = "lab"  # the validation worker: a reference measurement of the model on a target profile
+    FIELD = "field"  # the fleet: telemetry, reviewed cases, rollouts, support tickets
+
+
 class MeasureKey(StrEnum):
-    """Names of live measurements; a source registers under one of these (or a new one)."""
+    """Names of live measurements; a source registers under one of these (or a new one).
+
+    The names are stored in plans, so they stay as they are even where the prefix reads oddly
+    (``validation.accuracy`` is the accuracy metric, decided in the field, see
+    :data:`DECIDING_PROVENANCE`).
+    """
 
     LATENCY_P95_MS = "latency.p95_ms"
     OFFLINE_COVERAGE = "offline.coverage_share"
@@ -121,10 +138,43 @@ class MeasureKey(StrEnum):
     ROLLOUT_HOURS = "rollout.duration_hours"
     ROLLBACK_MINUTES = "rollout.rollback_minutes"
     TIME_TO_DIAGNOSE_HOURS = "support.time_to_diagnose_hours"
+    # ROI inputs, not plan metrics: the staff time a rollout or rollback costs (not how long it
+    # took end to end). No source measures them yet; the planner's figures stand until one does.
+    STAFF_HOURS_PER_ROLLOUT = "support.staff_hours_per_rollout"
+    STAFF_HOURS_PER_ROLLBACK = "support.staff_hours_per_rollback"
+
+
+#: Which provenance decides each measure key, and why. A key not listed is decided in the field:
+#: a lab figure can never make an unknown metric look on track.
+DECIDING_PROVENANCE: dict[str, Provenance] = {
+    # Time-to-action is capture to UI update on the real device or gateway; the worker's CPU
+    # inference time is a reference, not the edge.
+    MeasureKey.LATENCY_P95_MS: Provenance.FIELD,
+    MeasureKey.OFFLINE_COVERAGE: Provenance.FIELD,
+    # "Accuracy on real-world data" and calibration that gates human review are properties of
+    # the inputs the sites see, not of the uploaded validation set.
+    MeasureKey.ACCURACY: Provenance.FIELD,
+    MeasureKey.ECE: Provenance.FIELD,
+    # Properties of the model on the target profile: the validation run measures them.
+    MeasureKey.INT8_ACCURACY_DROP: Provenance.LAB,
+    MeasureKey.OPERATOR_COVERAGE: Provenance.LAB,
+    MeasureKey.ROLLOUT_HOURS: Provenance.FIELD,
+    MeasureKey.ROLLBACK_MINUTES: Provenance.FIELD,
+    MeasureKey.TIME_TO_DIAGNOSE_HOURS: Provenance.FIELD,
+    MeasureKey.STAFF_HOURS_PER_ROLLOUT: Provenance.FIELD,
+    MeasureKey.STAFF_HOURS_PER_ROLLBACK: Provenance.FIELD,
+}
+
+
+def deciding_provenance(measure_key: str) -> Provenance:
+    """The provenance whose measurements decide a metric on ``measure_key``."""
+    return DECIDING_PROVENANCE.get(measure_key, Provenance.FIELD)
 
 
 @dataclass(frozen=True)
 class SuccessMetric:
+    """A target the plan checks; only measurements of ``decided_by`` make it on or off track."""
+
     key: str
     label: str
     target: float
@@ -132,6 +182,11 @@ class SuccessMetric:
     direction: Direction
     measure_key: str
     rationale: str
+    decided_by: Provenance | None = None  # None: the measure key's rule (DECIDING_PROVENANCE)
+
+    def __post_init__(self) -> None:
+        decided_by = self.decided_by or deciding_provenance(self.measure_key)
+        object.__setattr__(self, "decided_by", Provenance(decided_by))
 
     def is_met_by(self, value: float) -> bool:
         """Boundary inclusive: hitting the target exactly is on track."""
@@ -148,10 +203,12 @@ class SuccessMetric:
             "direction": str(self.direction),
             "measure_key": self.measure_key,
             "rationale": self.rationale,
+            "decided_by": str(self.decided_by),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SuccessMetric:
+        # Plans stored before provenance existed have no "decided_by": the key's rule applies.
         return cls(
             key=str(data["key"]),
             label=str(data["label"]),
@@ -160,6 +217,7 @@ class SuccessMetric:
             direction=Direction(data["direction"]),
             measure_key=str(data["measure_key"]),
             rationale=str(data.get("rationale", "")),
+            decided_by=Provenance(data["decided_by"]) if data.get("decided_by") else None,
         )
 
 
@@ -759,16 +817,60 @@ def generate_plan(*, result: WizardResult, targets: MetricTargets | None = None)
 # --- Measurements and their sources ----------------------------------------------------------
 
 
+def _date(value: datetime | None) -> str:
+    return f"{value:%Y-%m-%d}" if value is not None else "?"
+
+
 @dataclass(frozen=True)
 class Measurement:
-    """A live figure: what it measures, its value and unit, where and when it came from."""
+    """A live figure: what it measures, its value and unit, where and when it came from.
+
+    ``provenance`` says whether it was taken in the lab or in the field, and the fields after it
+    say where: a lab figure names the target profile it was measured against and, for latency,
+    the shape bucket (the worst one, as the validation gate uses); a field figure names the
+    sites, how many devices reported and the window it covers.
+    """
 
     key: str
     value: float
     unit: str
     source: str
     measured_at: datetime
+    provenance: Provenance
     detail: str = ""
+    # lab
+    target: str = ""
+    bucket: str = ""
+    # field
+    sites: tuple[str, ...] = ()
+    device_count: int | None = None
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "provenance", Provenance(self.provenance))
+        object.__setattr__(self, "sites", tuple(str(site) for site in self.sites))
+        if self.provenance is Provenance.LAB and not self.target:
+            raise ValueError(f"A lab measurement of {self.key!r} must name its target profile.")
+        if self.provenance is Provenance.FIELD:
+            if self.window_start is None or self.window_end is None:
+                raise ValueError(f"A field measurement of {self.key!r} must give its window.")
+            if self.window_start > self.window_end:
+                raise ValueError(f"The window of {self.key!r} ends before it starts.")
+
+    @property
+    def where(self) -> str:
+        """Where it came from, in words: "lab: <target>, bucket <b>" or "field: ..."."""
+        if self.provenance is Provenance.LAB:
+            bucket = f", bucket {self.bucket}" if self.bucket else ""
+            return f"lab: {self.target}{bucket}"
+        parts = []
+        if self.device_count is not None:
+            parts.append(f"{self.device_count} device{'s' if self.device_count != 1 else ''}")
+        if self.sites:
+            parts.append(f"at {', '.join(self.sites)}")
+        parts.append(f"{_date(self.window_start)} to {_date(self.window_end)}")
+        return "field: " + " ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -777,18 +879,38 @@ class Measurement:
             "unit": self.unit,
             "source": self.source,
             "measured_at": self.measured_at.isoformat(),
+            "provenance": str(self.provenance),
             "detail": self.detail,
+            "target": self.target,
+            "bucket": self.bucket,
+            "sites": list(self.sites),
+            "device_count": self.device_count,
+            "window_start": self.window_start.isoformat() if self.window_start else None,
+            "window_end": self.window_end.isoformat() if self.window_end else None,
+            "where": self.where,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Measurement:
+        def when(name: str) -> datetime | None:
+            value = data.get(name)
+            return datetime.fromisoformat(str(value)) if value else None
+
+        device_count = data.get("device_count")
         return cls(
             key=str(data["key"]),
             value=float(data["value"]),
             unit=str(data["unit"]),
             source=str(data["source"]),
             measured_at=datetime.fromisoformat(str(data["measured_at"])),
+            provenance=Provenance(data["provenance"]),
             detail=str(data.get("detail", "")),
+            target=str(data.get("target", "")),
+            bucket=str(data.get("bucket", "")),
+            sites=tuple(str(site) for site in data.get("sites") or ()),
+            device_count=int(device_count) if device_count is not None else None,
+            window_start=when("window_start"),
+            window_end=when("window_end"),
         )
 
 
@@ -800,16 +922,22 @@ class Tracking(StrEnum):
 
 @dataclass(frozen=True)
 class MetricStatus:
+    """A metric's state, the measurement that decided it (of the metric's deciding provenance),
+    and ``reference``: a figure of the other provenance, shown beside it, that decides nothing."""
+
     metric: SuccessMetric
     state: Tracking
     measurement: Measurement | None
     reason: str
+    reference: Measurement | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "metric": self.metric.to_dict(),
             "state": str(self.state),
+            "decided_by": str(self.metric.decided_by),
             "measurement": self.measurement.to_dict() if self.measurement else None,
+            "reference": self.reference.to_dict() if self.reference else None,
             "reason": self.reason,
         }
 
@@ -820,20 +948,48 @@ def _shown(value: float, unit: str) -> str:
     return f"{value:.4g} {unit}"
 
 
+#: What a source reports for a key: at most one measurement per provenance.
+MeasurementsByKey = Mapping[str, Iterable[Measurement]]
+
+
+def _by_provenance(found: Iterable[Measurement] | None) -> dict[Provenance, Measurement]:
+    return {measurement.provenance: measurement for measurement in found or ()}
+
+
 def evaluate_metrics(
-    *, metrics: Iterable[SuccessMetric], measurements: Mapping[str, Measurement | None]
+    *, metrics: Iterable[SuccessMetric], measurements: MeasurementsByKey
 ) -> tuple[MetricStatus, ...]:
-    """Each metric against its live measurement: on track, off track, or not measured yet."""
+    """Each metric against its live measurement: on track, off track, or not measured yet.
+
+    Only a measurement of the metric's deciding provenance decides its state; a measurement of
+    the other provenance is returned as the status's ``reference`` and named in the reason.
+    """
     statuses = []
     for metric in metrics:
-        measurement = measurements.get(metric.measure_key)
+        decided_by = metric.decided_by
+        found = _by_provenance(measurements.get(metric.measure_key))
+        measurement = found.pop(decided_by, None)
+        reference = next(iter(found.values()), None)
+        beside = ""
+        if reference is not None:
+            shown = (
+                _shown(reference.value, metric.unit)
+                if reference.unit.strip().lower() == metric.unit.lower()
+                else f"{reference.value:.4g} {reference.unit}"
+            )
+            beside = (
+                f" The {reference.provenance} figure, {shown} ({reference.where}), is shown for "
+                f"reference and does not decide it."
+            )
         if measurement is None:
             statuses.append(
                 MetricStatus(
                     metric,
                     Tracking.NOT_MEASURED,
                     None,
-                    f"Not measured yet: no source has reported {metric.measure_key}.",
+                    f"Not measured yet: no {decided_by} source has reported "
+                    f"{metric.measure_key}.{beside}",
+                    reference,
                 )
             )
             continue
@@ -843,7 +999,8 @@ def evaluate_metrics(
                     metric,
                     Tracking.NOT_MEASURED,
                     measurement,
-                    f"{measurement.source} reported a value that is not a number.",
+                    f"{measurement.source} reported a value that is not a number.{beside}",
+                    reference,
                 )
             )
             continue
@@ -854,7 +1011,8 @@ def evaluate_metrics(
                     Tracking.NOT_MEASURED,
                     measurement,
                     f"{measurement.source} reports {measurement.unit!r}, the target is in "
-                    f"{metric.unit!r}: not comparable.",
+                    f"{metric.unit!r}: not comparable.{beside}",
+                    reference,
                 )
             )
             continue
@@ -868,7 +1026,8 @@ def evaluate_metrics(
                 measurement,
                 f"{_shown(measurement.value, metric.unit)} {verdict} the target "
                 f"{comparison} {_shown(metric.target, metric.unit)} ({measurement.source}, "
-                f"{measurement.measured_at:%Y-%m-%d}).",
+                f"{measurement.measured_at:%Y-%m-%d}; {measurement.where}).{beside}",
+                reference,
             )
         )
     return tuple(statuses)
@@ -879,47 +1038,63 @@ MeasureSource = Callable[[MeasureContext], Measurement | None]
 
 
 class MeasureRegistry:
-    """Measurement sources by key: one small function each, called with the caller's context
-    (e.g. ``{"organisation": org, "plan": plan}``). A source returns ``None`` when it has
-    nothing yet; an exception in a source propagates, because a broken source must be fixed
-    rather than shown as "not measured"."""
+    """Measurement sources by key and provenance: at most one small function for each
+    ``(key, provenance)``, called with the caller's context (e.g. ``{"organisation": org,
+    "plan": plan}``). A source returns ``None`` when it has nothing yet; an exception in a source
+    propagates, because a broken source must be fixed rather than shown as "not measured"."""
 
     def __init__(self) -> None:
-        self._sources: dict[str, MeasureSource] = {}
+        self._sources: dict[tuple[str, Provenance], MeasureSource] = {}
 
     def register(
-        self, key: str, *, overwrite: bool = False
+        self, key: str, *, provenance: Provenance, overwrite: bool = False
     ) -> Callable[[MeasureSource], MeasureSource]:
-        """Decorator: ``@register_source("latency.p95_ms")`` over ``def f(context) -> ...``."""
+        """Decorator: ``@register_source("latency.p95_ms", provenance=Provenance.FIELD)``."""
+        slot = (str(key), Provenance(provenance))
 
         def decorator(source: MeasureSource) -> MeasureSource:
-            if key in self._sources and not overwrite:
-                raise ValueError(f"A measurement source is already registered for {key!r}.")
-            self._sources[key] = source
+            if slot in self._sources and not overwrite:
+                raise ValueError(
+                    f"A {slot[1]} measurement source is already registered for {key!r}."
+                )
+            self._sources[slot] = source
             return source
 
         return decorator
 
-    def unregister(self, key: str) -> None:
-        self._sources.pop(key, None)
+    def unregister(self, key: str, *, provenance: Provenance) -> None:
+        self._sources.pop((str(key), Provenance(provenance)), None)
+
+    def source(self, key: str, *, provenance: Provenance) -> MeasureSource | None:
+        return self._sources.get((str(key), Provenance(provenance)))
 
     def keys(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(key for key, _ in self._sources))
+
+    def slots(self) -> tuple[tuple[str, Provenance], ...]:
+        """Every registered ``(key, provenance)``."""
         return tuple(self._sources)
 
     def collect(
         self, *, keys: Iterable[str], context: MeasureContext
-    ) -> dict[str, Measurement | None]:
-        """The latest measurement per key; ``None`` for keys without a source or a value."""
-        found: dict[str, Measurement | None] = {}
+    ) -> dict[str, tuple[Measurement, ...]]:
+        """The latest measurement per key and provenance (lab first, then field); an empty tuple
+        for keys without a source or a value."""
+        found: dict[str, tuple[Measurement, ...]] = {}
         for key in keys:
-            source = self._sources.get(key)
-            measurement = source(context) if source is not None else None
-            if measurement is not None and measurement.key != key:
-                raise ValueError(
-                    f"The source registered for {key!r} returned a measurement of "
-                    f"{measurement.key!r}."
-                )
-            found[key] = measurement
+            measured = []
+            for provenance in Provenance:
+                source = self._sources.get((str(key), provenance))
+                measurement = source(context) if source is not None else None
+                if measurement is None:
+                    continue
+                if measurement.key != key or measurement.provenance is not provenance:
+                    raise ValueError(
+                        f"The {provenance} source registered for {key!r} returned a "
+                        f"{measurement.provenance} measurement of {measurement.key!r}."
+                    )
+                measured.append(measurement)
+            found[key] = tuple(measured)
         return found
 
 
@@ -927,37 +1102,41 @@ registry = MeasureRegistry()
 
 
 def register_source(
-    key: str, *, overwrite: bool = False
+    key: str, *, provenance: Provenance, overwrite: bool = False
 ) -> Callable[[MeasureSource], MeasureSource]:
     """Register a measurement source in the default registry (see :class:`MeasureRegistry`)."""
-    return registry.register(key, overwrite=overwrite)
+    return registry.register(key, provenance=provenance, overwrite=overwrite)
 
 
-def collect(*, keys: Iterable[str], context: MeasureContext) -> dict[str, Measurement | None]:
+def collect(*, keys: Iterable[str], context: MeasureContext) -> dict[str, tuple[Measurement, ...]]:
     """Collect measurements from the default registry."""
     return registry.collect(keys=keys, context=context)
 
 
 # Measurements that replace ROI assumptions for planned-vs-measured: measure key -> the ROI
 # input (per placement), the unit the measurement must be in, and the factor converting it to
-# the input's unit.
+# the input's unit. Only a measurement of the key's deciding provenance (field, for all of them)
+# replaces an assumption. Staff hours are staff hours: how long a rollout or rollback took end to
+# end (rollout.duration_hours, rollout.rollback_minutes) says nothing about the staff time it
+# cost, so the durations feed only their plan metrics.
 ROI_INPUT_FOR_MEASURE: dict[str, tuple[str, str, float]] = {
     MeasureKey.OFFLINE_COVERAGE: ("offline.completes_offline", "share", 1.0),
-    MeasureKey.ROLLOUT_HOURS: ("maintenance.rollout_hours", "h", 1.0),
-    MeasureKey.ROLLBACK_MINUTES: ("maintenance.rollback_hours", "min", 1 / 60),
+    MeasureKey.STAFF_HOURS_PER_ROLLOUT: ("maintenance.rollout_hours", "h", 1.0),
+    MeasureKey.STAFF_HOURS_PER_ROLLBACK: ("maintenance.rollback_hours", "h", 1.0),
 }
 
 
 def roi_measured_values(
-    *, placement: Placement, measurements: Mapping[str, Measurement | None]
+    *, placement: Placement, measurements: MeasurementsByKey
 ) -> dict[str, float]:
     """ROI inputs that measurements can replace, named for ``recompute_with_measurements``.
 
-    Measurements in another unit than expected, or not a number, are skipped.
+    Only measurements of the key's deciding provenance count; measurements in another unit than
+    expected, or not a number, are skipped.
     """
     values: dict[str, float] = {}
     for key, (input_key, unit, factor) in ROI_INPUT_FOR_MEASURE.items():
-        measurement = measurements.get(key)
+        measurement = _by_provenance(measurements.get(key)).get(deciding_provenance(key))
         if (
             measurement is not None
             and measurement.unit.strip().lower() == unit
@@ -968,6 +1147,7 @@ def roi_measured_values(
 
 
 __all__ = [
+    "DECIDING_PROVENANCE",
     "PHASES",
     "ROI_INPUT_FOR_MEASURE",
     "Direction",
@@ -976,16 +1156,19 @@ __all__ = [
     "MeasureRegistry",
     "MeasureSource",
     "Measurement",
+    "MeasurementsByKey",
     "MetricStatus",
     "MetricTargets",
     "NinetyDayPlan",
     "OwnerRole",
     "Phase",
     "PlanTask",
+    "Provenance",
     "SuccessMetric",
     "TaskStatus",
     "Tracking",
     "collect",
+    "deciding_provenance",
     "evaluate_metrics",
     "generate_plan",
     "register_source",

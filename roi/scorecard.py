@@ -18,8 +18,11 @@ Ranking: highest score first; equal scores (to 1e-9) rank the stack with fewer r
 then keep the order in which the candidates were given (stable), so re-ranking never shuffles
 ties.
 
-Measured evidence -> suggested score (:func:`suggest_scores`), boundaries inclusive on the good
-side (a value exactly on a bound gets the better score):
+Measured evidence -> suggested score (:func:`suggest_scores`). Every suggestion carries the
+evidence's provenance and the hardware it was measured on (``StackEvidence.measured_on``) and says
+so in its reasoning ("lab: validation run #3 ...; measured on the validation worker CPU ... with
+the ... profile"): a lab figure is never passed off as the stack's own. Boundaries are inclusive
+on the good side (a value exactly on a bound gets the better score):
 
 ================================  ======  ======  ======  ======  =====
 evidence                          5       4       3       2       1
@@ -42,10 +45,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from roi.plan import Provenance
 from roi.rules import PlanningInputError, raise_for_field_errors
 
 
@@ -425,6 +429,10 @@ class StackEvidence:
     ``int8_accuracy_drop_points`` is FP32 accuracy minus INT8 accuracy, in percentage points.
     ``slowdown_after_10_min`` / ``_20_min`` are the P95 latency increase against the first
     minute of continuous load (0.1 = 10 % slower).
+
+    ``provenance`` and ``measured_on`` say where it was measured: today every source is a lab
+    one (the validation worker's CPU, with a target profile's operator table), so every
+    suggestion says "lab" and names that hardware rather than pass for a figure from the stack.
     """
 
     operator_coverage: float | None = None
@@ -434,6 +442,8 @@ class StackEvidence:
     slowdown_after_10_min: float | None = None
     slowdown_after_20_min: float | None = None
     source: str = ""
+    provenance: Provenance = Provenance.LAB
+    measured_on: str = ""
 
 
 @dataclass(frozen=True)
@@ -442,6 +452,8 @@ class SuggestedScore:
     score: int
     reasoning: str
     evidence: dict[str, float] = field(default_factory=dict)
+    provenance: Provenance = Provenance.LAB
+    measured_on: str = ""
 
     def as_category_score(self) -> CategoryScore:
         return CategoryScore(self.score, self.reasoning)
@@ -452,6 +464,8 @@ class SuggestedScore:
             "score": self.score,
             "reasoning": self.reasoning,
             "evidence": dict(self.evidence),
+            "provenance": str(self.provenance),
+            "measured_on": self.measured_on,
         }
 
 
@@ -508,7 +522,16 @@ def suggest_scores(*, evidence: StackEvidence) -> dict[Category, SuggestedScore]
     Only categories with evidence get a suggestion; the mapping is in the module docstring.
     """
     raise_for_field_errors(_evidence_errors(evidence), what="Stack evidence")
-    where = f" ({evidence.source})" if evidence.source else ""
+    provenance = Provenance(evidence.provenance)
+    origin = "; ".join(
+        part
+        for part in (
+            evidence.source,
+            f"measured on {evidence.measured_on}" if evidence.measured_on else "",
+        )
+        if part
+    )
+    where = f" ({provenance}: {origin})" if origin else f" ({provenance})"
     suggestions: dict[Category, SuggestedScore] = {}
     if evidence.operator_coverage is not None:
         coverage = evidence.operator_coverage
@@ -562,7 +585,10 @@ def suggest_scores(*, evidence: StackEvidence) -> dict[Category, SuggestedScore]
             f"(worst measured; band {band}) -> {score}/5{where}.",
             {f"slowdown_after_{m}_min": value for m, value in slowdowns.items()},
         )
-    return suggestions
+    return {
+        category: replace(item, provenance=provenance, measured_on=evidence.measured_on)
+        for category, item in suggestions.items()
+    }
 
 
 __all__ = [

@@ -232,14 +232,19 @@ class PlanDetailSerializer(PlanSerializer):
 
     @extend_schema_field(
         serializers.JSONField(
-            help_text="Planned vs measured: {metrics: [MetricStatus], roi: PlannedVsMeasured}"
+            help_text="Planned vs measured: {metrics: [MetricStatus with decided_by, the deciding "
+            "measurement and a reference of the other provenance], connected_sources: "
+            "[{key, provenance}], roi: PlannedVsMeasured}"
         )
     )
     def get_measured(self, obj: Plan) -> dict[str, Any]:
         measured = self.context["measured"]
         return {
             "metrics": [status.to_dict() for status in measured.statuses],
-            "connected_sources": list(measured.connected),
+            "connected_sources": [
+                {"key": key, "provenance": str(provenance)}
+                for key, provenance in measured.connected
+            ],
             "roi": measured.roi.to_dict() if measured.roi is not None else None,
         }
 

@@ -82,6 +82,8 @@ def _metrics_context(plan, form: PlanTargetsForm | None = None) -> dict[str, Any
                 "state": status.state.value,
                 "state_label": TRACKING_LABELS[status.state.value],
                 "measurement": status.measurement,
+                "reference": status.reference,
+                "decided_by": str(metric.decided_by),
                 "reason": status.reason,
                 "target": _target_text(metric.target, metric.unit),
                 "direction": "≤" if metric.direction.value == "at_most" else "≥",

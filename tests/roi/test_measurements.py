@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.urls import reverse
 
 from opshero.roles import Role
 from roi.measurements import measurement_context, planned_vs_measured
-from roi.plan import MeasureKey, Measurement, Tracking, register_source, registry
+from roi.plan import MeasureKey, Measurement, Provenance, Tracking, register_source, registry
 from tests.roi.builders import make_plan, make_scenario
 
 pytestmark = pytest.mark.django_db
@@ -21,18 +21,18 @@ WHEN = datetime(2026, 3, 1, tzinfo=UTC)
 @pytest.fixture
 def sources():
     """Register sources for one test and remove them afterwards."""
-    saved: dict[str, object] = {}
+    saved: dict[tuple[str, Provenance], object] = {}
 
-    def add(key: str, source):
-        if key not in saved:
-            saved[key] = registry._sources.get(key)
-        register_source(key, overwrite=True)(source)
+    def add(key: str, source, provenance: Provenance = Provenance.FIELD):
+        if (key, provenance) not in saved:
+            saved[key, provenance] = registry.source(key, provenance=provenance)
+        register_source(key, provenance=provenance, overwrite=True)(source)
 
     yield add
-    for key, previous in saved.items():
-        registry.unregister(key)
+    for (key, provenance), previous in saved.items():
+        registry.unregister(key, provenance=provenance)
         if previous is not None:
-            register_source(key)(previous)
+            register_source(key, provenance=provenance)(previous)
 
 
 def test_context_carries_what_a_source_needs(world):
@@ -47,18 +47,33 @@ def test_context_carries_what_a_source_needs(world):
 
 
 VALIDATION_KEYS = {
-    MeasureKey.LATENCY_P95_MS,
-    MeasureKey.ACCURACY,
-    MeasureKey.INT8_ACCURACY_DROP,
-    MeasureKey.OPERATOR_COVERAGE,
-    MeasureKey.ECE,
+    (MeasureKey.LATENCY_P95_MS, Provenance.LAB),
+    (MeasureKey.ACCURACY, Provenance.LAB),
+    (MeasureKey.INT8_ACCURACY_DROP, Provenance.LAB),
+    (MeasureKey.OPERATOR_COVERAGE, Provenance.LAB),
+    (MeasureKey.ECE, Provenance.LAB),
 }
+
+
+def field_measurement(key, value, unit, source="fleet telemetry"):
+    return Measurement(
+        key,
+        value,
+        unit,
+        source,
+        WHEN,
+        Provenance.FIELD,
+        sites=("Dock 1",),
+        device_count=3,
+        window_start=WHEN - timedelta(days=7),
+        window_end=WHEN,
+    )
 
 
 def test_without_measurements_everything_is_not_measured(world):
     measured = planned_vs_measured(make_plan(world.a.org, scenario=make_scenario(world.a.org)))
     assert {status.state for status in measured.statuses} == {Tracking.NOT_MEASURED}
-    # The validation sources are connected; telemetry and rollout ones do not exist yet.
+    # The validation (lab) sources are connected; telemetry and rollout ones do not exist yet.
     assert set(measured.connected) == VALIDATION_KEYS
     assert measured.roi.replaced == ()
     assert measured.roi.planned.to_dict() == measured.roi.measured.to_dict()
@@ -71,10 +86,10 @@ def test_a_new_source_shows_on_the_plan_and_in_the_roi_recompute(client, world, 
     def p95(context):
         seen.append(context["organisation"])
         budget = context["latency_budget_ms"]
-        return Measurement(MeasureKey.LATENCY_P95_MS, budget * 1.2, "ms", "validation run #7", WHEN)
+        return field_measurement(MeasureKey.LATENCY_P95_MS, budget * 1.2, "ms", "gateway telemetry")
 
     def offline(context):
-        return Measurement(MeasureKey.OFFLINE_COVERAGE, 0.5, "share", "fleet telemetry", WHEN)
+        return field_measurement(MeasureKey.OFFLINE_COVERAGE, 0.5, "share")
 
     sources(MeasureKey.LATENCY_P95_MS, p95)
     sources(MeasureKey.OFFLINE_COVERAGE, offline)
@@ -95,8 +110,10 @@ def test_a_new_source_shows_on_the_plan_and_in_the_roi_recompute(client, world, 
     body = client.get(reverse("roi:plan", kwargs={"org": "acme", "plan_id": plan.pk})).content
     page = body.decode()
     assert 'data-testid="metric-state-latency_p95">Off track<' in page
-    assert "validation run #7" in page
-    assert "Connected measurement sources: <code>latency.p95_ms</code>" in page
+    assert "gateway telemetry" in page
+    assert "field: 3 devices at Dock 1 2026-02-22 to 2026-03-01" in page
+    assert "Connected measurement sources: <code>latency.p95_ms</code> (lab), " in page
+    assert "<code>latency.p95_ms</code> (field)" in page
     assert "Share of workflow completing offline (near-edge) (planned 0.95, measured 0.5)" in page
 
 
@@ -104,7 +121,7 @@ def test_a_measurement_in_the_wrong_unit_is_not_compared(world, sources):
     plan = make_plan(world.a.org)
     sources(
         MeasureKey.ECE,
-        lambda context: Measurement(MeasureKey.ECE, 3.0, "%", "validation", WHEN),
+        lambda context: field_measurement(MeasureKey.ECE, 3.0, "%", "review"),
     )
     status = next(
         s for s in planned_vs_measured(plan).statuses if s.metric.key == "calibration_ece"
@@ -136,7 +153,8 @@ def test_measured_stack_evidence_is_offered_next_to_the_score(client, world):
     finally:
         unregister_evidence_source(validation)
     compat = re.search(r'data-testid="suggestion-0-model_compatibility">(.*?)</div>', page, re.S)
-    assert compat and "Measured: 3/5" in compat.group(1) and "validation run #3" in compat.group(1)
+    assert compat and "Measured (lab): 3/5" in compat.group(1)
+    assert "(lab: validation run #3)" in compat.group(1)
     assert 'data-testid="suggestion-0-quantization"' in page  # 0.4 points -> 5/5
     assert 'data-testid="suggestion-1-' not in page  # no evidence for the handheld
 
@@ -199,7 +217,10 @@ def test_validation_figures_are_the_measurements_of_their_own_organisation(world
     plan.model = run.version.model
     plan.save()
     measured = planned_vs_measured(plan)
-    values = {k: m.value for k, m in measured.measurements.items() if m is not None}
+    values = {k: m.value for k, found in measured.measurements.items() for m in found}
+    assert {m.provenance for found in measured.measurements.values() for m in found} == {
+        Provenance.LAB
+    }
     assert values == {
         MeasureKey.LATENCY_P95_MS: 480.0,
         MeasureKey.OPERATOR_COVERAGE: 0.97,
@@ -207,13 +228,19 @@ def test_validation_figures_are_the_measurements_of_their_own_organisation(world
         MeasureKey.INT8_ACCURACY_DROP: 0.4,
         MeasureKey.ECE: 0.012,
     }
-    p95 = measured.measurements[MeasureKey.LATENCY_P95_MS]
+    p95 = measured.measurement(MeasureKey.LATENCY_P95_MS, Provenance.LAB)
     assert p95.source == f"validation run #1 of {run.version.model.name} 1 on {run.target.name}"
     assert "validation worker" in p95.detail
-    states = {s.metric.key: s.state for s in measured.statuses}
-    assert states["latency_p95"] is Tracking.OFF_TRACK  # 480 ms against the 150 ms tolerance
-    assert states["calibration_ece"] is Tracking.ON_TRACK
-    assert states["rollout_time"] is Tracking.NOT_MEASURED  # no rollout source yet
+    assert p95.target == run.target.name
+    statuses = {s.metric.key: s for s in measured.statuses}
+    # 480 ms on the validation worker's CPU: a lab reference, not the edge's time-to-action.
+    assert statuses["latency_p95"].state is Tracking.NOT_MEASURED
+    assert statuses["latency_p95"].reference == p95
+    assert "does not decide it" in statuses["latency_p95"].reason
+    assert statuses["calibration_ece"].state is Tracking.NOT_MEASURED  # field: real inputs
+    assert statuses["operator_coverage"].state is Tracking.OFF_TRACK  # lab: 97 % < 98 %
+    assert statuses["int8_accuracy_drop"].state is Tracking.ON_TRACK  # lab: 0.4 <= 1 point
+    assert statuses["rollout_time"].state is Tracking.NOT_MEASURED  # no rollout source yet
 
 
 def test_synthetic_runs_measure_latency_but_not_accuracy(world):
@@ -224,9 +251,9 @@ def test_synthetic_runs_measure_latency_but_not_accuracy(world):
     plan.model = run.version.model
     plan.save()
     measured = planned_vs_measured(plan)
-    assert measured.measurements[MeasureKey.LATENCY_P95_MS].value == 12.0
-    assert measured.measurements[MeasureKey.ACCURACY] is None
-    assert measured.measurements[MeasureKey.ECE] is None
+    assert measured.measurement(MeasureKey.LATENCY_P95_MS, Provenance.LAB).value == 12.0
+    assert measured.measurements[MeasureKey.ACCURACY] == ()
+    assert measured.measurements[MeasureKey.ECE] == ()
 
 
 def test_scorecard_evidence_comes_from_the_matching_target(world):

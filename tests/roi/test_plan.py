@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from roi.engine import Estimate, evaluate, preset, recompute_with_measurements
 from roi.plan import (
+    DECIDING_PROVENANCE,
     PHASES,
     Direction,
     MeasureKey,
@@ -18,6 +19,7 @@ from roi.plan import (
     MetricTargets,
     NinetyDayPlan,
     OwnerRole,
+    Provenance,
     SuccessMetric,
     TaskStatus,
     Tracking,
@@ -62,8 +64,33 @@ def task_ids(plan: NinetyDayPlan) -> set[str]:
     return {task.id for task in plan.tasks}
 
 
-def measurement(key: str, value: float, unit: str, source: str = "validation run 12"):
-    return Measurement(key=key, value=value, unit=unit, source=source, measured_at=WHEN)
+def measurement(key: str, value: float, unit: str, source: str = "fleet telemetry"):
+    """A field measurement: three devices at one site over the week before ``WHEN``."""
+    return Measurement(
+        key=key,
+        value=value,
+        unit=unit,
+        source=source,
+        measured_at=WHEN,
+        provenance=Provenance.FIELD,
+        sites=("Dock 1",),
+        device_count=3,
+        window_start=WHEN - timedelta(days=7),
+        window_end=WHEN,
+    )
+
+
+def lab(key: str, value: float, unit: str, source: str = "validation run 12", bucket: str = ""):
+    return Measurement(
+        key=key,
+        value=value,
+        unit=unit,
+        source=source,
+        measured_at=WHEN,
+        provenance=Provenance.LAB,
+        target="x86/ARM CPU (onnxruntime)",
+        bucket=bucket,
+    )
 
 
 def test_plan_has_the_seed_phases_with_the_seed_steps():
@@ -193,11 +220,11 @@ def metric(direction: Direction, target: float = 100, unit: str = "ms") -> Succe
 )
 def test_evaluate_metrics_compares_in_the_metric_direction(direction, value, state):
     (status,) = evaluate_metrics(
-        metrics=[metric(direction)], measurements={"k": measurement("k", value, "ms")}
+        metrics=[metric(direction)], measurements={"k": [measurement("k", value, "ms")]}
     )
     assert status.state is state
     assert status.measurement is not None and status.measurement.value == value
-    assert "validation run 12, 2026-03-01" in status.reason
+    assert "fleet telemetry, 2026-03-01; field: 3 devices at Dock 1" in status.reason
 
 
 @pytest.mark.parametrize(
@@ -209,82 +236,172 @@ def test_evaluate_metrics_compares_in_the_metric_direction(direction, value, sta
     ],
 )
 def test_missing_or_unusable_measurements_are_not_measured(measured, reason):
-    (status,) = evaluate_metrics(metrics=[metric(Direction.AT_MOST)], measurements={"k": measured})
+    found = [measured] if measured is not None else []
+    (status,) = evaluate_metrics(metrics=[metric(Direction.AT_MOST)], measurements={"k": found})
     assert status.state is Tracking.NOT_MEASURED
     assert reason in status.reason
 
 
-def test_planned_vs_measured_picks_up_validation_figures_and_the_rest_is_not_measured():
+def test_lab_figures_decide_only_lab_metrics_and_are_shown_beside_field_ones():
     plan = plan_for(latency_tolerance_ms=150)
     sources = MeasureRegistry()
 
-    @sources.register(MeasureKey.LATENCY_P95_MS)
+    @sources.register(MeasureKey.LATENCY_P95_MS, provenance=Provenance.LAB)
     def p95_from_validation(context):
-        return measurement(MeasureKey.LATENCY_P95_MS, context["p95"], "ms")
+        return lab(MeasureKey.LATENCY_P95_MS, context["p95"], "ms", bucket="32x64")
 
-    @sources.register(MeasureKey.INT8_ACCURACY_DROP)
+    @sources.register(MeasureKey.INT8_ACCURACY_DROP, provenance=Provenance.LAB)
     def int8_from_validation(context):
-        return measurement(MeasureKey.INT8_ACCURACY_DROP, 1.4, "points")
+        return lab(MeasureKey.INT8_ACCURACY_DROP, 1.4, "points")
 
-    @sources.register(MeasureKey.ECE)
+    @sources.register(MeasureKey.ECE, provenance=Provenance.LAB)
     def nothing_yet(context):
         return None
 
     found = sources.collect(keys=plan.measure_keys, context={"p95": 142.0})
     statuses = {s.metric.key: s for s in evaluate_metrics(metrics=plan.metrics, measurements=found)}
-    assert statuses["latency_p95"].state is Tracking.ON_TRACK
-    assert statuses["int8_accuracy_drop"].state is Tracking.OFF_TRACK
+    p95 = statuses["latency_p95"]
+    # 142 ms in the lab is under the 150 ms target, but time-to-action is decided in the field.
+    assert p95.state is Tracking.NOT_MEASURED
+    assert p95.measurement is None
+    assert p95.reference is not None and p95.reference.value == 142.0
+    assert p95.reason == (
+        "Not measured yet: no field source has reported latency.p95_ms. The lab figure, 142 ms "
+        "(lab: x86/ARM CPU (onnxruntime), bucket 32x64), is shown for reference and does not "
+        "decide it."
+    )
+    assert statuses["int8_accuracy_drop"].state is Tracking.OFF_TRACK  # a lab metric
+    assert statuses["int8_accuracy_drop"].reference is None
     assert statuses["calibration_ece"].state is Tracking.NOT_MEASURED
     assert statuses["rollout_time"].state is Tracking.NOT_MEASURED
-    assert statuses["latency_p95"].reason == (
-        "142 ms meets the target <= 150 ms (validation run 12, 2026-03-01)."
-    )
 
 
-def test_registry_refuses_a_second_source_for_a_key_unless_overwriting():
+def test_a_field_measurement_decides_a_field_metric_whatever_the_lab_says():
+    plan = plan_for(latency_tolerance_ms=150)
+    found = {
+        MeasureKey.LATENCY_P95_MS: [
+            lab(MeasureKey.LATENCY_P95_MS, 0.008, "ms"),
+            measurement(MeasureKey.LATENCY_P95_MS, 210.0, "ms"),
+        ]
+    }
+    statuses = {s.metric.key: s for s in evaluate_metrics(metrics=plan.metrics, measurements=found)}
+    p95 = statuses["latency_p95"]
+    assert p95.state is Tracking.OFF_TRACK
+    assert p95.measurement.provenance is Provenance.FIELD and p95.measurement.value == 210.0
+    assert p95.reference.provenance is Provenance.LAB and p95.reference.value == 0.008
+    assert p95.reason.startswith("210 ms misses the target <= 150 ms (fleet telemetry")
+
+
+def test_a_field_figure_never_decides_a_lab_metric():
+    plan = plan_for(latency_tolerance_ms=150)
+    found = {MeasureKey.OPERATOR_COVERAGE: [measurement(MeasureKey.OPERATOR_COVERAGE, 1, "share")]}
+    statuses = {s.metric.key: s for s in evaluate_metrics(metrics=plan.metrics, measurements=found)}
+    coverage = statuses["operator_coverage"]
+    assert coverage.state is Tracking.NOT_MEASURED
+    assert coverage.reference is not None and coverage.reference.provenance is Provenance.FIELD
+
+
+def test_every_metric_says_which_provenance_decides_it():
+    plan = plan_for(latency_tolerance_ms=150)
+    decided = {metric.key: metric.decided_by for metric in plan.metrics}
+    assert decided == {
+        "latency_p95": Provenance.FIELD,
+        "offline_coverage": Provenance.FIELD,
+        "accuracy": Provenance.FIELD,
+        "int8_accuracy_drop": Provenance.LAB,
+        "operator_coverage": Provenance.LAB,
+        "calibration_ece": Provenance.FIELD,
+        "rollout_time": Provenance.FIELD,
+        "rollback_time": Provenance.FIELD,
+        "time_to_diagnose": Provenance.FIELD,
+    }
+    # Every measure key has a rule; a key without one is decided in the field.
+    assert set(DECIDING_PROVENANCE) == set(MeasureKey)
+    assert metric(Direction.AT_MOST).decided_by is Provenance.FIELD
+    # Plans stored before provenance existed get the key's rule.
+    stored = plan.to_dict()
+    for item in stored["metrics"]:
+        del item["decided_by"]
+    assert NinetyDayPlan.from_dict(stored) == plan
+
+
+def test_measurements_say_where_they_came_from():
+    with pytest.raises(ValueError, match="must name its target profile"):
+        Measurement("k", 1, "ms", "run", WHEN, Provenance.LAB)
+    with pytest.raises(ValueError, match="must give its window"):
+        Measurement("k", 1, "ms", "telemetry", WHEN, Provenance.FIELD)
+    with pytest.raises(ValueError, match="ends before it starts"):
+        Measurement(
+            "k",
+            1,
+            "ms",
+            "t",
+            WHEN,
+            Provenance.FIELD,
+            window_start=WHEN,
+            window_end=WHEN.replace(day=1, month=1),
+        )
+    assert lab("k", 1, "ms", bucket="8x64").where == "lab: x86/ARM CPU (onnxruntime), bucket 8x64"
+    assert measurement("k", 1, "ms").where == "field: 3 devices at Dock 1 2026-02-22 to 2026-03-01"
+    for original in (lab("k", 1, "ms", bucket="8x64"), measurement("k", 1, "ms")):
+        assert Measurement.from_dict(json.loads(json.dumps(original.to_dict()))) == original
+
+
+def test_registry_holds_one_source_per_key_and_provenance_unless_overwriting():
     sources = MeasureRegistry()
-    sources.register("k")(lambda context: None)
+    field = Provenance.FIELD
+    sources.register("k", provenance=field)(lambda context: None)
     with pytest.raises(ValueError, match="already registered"):
-        sources.register("k")(lambda context: None)
-    sources.register("k", overwrite=True)(lambda context: measurement("k", 1, "ms"))
-    assert sources.collect(keys=["k", "unknown"], context={})["k"].value == 1
-    assert sources.collect(keys=["unknown"], context={}) == {"unknown": None}
+        sources.register("k", provenance=field)(lambda context: None)
+    sources.register("k", provenance=field, overwrite=True)(lambda c: measurement("k", 1, "ms"))
+    sources.register("k", provenance=Provenance.LAB)(lambda context: lab("k", 2, "ms"))
+    found = sources.collect(keys=["k", "unknown"], context={})
+    assert [(m.provenance, m.value) for m in found["k"]] == [(Provenance.LAB, 2), (field, 1)]
+    assert sources.collect(keys=["unknown"], context={}) == {"unknown": ()}
+    assert sources.slots() == (("k", field), ("k", Provenance.LAB))
 
 
-def test_registry_refuses_a_source_that_answers_for_another_key():
+def test_registry_refuses_a_source_that_answers_for_another_key_or_provenance():
     sources = MeasureRegistry()
-    sources.register("a")(lambda context: measurement("b", 1, "ms"))
-    with pytest.raises(ValueError, match="returned a measurement of 'b'"):
+    sources.register("a", provenance=Provenance.FIELD)(lambda context: measurement("b", 1, "ms"))
+    with pytest.raises(ValueError, match="returned a field measurement of 'b'"):
         sources.collect(keys=["a"], context={})
+    sources.register("c", provenance=Provenance.FIELD)(lambda context: lab("c", 1, "ms"))
+    with pytest.raises(ValueError, match="returned a lab measurement of 'c'"):
+        sources.collect(keys=["c"], context={})
 
 
 def test_default_registry_functions_plug_in_a_source():
     key = "tests.roi.default_registry_probe"
     try:
 
-        @register_source(key)
+        @register_source(key, provenance=Provenance.FIELD)
         def probe(context):
             return measurement(key, context["value"], "h")
 
         assert key in set(registry.keys())
-        assert collect(keys=[key], context={"value": 3.5})[key].value == 3.5
+        assert collect(keys=[key], context={"value": 3.5})[key][0].value == 3.5
     finally:
-        registry.unregister(key)
-    assert collect(keys=[key], context={}) == {key: None}
+        registry.unregister(key, provenance=Provenance.FIELD)
+    assert collect(keys=[key], context={}) == {key: ()}
 
 
-def test_measured_support_kpis_feed_the_roi_recompute():
+def test_measured_offline_coverage_and_staff_hours_feed_the_roi_recompute():
     inputs = preset(workflow=Workflow.LOGISTICS_DOCK_VISION)
     measured = roi_measured_values(
         placement=Placement.NEAR_EDGE,
         measurements={
-            MeasureKey.ROLLBACK_MINUTES: measurement(MeasureKey.ROLLBACK_MINUTES, 90, "min"),
-            MeasureKey.OFFLINE_COVERAGE: measurement(MeasureKey.OFFLINE_COVERAGE, 0.6, "share"),
-            MeasureKey.ROLLOUT_HOURS: measurement(MeasureKey.ROLLOUT_HOURS, 2, "min"),  # wrong
+            MeasureKey.STAFF_HOURS_PER_ROLLBACK: [
+                measurement(MeasureKey.STAFF_HOURS_PER_ROLLBACK, 1.5, "h")
+            ],
+            MeasureKey.OFFLINE_COVERAGE: [measurement(MeasureKey.OFFLINE_COVERAGE, 0.6, "share")],
+            MeasureKey.STAFF_HOURS_PER_ROLLOUT: [
+                measurement(MeasureKey.STAFF_HOURS_PER_ROLLOUT, 2, "min")  # wrong unit: skipped
+            ],
         },
     )
     assert measured == {
-        "maintenance.rollback_hours.near_edge": 1.5,  # 90 minutes
+        "maintenance.rollback_hours.near_edge": 1.5,
         "offline.completes_offline.near_edge": 0.6,
     }
     both = recompute_with_measurements(inputs=inputs, measured=measured)
@@ -295,6 +412,30 @@ def test_measured_support_kpis_feed_the_roi_recompute():
     assert evaluate(inputs=point)[Placement.NEAR_EDGE].benefits["offline"] == pytest.approx(
         actual.benefits["offline"]
     )
+
+
+def test_rollout_and_rollback_durations_leave_the_staff_hours_alone():
+    """A 20 h rollout that meets its 24 h target used to become 20 staff hours per rollout and
+    cut the logistics near-edge NPV; durations now feed only their plan metrics."""
+    inputs = preset(workflow=Workflow.LOGISTICS_DOCK_VISION)
+    measured = roi_measured_values(
+        placement=Placement.NEAR_EDGE,
+        measurements={
+            MeasureKey.ROLLOUT_HOURS: [measurement(MeasureKey.ROLLOUT_HOURS, 20, "h")],
+            MeasureKey.ROLLBACK_MINUTES: [measurement(MeasureKey.ROLLBACK_MINUTES, 15, "min")],
+        },
+    )
+    assert measured == {}
+    both = recompute_with_measurements(inputs=inputs, measured=measured)
+    assert both.measured[Placement.NEAR_EDGE].npv == both.planned[Placement.NEAR_EDGE].npv
+
+
+def test_only_field_measurements_replace_roi_assumptions():
+    measured = roi_measured_values(
+        placement=Placement.NEAR_EDGE,
+        measurements={MeasureKey.OFFLINE_COVERAGE: [lab(MeasureKey.OFFLINE_COVERAGE, 1, "share")]},
+    )
+    assert measured == {}
 
 
 def test_plan_round_trips_and_task_status_changes():
@@ -308,3 +449,4 @@ def test_plan_round_trips_and_task_status_changes():
         plan.with_status(task_id="nope", status=TaskStatus.DONE)
     assert "task_id" in caught.value.fields
     assert Measurement.from_dict(measurement("k", 1, "ms").to_dict()) == measurement("k", 1, "ms")
+    assert all(metric.decided_by for metric in NinetyDayPlan.from_dict(stored).metrics)

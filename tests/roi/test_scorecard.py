@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from roi.plan import Provenance
 from roi.rules import PlanningInputError
 from roi.scorecard import (
     RED_FLAG_MESSAGE,
@@ -181,7 +182,8 @@ def test_p95_against_budget_bands(p95, score):
     suggestion = suggest_scores(evidence=evidence)[Category.PERFORMANCE]
     assert suggestion.score == score
     assert suggestion.evidence["ratio"] == pytest.approx(p95 / 100)
-    assert suggestion.reasoning.endswith("(run 7).")
+    assert suggestion.reasoning.endswith("(lab: run 7).")
+    assert suggestion.provenance is Provenance.LAB
 
 
 def test_thermal_score_uses_the_worse_of_10_and_20_minutes():
@@ -191,6 +193,21 @@ def test_thermal_score_uses_the_worse_of_10_and_20_minutes():
     assert "after 20 minutes" in suggestion.reasoning
     only_ten = suggest_scores(evidence=StackEvidence(slowdown_after_10_min=0.05))
     assert only_ten[Category.POWER_THERMAL].score == 5
+
+
+def test_suggestions_say_where_the_evidence_was_measured():
+    evidence = StackEvidence(
+        operator_coverage=1.0,
+        source="validation run #2",
+        measured_on="validation worker CPU (EPYC) with the Android NPU (NNAPI) profile",
+    )
+    suggestion = suggest_scores(evidence=evidence)[Category.MODEL_COMPATIBILITY]
+    assert suggestion.reasoning.endswith(
+        "(lab: validation run #2; measured on validation worker CPU (EPYC) with the Android NPU "
+        "(NNAPI) profile)."
+    )
+    assert suggestion.to_dict()["provenance"] == "lab"
+    assert suggestion.to_dict()["measured_on"].startswith("validation worker CPU")
 
 
 def test_only_measured_categories_get_suggestions():

@@ -213,13 +213,18 @@ def test_plan_create_detail_and_task_updates(api_as, world):
     detail = client.get(api("api-roi-plan", plan_id=plan_id)).json()
     states = {item["metric"]["key"]: item["state"] for item in detail["measured"]["metrics"]}
     assert set(states.values()) == {"not_measured"}
-    assert set(detail["measured"]["connected_sources"]) == {
-        "latency.p95_ms",
-        "validation.accuracy",
-        "validation.int8_accuracy_drop_points",
-        "validation.operator_coverage",
-        "validation.ece",
+    connected = {
+        (item["key"], item["provenance"]) for item in detail["measured"]["connected_sources"]
     }
+    assert connected == {
+        ("latency.p95_ms", "lab"),
+        ("validation.accuracy", "lab"),
+        ("validation.int8_accuracy_drop_points", "lab"),
+        ("validation.operator_coverage", "lab"),
+        ("validation.ece", "lab"),
+    }
+    decided = {item["metric"]["key"]: item["decided_by"] for item in detail["measured"]["metrics"]}
+    assert decided["latency_p95"] == "field" and decided["operator_coverage"] == "lab"
     assert detail["measured"]["roi"]["replaced"] == []
     ece = next(m for m in detail["data"]["metrics"] if m["key"] == "calibration_ece")
     assert ece["target"] == 0.03
