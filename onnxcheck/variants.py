@@ -169,7 +169,7 @@ def _check_variant(
     build: Callable[[], Any],
     unavailable_status: str,
     model_path: Path,
-    metadata: ModelMetadata,
+    variant_kind: str | None,
     inputs: RepresentativeInputs,
     score_output: str | None,
     intra_op_num_threads: int | None,
@@ -179,6 +179,10 @@ def _check_variant(
 ) -> StepResult:
     from onnxcheck.quantize import VariantUnavailable
 
+    model, metadata = load_checked_model(path=model_path)
+    refused = not_converted_reason(model=model, metadata=metadata, variant_kind=variant_kind)
+    if refused is not None:  # already a variant (or external weights): never converted again
+        return StepResult(step, SKIPPED, 0.0, [refused[0]], refused[1])
     timer = StepTimer()
     try:
         variant = build()
@@ -288,10 +292,6 @@ def check_int8_variant(
     decide the variant's ``registrable`` flag only."""
     from onnxcheck.quantize import build_int8_variant
 
-    model, metadata = load_checked_model(path=model_path)
-    refused = not_converted_reason(model=model, metadata=metadata, variant_kind=variant_kind)
-    if refused is not None:
-        return StepResult("quantization_int8", SKIPPED, 0.0, [refused[0]], refused[1])
     return _check_variant(
         step="quantization_int8",
         build=lambda: build_int8_variant(
@@ -299,7 +299,7 @@ def check_int8_variant(
         ),
         unavailable_status=FAILED,
         model_path=Path(model_path),
-        metadata=metadata,
+        variant_kind=variant_kind,
         inputs=inputs,
         score_output=score_output,
         intra_op_num_threads=intra_op_num_threads,
@@ -329,16 +329,12 @@ def check_fp16_variant(
     """
     from onnxcheck.quantize import build_fp16_variant
 
-    model, metadata = load_checked_model(path=model_path)
-    refused = not_converted_reason(model=model, metadata=metadata, variant_kind=variant_kind)
-    if refused is not None:
-        return StepResult("quantization_fp16", SKIPPED, 0.0, [refused[0]], refused[1])
     return _check_variant(
         step="quantization_fp16",
         build=lambda: build_fp16_variant(model_path=model_path, output_dir=output_dir),
         unavailable_status=SKIPPED,
         model_path=Path(model_path),
-        metadata=metadata,
+        variant_kind=variant_kind,
         inputs=inputs,
         score_output=score_output,
         intra_op_num_threads=intra_op_num_threads,
