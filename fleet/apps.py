@@ -4,7 +4,13 @@ from django.db.models.signals import post_migrate
 
 def _sync_builtin_targets(sender, using="default", **kwargs) -> None:
     """Reference data, like Django's own content types: refreshed after every migrate."""
+    from django.db import router
+
+    from .models import HardwareTarget
     from .services import sync_builtin_targets
+
+    if not router.allow_migrate_model(using, HardwareTarget):
+        return  # e.g. the telemetry database, which holds no fleet tables
 
     sync_builtin_targets(using=using)
 

@@ -26,6 +26,7 @@ from opshero.services import record_audit_event
 from opshero.tokens import hash_token
 from protocol import device_auth
 
+from . import credential_cache
 from .audit import FleetVerb
 from .models import (
     DEVICE_TEXT_LIMITS,
@@ -492,6 +493,10 @@ def transition_device(*, device: Device, to: str, **changes: Any) -> Device:
             f"become {Device.Status(to).label.lower()}.",
             code="invalid_transition",
         )
+    if device.status == D.ACTIVE and to != D.ACTIVE:
+        # Its key is revoked by the caller, which invalidates too; this covers any transition
+        # out of active added later (fleet/credential_cache.py).
+        credential_cache.invalidate_on_commit(device.uid)
     for name, value in changes.items():
         setattr(device, name, value)
     device.status = to
@@ -590,6 +595,7 @@ def update_device(*, device: Device, actor: Actor, **values: Any) -> Device:
 
 
 def _revoke_credentials(device: Device, reason: str) -> int:
+    credential_cache.invalidate_on_commit(device.uid)
     return device.credentials.filter(revoked_at__isnull=True).update(
         revoked_at=timezone.now(), revoked_reason=reason
     )
@@ -912,6 +918,7 @@ def rotate_device_key(
     )
     old_fingerprints = list(old.values_list("fingerprint", flat=True))
     old.update(revoked_at=timezone.now(), revoked_reason="rotated")
+    credential_cache.invalidate_on_commit(device.uid)
     try:
         with transaction.atomic():
             credential = DeviceCredential.objects.create(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 
 from opshero.models import Organization
@@ -101,3 +103,23 @@ def download_name(version, suffix: str = "") -> str:
     """A readable download name: model, version and the user's file name."""
     name = f"{version.model.name}-{version.version}-{version.file_name}{suffix}"
     return "".join(ch if ch.isalnum() or ch in "._-+" else "_" for ch in name)[:200]
+
+
+def class_labels_by_artifact(*, org: Organization, sha256s: Iterable[str]) -> dict[str, frozenset]:
+    """The classes each of the organisation's model artifacts can predict, from its I/O contract.
+
+    Keyed by artifact SHA-256; artifacts without labels in their contract are left out (their
+    classes are not known, so telemetry about them is not checked against any).
+    """
+    wanted = set(sha256s)
+    if not wanted:
+        return {}
+    rows = ModelVersion.objects.filter(
+        model__organization=org, sha256__in=wanted, io_contract__isnull=False
+    ).values_list("sha256", "io_contract")
+    labels: dict[str, frozenset] = {}
+    for sha256, contract in rows:
+        names = (contract or {}).get("labels") or []
+        if names:
+            labels[sha256] = labels.get(sha256, frozenset()) | frozenset(map(str, names))
+    return labels

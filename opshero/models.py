@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -19,6 +20,11 @@ class Organization(models.Model):
     # organisation with a single approver may relax that (audited; every signature made under
     # it carries a visible badge): ``opshero.services.set_single_approver``.
     single_approver = models.BooleanField(default=False)
+    # Raw telemetry events older than this are deleted on schedule and refused on arrival, so a
+    # late replay never re-inserts deleted data (telemetry.retention).
+    telemetry_retention_days = models.PositiveSmallIntegerField(
+        default=30, validators=[MinValueValidator(1), MaxValueValidator(3650)]
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

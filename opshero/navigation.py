@@ -28,7 +28,7 @@ NAVIGATION: tuple[NavItem, ...] = (
     NavItem("Fleet", "router", "fleet:devices", "fleet"),
     NavItem("Models", "cpu", "modelregistry:models", "models"),
     NavItem("Rollouts", "rocket", "rollouts:list", "rollouts"),
-    NavItem("Telemetry", "activity-heartbeat", "telemetry:home", "telemetry"),
+    NavItem("Telemetry", "activity-heartbeat", "telemetry:ingest", "telemetry"),
     NavItem("Audit", "list-search", "audit", "audit", Action.VIEW_AUDIT),
 )
 

@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "opshero",
     "fleet",
     "modelregistry",
+    "telemetry",
     "roi",
 ]
 
@@ -129,16 +130,34 @@ else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
+# Telemetry (events, their ledger and rollups, the landing table) may live in a PostgreSQL of
+# its own: telemetry.routers.TelemetryRouter sends the telemetry store there when this is set.
+if env.str("TELEMETRY_DATABASE_URL", default=""):
+    DATABASES["telemetry"] = env.db("TELEMETRY_DATABASE_URL")
+    DATABASES["telemetry"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+    DATABASES["telemetry"]["CONN_HEALTH_CHECKS"] = True
+DATABASE_ROUTERS = ["telemetry.routers.TelemetryRouter"]
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache (login throttling, replay protection) ---------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "opshero",
+            # A Redis that is down or hung must cost a request milliseconds, not seconds:
+            # callers (device credentials, throttles) fall back when the cache fails.
+            "OPTIONS": {
+                "socket_connect_timeout": 0.5,
+                "socket_timeout": 0.5,
+                "retry": Retry(NoBackoff(), 0),
+            },
         }
     }
 else:
@@ -387,6 +406,14 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
+    "sweep-landed-telemetry": {
+        "task": "telemetry.sweep_landed_batches",
+        "schedule": env.float("TELEMETRY_SWEEP_SECONDS", default=30.0),
+    },
+    "maintain-telemetry-partitions": {
+        "task": "telemetry.maintain_storage",
+        "schedule": 3600,
+    },
     "clear-expired-sessions": {
         "task": "opshero.clear_expired_sessions",
         "schedule": 6 * 3600,
@@ -404,6 +431,27 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600,
     },
 }
+# --- Telemetry ------------------------------------------------------------------------------
+# A batch holds at most this many events (413 over it) and inflates to at most this many bytes.
+TELEMETRY_MAX_EVENTS_PER_BATCH = env.int("TELEMETRY_MAX_EVENTS_PER_BATCH", default=5000)
+TELEMETRY_MAX_DECOMPRESSED_BYTES = env.int(
+    "TELEMETRY_MAX_DECOMPRESSED_BYTES", default=8 * 1024 * 1024
+)
+# How far ahead of the server's clock an event's timestamp may be.
+TELEMETRY_CLOCK_WINDOW_SECONDS = env.int("TELEMETRY_CLOCK_WINDOW_SECONDS", default=300)
+# A landed batch whose task has not run within this many seconds is taken by the sweep.
+TELEMETRY_SWEEP_AFTER_SECONDS = env.int("TELEMETRY_SWEEP_AFTER_SECONDS", default=60)
+# A batch that failed this many times stays landed (shown on the ingest page), untried.
+TELEMETRY_MAX_INGEST_ATTEMPTS = env.int("TELEMETRY_MAX_INGEST_ATTEMPTS", default=5)
+# The web process publishes ingest tasks from a background thread, so a broker outage never
+# delays a gateway's answer (telemetry.dispatch); off, it publishes inline.
+TELEMETRY_ENQUEUE_IN_BACKGROUND = env.bool("TELEMETRY_ENQUEUE_IN_BACKGROUND", default=True)
+# How many days of telemetry history seed_demo backfills for the demo fleet.
+DEMO_TELEMETRY_DAYS = env.int("DEMO_TELEMETRY_DAYS", default=7)
+# Daily partitions created this many days ahead; the ingest log is kept this many days.
+TELEMETRY_PARTITIONS_AHEAD_DAYS = env.int("TELEMETRY_PARTITIONS_AHEAD_DAYS", default=7)
+TELEMETRY_INGEST_LOG_DAYS = env.int("TELEMETRY_INGEST_LOG_DAYS", default=7)
+
 # How long /readyz waits for a worker to answer the ping task.
 READINESS_WORKER_TIMEOUT = env.float("READINESS_WORKER_TIMEOUT", default=3.0)
 

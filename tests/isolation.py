@@ -251,6 +251,31 @@ def _fleet_post(
     return build
 
 
+def _telemetry_ingest(world: World) -> list[Probe]:
+    """Tenant a's ingest page, with a held batch of a's device on it."""
+    from django.utils import timezone
+
+    from telemetry.models import LandedBatch
+    from telemetry.routers import telemetry_db
+    from tests.factories import make_device
+
+    device = make_device(world.a.org)
+    LandedBatch.objects.using(telemetry_db()).create(
+        organization_id=world.a.org.pk,
+        device_id=device.pk,
+        epoch="isolation",
+        epoch_started_at=timezone.now(),
+        event_count=1,
+        first_sequence=1,
+        last_sequence=1,
+        payload=b"[]",
+        attempts=99,
+        last_error="tenant a's failure",
+    )
+    url = reverse("telemetry:ingest", kwargs={"org": world.a.org.slug})
+    return [Probe("GET", url, insider_role=Role.VIEWER)]
+
+
 def _app_cases() -> dict[str, Callable[[World], list[Probe]]]:
     """Cases kept beside an app's own tests (tests/<app>/isolation_cases.py, CASES)."""
     from importlib import import_module
@@ -358,5 +383,7 @@ CASES: dict[str, Callable[[World], list[Probe]]] = {
     "api-enrollment-tokens": _fleet_post(
         "api-enrollment-tokens", lambda o: {"site": o["site"].pk}, status=201, json_body=True
     ),
+    # telemetry pages
+    "telemetry:ingest": _telemetry_ingest,
 }
 CASES.update(_app_cases())

@@ -430,6 +430,51 @@ def _planning(name: str) -> Callable[[World], ListProbe]:
     return build
 
 
+# --- probes: telemetry --------------------------------------------------------------------------
+
+
+def _ingest(world: World) -> ListProbe:
+    """Ingested batches (each of a new device, some within the hour), waiting and held ones."""
+    from datetime import timedelta
+
+    from telemetry.models import IngestedBatch, LandedBatch
+    from telemetry.routers import telemetry_db
+
+    org, db = world.a.org, telemetry_db()
+
+    def add(n: int) -> None:
+        now = timezone.now()
+        for i in range(n):
+            device = make_device(org)
+            at = now - timedelta(minutes=5 + 90 * (i % 2))
+            IngestedBatch.objects.using(db).create(
+                batch_id=uuid.uuid4(),
+                organization_id=org.pk,
+                device_id=device.pk,
+                epoch_id=1,
+                received_at=at - timedelta(seconds=2),
+                ingested_at=at,
+                events=10,
+                stored=9,
+                duplicates=1,
+                conflicts=0,
+            )
+            LandedBatch.objects.using(db).create(
+                organization_id=org.pk,
+                device_id=make_device(org).pk,
+                epoch="probe",
+                epoch_started_at=now,
+                event_count=3,
+                first_sequence=1,
+                last_sequence=3,
+                payload=b"[]",
+                attempts=99 if i % 2 else 0,
+                last_error="boom" if i % 2 else "",
+            )
+
+    return ListProbe(_url("telemetry:ingest", world), add)
+
+
 # --- the registry, one probe per list URL name --------------------------------------------------
 
 PROBES: dict[str, Callable[[World], ListProbe]] = {
@@ -474,4 +519,6 @@ PROBES: dict[str, Callable[[World], ListProbe]] = {
     "api-roi-scorecards": _planning("api-roi-scorecards"),
     "api-roi-scenarios": _planning("api-roi-scenarios"),
     "api-roi-plans": _planning("api-roi-plans"),
+    # telemetry
+    "telemetry:ingest": _ingest,
 }

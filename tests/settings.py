@@ -64,3 +64,7 @@ else:
 
 READINESS_WORKER_TIMEOUT = float(os.environ.get("READINESS_WORKER_TIMEOUT", "5"))
 LOGGING = {"version": 1, "disable_existing_loggers": False}
+
+# Pages under test need some telemetry, not a week of it (tests/telemetry/test_demo.py seeds the
+# full week once).
+DEMO_TELEMETRY_DAYS = 1
