@@ -51,10 +51,11 @@ One JSON object (UTF-8, optionally ``Content-Encoding: gzip``)::
   last report) integers >= 0; ``online`` is ``true``/``false`` when the device came online or
   went offline at ``timestamp``, omitted otherwise.
 
-JSON cannot carry NaN or infinity: a ``NaN``/``Infinity`` literal is not JSON, so the whole
-body is refused as ``malformed_json``; a number too large for a float (``1e400``) is refused
-for its event as ``non_finite_number``. ``encode_batch`` refuses non-finite floats before they
-could be written as ``null``.
+JSON cannot carry NaN or infinity, but some encoders write them anyway (Python's ``json``
+writes ``NaN``, ``Infinity`` and ``-Infinity``). An event holding such a literal, or a number
+too large for a float (``1e400``), is refused by index as ``non_finite_number`` and the rest of
+the batch is kept; a body that is not JSON for any other reason is ``malformed_json``.
+``encode_batch`` refuses non-finite floats before they could be written as ``null``.
 
 Rejection codes
 ---------------
@@ -63,7 +64,7 @@ The whole batch is refused (``TelemetryRejected``, with the HTTP status the serv
 ==========================  ======  ==========================================================
 ``malformed_gzip``          400     the gzip stream is corrupt, truncated or has trailing bytes
 ``decompressed_too_large``  413     the body inflates beyond the limit (a gzip bomb)
-``malformed_json``          400     not JSON (includes ``NaN``/``Infinity`` literals)
+``malformed_json``          400     not JSON
 ``invalid_batch``           400     JSON, but not a batch: ``device_epoch`` missing or invalid,
                                     ``events`` not a list, unknown members
 ``too_many_events``         413     more than ``max_events`` events
@@ -96,6 +97,7 @@ in ``DecodedBatch.duplicates`` (they are not refusals: the event is held).
 from __future__ import annotations
 
 import gzip
+import json
 import math
 import re
 import zlib
@@ -322,14 +324,15 @@ def decode_batch(
         device_epoch, count = whole.device_epoch, len(whole.events)
         decoded_events: Iterable[tuple[int, TelemetryEvent | str]] = enumerate(whole.events)
     else:
+        non_finite: set[int] = set()
         try:
             envelope = _envelope_decoder.decode(body)
         except msgspec.ValidationError as exc:
             raise TelemetryRejected("invalid_batch", f"not a telemetry batch: {exc}") from None
         except msgspec.DecodeError as exc:
-            raise TelemetryRejected("malformed_json", str(exc)) from None
+            envelope, non_finite = _without_non_finite_literals(body, exc)
         device_epoch, count = envelope.device_epoch, len(envelope.events)
-        decoded_events = _decode_each(envelope.events)
+        decoded_events = _decode_each(envelope.events, non_finite)
     if count > max_events:
         raise TelemetryRejected(
             "too_many_events",
@@ -376,12 +379,62 @@ def decode_batch(
     )
 
 
-def _decode_each(raws: list[msgspec.Raw]) -> Iterable[tuple[int, TelemetryEvent | str]]:
+_NON_FINITE_MESSAGE = "Number out of range: NaN or Infinity is not a JSON number"
+
+
+def _decode_each(
+    raws: list[msgspec.Raw], non_finite: Collection[int] = ()
+) -> Iterable[tuple[int, TelemetryEvent | str]]:
     for index, raw in enumerate(raws):
+        if index in non_finite:
+            yield index, _NON_FINITE_MESSAGE
+            continue
         try:
             yield index, _event_decoder.decode(raw)
         except msgspec.ValidationError as exc:
             yield index, str(exc)
+
+
+def _without_non_finite_literals(body: bytes, error: msgspec.DecodeError):
+    """The envelope of a body that is JSON but for NaN/Infinity literals inside some events,
+    and the indexes of those events (refused one by one); anything else is ``malformed_json``.
+    """
+    malformed = TelemetryRejected("malformed_json", str(error))
+    found: list[bool] = []
+
+    def constant(name: str) -> float:
+        found.append(True)
+        return math.nan
+
+    try:
+        loose = json.loads(body, parse_constant=constant)
+    except (ValueError, RecursionError):
+        raise malformed from None
+    if not found or not isinstance(loose, dict) or not isinstance(loose.get("events"), list):
+        raise malformed from None
+    events = loose["events"]
+    non_finite = {i for i, event in enumerate(events) if _holds_non_finite(event)}
+    if not non_finite or _holds_non_finite({k: v for k, v in loose.items() if k != "events"}):
+        raise malformed from None
+    for index in non_finite:
+        events[index] = None  # a placeholder: the event is refused as non_finite_number
+    try:
+        envelope = _envelope_decoder.decode(_encoder.encode(loose))
+    except msgspec.ValidationError as exc:
+        raise TelemetryRejected("invalid_batch", f"not a telemetry batch: {exc}") from None
+    except msgspec.DecodeError:  # pragma: no cover - re-encoded JSON always parses
+        raise malformed from None
+    return envelope, non_finite
+
+
+def _holds_non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_holds_non_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_non_finite(v) for v in value)
+    return False
 
 
 def _classify(message: str) -> str:

@@ -323,6 +323,36 @@ def test_a_refused_event_does_not_claim_its_sequence() -> None:
     assert [a.index for a in decoded.events] == [1]
 
 
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_a_nan_or_infinity_literal_refuses_its_event_only(literal: str) -> None:
+    good = inference(1)
+    bad = json.dumps(inference(2)).replace('"latency_ms": 11.5', f'"latency_ms": {literal}')
+    nested = json.dumps(inference(3, workflow_fields={"x": 1.25})).replace(
+        '"x": 1.25', f'"x": {literal}'
+    )
+    assert literal in bad and literal in nested
+    decoded = decode(body(good, bad, inference(4), nested))
+    assert [a.event.sequence for a in decoded.events] == [1, 4]
+    assert [(r.index, r.code) for r in decoded.rejected] == [
+        (1, "non_finite_number"),
+        (3, "non_finite_number"),
+    ]
+
+
+def test_python_json_dumps_of_a_nan_event_is_refused_per_event() -> None:
+    # What a gateway written with the standard library would send for float("nan").
+    event = inference(1) | {"confidence": float("nan")}
+    data = json.dumps(
+        {
+            "device_epoch": {"epoch": EPOCH, "started_at": "2026-12-01T08:00:00Z"},
+            "events": [event, inference(2)],
+        }
+    ).encode()
+    decoded = decode(data)
+    assert [(r.index, r.code) for r in decoded.rejected] == [(0, "non_finite_number")]
+    assert [a.event.sequence for a in decoded.events] == [2]
+
+
 def test_an_empty_batch_is_accepted() -> None:
     decoded = decode(body())
     assert decoded.events == [] and decoded.rejected == [] and decoded.epoch == EPOCH
@@ -334,9 +364,8 @@ def test_an_empty_batch_is_accepted() -> None:
         pytest.param(b"{not json", "malformed_json", id="not-json"),
         pytest.param(b"", "malformed_json", id="empty"),
         pytest.param(body(inference(1))[:-1] + b"]}", "malformed_json", id="trailing"),
-        pytest.param(
-            body('{"type": "inference", "latency_ms": NaN}'), "malformed_json", id="nan-literal"
-        ),
+        pytest.param(b'{"device_epoch": NaN, "events": []}', "malformed_json", id="nan-envelope"),
+        pytest.param(b'{"events": [NaN, ]}', "malformed_json", id="nan-and-broken"),
         pytest.param(b"[]", "invalid_batch", id="array"),
         pytest.param(b'{"events": []}', "invalid_batch", id="no-device-epoch"),
         pytest.param(body(epoch="x"), "invalid_batch", id="short-epoch"),

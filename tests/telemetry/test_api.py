@@ -120,10 +120,23 @@ def test_a_too_large_number_is_refused_for_its_event_only(client, gateway, queue
     assert [(r["index"], r["code"]) for r in rejected] == [(1, "non_finite_number")]
 
 
-def test_nan_is_not_json_and_refuses_the_batch(client, gateway, queued):
+def test_a_nan_literal_refuses_its_event_and_keeps_the_rest(client, gateway, queued):
     device, key = gateway
-    body = raw_body([event_json(inference(1))]).replace(b'"confidence": 0.9', b'"confidence": NaN')
+    body = raw_body([event_json(inference(1)), event_json(inference(2))])
+    body = body.replace(b'"confidence": 0.9', b'"confidence": NaN', 1)
     response = post_batch(client, device, key, body)
+    assert response.status_code == 200, response.content
+    answer = response.json()
+    assert [(r["index"], r["code"], r["sequence"]) for r in answer["rejected"]] == [
+        (0, "non_finite_number", 1)
+    ]
+    assert answer["held"] == [[2, 2]]
+    assert LandedBatch.objects.get().event_count == 1
+
+
+def test_a_body_that_is_not_json_refuses_the_batch(client, gateway, queued):
+    device, key = gateway
+    response = post_batch(client, device, key, b'{"device_epoch": NaN, "events": [}')
     assert response.status_code == 400
     assert error_of(response)["code"] == "malformed_json"
     assert not LandedBatch.objects.exists()
