@@ -82,12 +82,10 @@ class Owner:
     epoch_id: int
 
 
-def inference_row(owner: Owner, event: WireInference) -> tuple:
+def inference_values(event: WireInference) -> tuple:
+    """The event's own columns, in ``INFERENCE_COLUMNS`` order after the owner's three ids."""
     feedback = event.feedback
     return (
-        owner.organization_id,
-        owner.device_id,
-        owner.epoch_id,
         event.sequence,
         event.timestamp,
         event.model.name,
@@ -105,11 +103,9 @@ def inference_row(owner: Owner, event: WireInference) -> tuple:
     )
 
 
-def health_row(owner: Owner, event: WireHealth) -> tuple:
+def health_values(event: WireHealth) -> tuple:
+    """The event's own columns, in ``HEALTH_COLUMNS`` order after the owner's three ids."""
     return (
-        owner.organization_id,
-        owner.device_id,
-        owner.epoch_id,
         event.sequence,
         event.timestamp,
         event.cpu_utilisation,
@@ -124,6 +120,14 @@ def health_row(owner: Owner, event: WireHealth) -> tuple:
         event.buffered,
         event.evicted,
     )
+
+
+def inference_row(owner: Owner, event: WireInference) -> tuple:
+    return (owner.organization_id, owner.device_id, owner.epoch_id, *inference_values(event))
+
+
+def health_row(owner: Owner, event: WireHealth) -> tuple:
+    return (owner.organization_id, owner.device_id, owner.epoch_id, *health_values(event))
 
 
 @dataclass(frozen=True)
@@ -259,43 +263,12 @@ def _store_postgres(owner, by_sequence, digests, using) -> tuple[int, tuple[int,
 
 
 def _staged_inference(digest: int, event: WireInference) -> tuple:
-    feedback = event.feedback
-    return (
-        digest,
-        event.sequence,
-        event.timestamp,
-        event.model.name,
-        event.model.version,
-        event.model.sha256,
-        event.latency_ms,
-        event.time_to_action_ms,
-        event.confidence,
-        event.predicted_class,
-        event.label,
-        feedback.thumbs if feedback else None,
-        feedback.reason if feedback else None,
-        event.shape_bucket,
-        _encoder.encode(event.workflow_fields).decode(),
-    )
+    *columns, workflow_fields = inference_values(event)
+    return (digest, *columns, _encoder.encode(workflow_fields).decode())
 
 
 def _staged_health(digest: int, event: WireHealth) -> tuple:
-    return (
-        digest,
-        event.sequence,
-        event.timestamp,
-        event.cpu_utilisation,
-        event.gpu_utilisation,
-        event.npu_utilisation,
-        event.power_w,
-        event.temperature_c,
-        event.throttled,
-        event.memory_mb,
-        event.queue_depth,
-        event.online,
-        event.buffered,
-        event.evicted,
-    )
+    return (digest, *health_values(event))
 
 
 def _store_bulk(owner, by_sequence, digests, using) -> tuple[int, tuple[int, ...]]:
