@@ -2,6 +2,12 @@
 
     python -m gateway.loadgen --fleet fleet.json --processes 4 --batch-size 500 \\
         --events-per-device 20000 [--replay-fraction 0.2] [--duration 60]
+    python -m gateway.loadgen --fleet fleet.json --history-minutes 90 \\
+        --inferences-per-minute 120 --drift 30:50 --throttle 60:80
+
+The second form posts the last 90 minutes of every device's life with a drift (class mix and
+confidence) from minute 30 to 50 and thermal throttling from 60 to 80: what fleet health's
+signals and alerts are tried against.
 
 The fleet file lists the server and each device's id and private key (the benchmark writes it
 after creating the devices). Every process pre-generates its devices' events and encodes their
@@ -42,7 +48,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from protocol import device_auth
 from protocol.telemetry import DeviceEpoch, TelemetryEvent, encode_batch
 
-from .simulation import SimDevice, SimModel, SiteProfile, default_model, generate_history
+from .simulation import (
+    Drift,
+    Scenario,
+    SimDevice,
+    SimModel,
+    SiteProfile,
+    Throttling,
+    default_model,
+    generate_history,
+)
 
 __all__ = [
     "TELEMETRY_PATH",
@@ -489,10 +504,66 @@ class RunOptions:
     replay_fraction: float = 0.0
     duration_s: float | None = None
     timeout_s: float = 30.0
+    # History mode: every device posts the last ``history_minutes`` of its life (starting on a
+    # ten-minute boundary, so signal windows line up with the injections), at this rate.
+    history_minutes: float | None = None
+    inferences_per_minute: float = 600.0
+    health_interval_s: float = 10.0
+    # Injections, as (start, end) minutes after the history starts, on every device.
+    drift: tuple[float, float] | None = None
+    throttling: tuple[float, float] | None = None
+
+
+#: What an injected drift does: the first class five times as common, confidence 0.15 lower.
+DRIFT_CLASS_FACTOR = 5.0
+DRIFT_CONFIDENCE_DROP = 0.15
+
+
+def history_start(now: datetime, minutes: float) -> datetime:
+    """The history's start: ``minutes`` before ``now``, down to a ten-minute boundary."""
+    start = now - timedelta(minutes=minutes)
+    return start.replace(minute=start.minute - start.minute % 10, second=0, microsecond=0)
+
+
+def scenario_for(sim: SimDevice, options: RunOptions, start: datetime) -> Scenario:
+    """The injections of ``options`` as a simulator scenario starting at ``start``."""
+    drifts, episodes = [], []
+    if options.drift is not None:
+        begin, end = options.drift
+        model = sim.models[0]
+        drifts.append(
+            Drift(
+                at=start + timedelta(minutes=begin),
+                until=start + timedelta(minutes=end),
+                class_weights={model.classes[0]: DRIFT_CLASS_FACTOR * max(model.weights())},
+                confidence_drop=DRIFT_CONFIDENCE_DROP,
+            )
+        )
+    if options.throttling is not None:
+        begin, end = options.throttling
+        episodes.append(
+            Throttling(
+                start=start + timedelta(minutes=begin), duration=timedelta(minutes=end - begin)
+            )
+        )
+    return Scenario(drifts=drifts, throttling=episodes)
 
 
 def _generate(device: FleetDevice, options: RunOptions, now: datetime):
-    sim = sim_device_for(device)
+    sim = sim_device_for(
+        device,
+        inferences_per_minute=options.inferences_per_minute,
+        health_interval_s=options.health_interval_s,
+    )
+    if options.history_minutes is not None:
+        start = history_start(now, options.history_minutes)
+        return generate_history(
+            sim,
+            start,
+            now - timedelta(seconds=1),
+            scenario_for(sim, options, start),
+            batch_size=options.batch_size,
+        )
     rate = sim.site.inferences_per_minute / 60.0 + 1.0 / sim.health_interval_s
     # Timestamps end shortly before now (the server refuses future ones).
     start = now - timedelta(seconds=options.events_per_device / rate * 1.5 + 60.0)
@@ -634,12 +705,36 @@ def summarise(
     }
 
 
+def _span(text: str) -> tuple[float, float]:
+    try:
+        begin, end = (float(part) for part in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected START:END in minutes, not {text!r}") from None
+    if not 0 <= begin < end:
+        raise argparse.ArgumentTypeError(f"START must be >= 0 and before END, not {text!r}")
+    return begin, end
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gateway.loadgen", description=__doc__)
     parser.add_argument("--fleet", required=True, help="the fleet JSON file")
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=500)
-    parser.add_argument("--events-per-device", type=int, required=True)
+    parser.add_argument("--events-per-device", type=int, default=1000)
+    parser.add_argument(
+        "--history-minutes",
+        type=float,
+        default=None,
+        help="post the last N minutes of each device's life instead of --events-per-device",
+    )
+    parser.add_argument("--inferences-per-minute", type=float, default=600.0)
+    parser.add_argument("--health-interval", type=float, default=10.0, help="seconds")
+    parser.add_argument(
+        "--drift", type=_span, default=None, help="START:END minutes into the history"
+    )
+    parser.add_argument(
+        "--throttle", type=_span, default=None, help="START:END minutes into the history"
+    )
     parser.add_argument("--replay-fraction", type=float, default=0.0)
     parser.add_argument("--duration", type=float, default=None, help="stop posting after S s")
     parser.add_argument("--timeout", type=float, default=30.0, help="per request, seconds")
@@ -654,6 +749,11 @@ def main(argv: list[str] | None = None) -> int:
         replay_fraction=args.replay_fraction,
         duration_s=args.duration,
         timeout_s=args.timeout,
+        history_minutes=args.history_minutes,
+        inferences_per_minute=args.inferences_per_minute,
+        health_interval_s=args.health_interval,
+        drift=args.drift,
+        throttling=args.throttle,
     )
     print(json.dumps(run_fleet(fleet, processes=args.processes, options=options)))
     return 0

@@ -67,6 +67,9 @@ class SimModel:
     classes: tuple[str, ...]
     # Relative frequency of each class; None is a Zipf-like mix (the first class commonest).
     class_weights: tuple[float, ...] | None = None
+    # Relative frequency of top-1 confidence per equal-width bin over [0, 1] (a validation
+    # run's confidence histogram, say); None is a Beta(18, 2) draw (mean 0.9).
+    confidence_bins: tuple[float, ...] | None = None
     base_latency_ms: float = 12.0
     shape_bucket: str = "1x3x224x224"
 
@@ -75,6 +78,17 @@ class SimModel:
             raise ValueError(f"model {self.name!r} has no classes")
         if self.class_weights is not None and len(self.class_weights) != len(self.classes):
             raise ValueError(f"model {self.name!r}: one weight per class")
+        if self.confidence_bins is not None and not (
+            self.confidence_bins and sum(self.confidence_bins) > 0
+        ):
+            raise ValueError(f"model {self.name!r}: confidence_bins need a positive weight")
+
+    def draw_confidence(self, rng: random.Random) -> float:
+        if self.confidence_bins is None:
+            return rng.betavariate(18.0, 2.0)
+        width = 1.0 / len(self.confidence_bins)
+        (index,) = rng.choices(range(len(self.confidence_bins)), self.confidence_bins)
+        return (index + rng.random()) * width
 
     @property
     def ref(self) -> ModelRef:
@@ -148,7 +162,7 @@ class LatencyShift:
 
 @dataclass(frozen=True, kw_only=True)
 class Drift:
-    """From ``at`` on, the class mix changes and confidence drops.
+    """From ``at`` on (until ``until``, if given), the class mix changes and confidence drops.
 
     ``class_weights`` overrides the weight of the classes it names (the others keep theirs);
     ``confidence_drop`` is subtracted from every confidence (clamped at 0).
@@ -158,6 +172,7 @@ class Drift:
     class_weights: Mapping[str, float] = field(default_factory=dict)
     confidence_drop: float = 0.0
     model: str | None = None
+    until: datetime | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -283,6 +298,9 @@ class _Device:
         # Scenario times as offsets from start, computed once: these are read per event.
         self.shifts = [(self.offset(s.at), s) for s in scenario.latency_shifts]
         self.drifts = sorted(((self.offset(d.at), d) for d in scenario.drifts), key=_first)
+        self.drift_ends = {
+            id(d): math.inf if d.until is None else self.offset(d.until) for d in scenario.drifts
+        }
         self.episodes = [
             (self.offset(e.start), self.offset(e.start + e.duration), e)
             for e in scenario.throttling
@@ -312,7 +330,7 @@ class _Device:
         for at, drift in self.drifts:
             if t < at:
                 break
-            if drift.model in (None, model.name):
+            if drift.model in (None, model.name) and t < self.drift_ends[id(drift)]:
                 current = drift
         return current
 
@@ -330,7 +348,7 @@ class _Device:
                 for name, weight in zip(model.classes, weights, strict=True)
             ]
         predicted = rng.choices(model.classes, weights)[0]
-        confidence = rng.betavariate(18.0, 2.0)
+        confidence = model.draw_confidence(rng)
         if drift is not None:
             confidence -= drift.confidence_drop
         confidence = round(_clamp(confidence), 4)

@@ -123,3 +123,16 @@ def class_labels_by_artifact(*, org: Organization, sha256s: Iterable[str]) -> di
         if names:
             labels[sha256] = labels.get(sha256, frozenset()) | frozenset(map(str, names))
     return labels
+
+
+def artifact_sha256s_for_model(*, org: Organization, model: MlModel) -> tuple[str, ...]:
+    """The artifact digests of every version of ``model``, if it belongs to ``org`` (else none).
+
+    Telemetry names a model version by its artifact's SHA-256, so this is how a reader of the
+    fleet's figures finds the events of one model.
+    """
+    return tuple(
+        ModelVersion.objects.filter(model__organization=org, model=model)
+        .order_by("pk")
+        .values_list("sha256", flat=True)
+    )

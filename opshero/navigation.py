@@ -28,6 +28,8 @@ NAVIGATION: tuple[NavItem, ...] = (
     NavItem("Fleet", "router", "fleet:devices", "fleet"),
     NavItem("Models", "cpu", "modelregistry:models", "models"),
     NavItem("Rollouts", "rocket", "rollouts:list", "rollouts"),
+    NavItem("Fleet health", "heart-rate-monitor", "telemetry:health", "health"),
+    NavItem("Alerts", "alert-triangle", "telemetry:alerts", "alerts"),
     NavItem("Telemetry", "activity-heartbeat", "telemetry:ingest", "telemetry"),
     NavItem("Audit", "list-search", "audit", "audit", Action.VIEW_AUDIT),
 )

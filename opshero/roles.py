@@ -44,6 +44,8 @@ class Action(StrEnum):
     SIGN_MODELS = "models.sign"  # sign a validated version (four-eyes starts here)
     REVIEW_VALIDATIONS = "validations.review"  # accept or reject an inconclusive latency verdict
     MANAGE_SIGNING_KEYS = "signing_keys.manage"  # create, rotate, retire signing keys
+    MANAGE_NOTIFICATIONS = "notifications.manage"  # alert webhooks and e-mail channels
+    ACKNOWLEDGE_ALERTS = "alerts.acknowledge"  # acknowledge and resolve field alerts
 
 
 _EVERYONE = frozenset(Role)
@@ -62,6 +64,10 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     # Deciding a verdict the measurement could not is the same person's call as signing.
     Action.REVIEW_VALIDATIONS: frozenset({Role.APPROVER}),
     Action.MANAGE_SIGNING_KEYS: frozenset({Role.ADMIN}),
+    # A webhook's secret is a credential of the receiving system, like a signing key.
+    Action.MANAGE_NOTIFICATIONS: frozenset({Role.ADMIN}),
+    # Taking on an alert is the operators' work: whoever runs the fleet, not the planners.
+    Action.ACKNOWLEDGE_ALERTS: frozenset({Role.APPROVER, Role.ADMIN}),
 }
 
 

@@ -410,6 +410,18 @@ CELERY_BEAT_SCHEDULE = {
         "task": "telemetry.sweep_landed_batches",
         "schedule": env.float("TELEMETRY_SWEEP_SECONDS", default=30.0),
     },
+    "roll-up-telemetry": {
+        "task": "telemetry.roll_up",
+        "schedule": env.float("TELEMETRY_ROLLUP_SECONDS", default=10.0),
+    },
+    "evaluate-fleet-signals": {
+        "task": "telemetry.evaluate_signals",
+        "schedule": env.float("TELEMETRY_SIGNALS_SECONDS", default=30.0),
+    },
+    "retry-due-alert-notifications": {
+        "task": "telemetry.retry_due_notifications",
+        "schedule": 60,
+    },
     "maintain-telemetry-partitions": {
         "task": "telemetry.maintain_storage",
         "schedule": 3600,
@@ -451,6 +463,26 @@ DEMO_TELEMETRY_DAYS = env.int("DEMO_TELEMETRY_DAYS", default=7)
 # Daily partitions created this many days ahead; the ingest log is kept this many days.
 TELEMETRY_PARTITIONS_AHEAD_DAYS = env.int("TELEMETRY_PARTITIONS_AHEAD_DAYS", default=7)
 TELEMETRY_INGEST_LOG_DAYS = env.int("TELEMETRY_INGEST_LOG_DAYS", default=7)
+# One health sample speaks for the time to the next one, at most this long (online/offline
+# seconds); longer silence is "no data". Gateways sample health every 60 s by default.
+TELEMETRY_HEALTH_SAMPLE_GAP_SECONDS = env.int("TELEMETRY_HEALTH_SAMPLE_GAP_SECONDS", default=300)
+# The fleet health, site, device and alert pages refresh their panel this often (paused while
+# the browser tab is hidden).
+TELEMETRY_HEALTH_POLL_SECONDS = env.float("TELEMETRY_HEALTH_POLL_SECONDS", default=15.0)
+# Minute rollups are kept this many days (hour rollups as long as the events' retention).
+TELEMETRY_MINUTE_ROLLUP_DAYS = env.int("TELEMETRY_MINUTE_ROLLUP_DAYS", default=3)
+
+# --- Alert notifications --------------------------------------------------------------------
+# A delivery that failed in a way worth retrying (408, 429, 5xx, no connection) is tried again
+# after BACKOFF * 2**(attempts - 1) seconds, at most MAX_ATTEMPTS times in all.
+ALERT_NOTIFICATION_MAX_ATTEMPTS = env.int("ALERT_NOTIFICATION_MAX_ATTEMPTS", default=6)
+ALERT_NOTIFICATION_BACKOFF_SECONDS = env.float("ALERT_NOTIFICATION_BACKOFF_SECONDS", default=30.0)
+# Webhooks to loopback, private, link-local or reserved addresses are refused unless this is on
+# (development; the test suite turns it on for its local receiver).
+ALERT_WEBHOOK_ALLOW_PRIVATE = env.bool("ALERT_WEBHOOK_ALLOW_PRIVATE", default=DEBUG)
+# Where people reach this server (https://ops.example.com): links in notifications are built on
+# it; without it they are paths only.
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="").rstrip("/")
 
 # How long /readyz waits for a worker to answer the ping task.
 READINESS_WORKER_TIMEOUT = env.float("READINESS_WORKER_TIMEOUT", default=3.0)

@@ -11,11 +11,19 @@ Every measurement carries its provenance. *Lab* figures come from the validation
 :mod:`roi.sources.validation`, the model registry's validation runs: P95 on the worst shape
 bucket, operator coverage, INT8 drop, accuracy and ECE on the uploaded set) and name the target
 profile and bucket. *Field* figures come from the fleet (telemetry, reviewed cases, rollouts)
-and name the sites, the device count and the window; none is registered yet. A metric is decided
-only by its deciding provenance (``roi.plan.DECIDING_PROVENANCE``): the field metrics (P95
-time-to-action, offline coverage, real-world accuracy and calibration, rollout and rollback
-times, time-to-diagnose) stay "not measured yet" with the lab figure shown beside them as a
-reference, and the ROI recompute replaces assumptions only with field figures.
+and name the sites, the device count and the window (today: :mod:`roi.sources.telemetry`, the
+gateways' telemetry rollups and acknowledged alerts since the plan started: P95 time-to-action,
+offline coverage, accuracy on labelled inferences, time-to-diagnose, and two figures that are no
+plan metric, on-device inference P95 and the throttled share). A metric is decided only by its
+deciding provenance (``roi.plan.DECIDING_PROVENANCE``): the field metrics (P95 time-to-action,
+offline coverage, real-world accuracy and calibration, rollout and rollback times,
+time-to-diagnose) stay "not measured yet" until a field source reports them, with the lab figure
+shown beside them as a reference, and the ROI recompute replaces assumptions only with field
+figures. Calibration (ECE) and rollout and rollback times have no field source yet.
+
+Besides the plan's metrics and the ROI inputs, every other key a source is registered for is
+collected too (:data:`roi.plan.MeasureKey` ``field.*``), so the plan board lists every field
+figure it has (:attr:`PlanMeasurements.field_measurements`), metric or not.
 
 To add a source, write a module under ``roi/sources/`` that reads the owning app through its
 selectors (telemetry and rollouts never import ``roi``), list it in :data:`SOURCE_MODULES`, and
@@ -74,9 +82,9 @@ if TYPE_CHECKING:
     from .models import Plan
 
 #: Modules (dotted paths) that hold ``@register_source`` / ``@register_evidence_source``
-#: functions; imported once, by :func:`load_sources`. Field sources (``roi.sources.telemetry``,
-#: ``roi.sources.rollouts``) are added here when they land.
-SOURCE_MODULES: tuple[str, ...] = ("roi.sources.validation",)
+#: functions; imported once, by :func:`load_sources`. Rollout sources (``roi.sources.rollouts``)
+#: are added here when they land.
+SOURCE_MODULES: tuple[str, ...] = ("roi.sources.validation", "roi.sources.telemetry")
 
 _loaded = False
 
@@ -137,12 +145,24 @@ class PlanMeasurements:
         """The ``provenance`` measurement of ``key``, if a source reported one."""
         return next((m for m in self.measurements.get(key, ()) if m.provenance is provenance), None)
 
+    @property
+    def field_measurements(self) -> tuple[Measurement, ...]:
+        """Every field measurement collected for the plan, metric or not, in key order."""
+        return tuple(
+            m
+            for key in self.measurements
+            for m in self.measurements[key]
+            if m.provenance is Provenance.FIELD
+        )
+
 
 def planned_vs_measured(plan: Plan) -> PlanMeasurements:
     """Collect the plan's measurements once and compare them with targets and the ROI case."""
     load_sources()
     pure = NinetyDayPlan.from_dict(plan.data)
-    keys = tuple(dict.fromkeys([*pure.measure_keys, *ROI_INPUT_FOR_MEASURE]))
+    # Every registered key, not only the plan's: a field figure that is no metric of this plan
+    # (inference P95, throttling) is still shown on the board.
+    keys = tuple(dict.fromkeys([*pure.measure_keys, *ROI_INPUT_FOR_MEASURE, *registry.keys()]))
     measurements = collect(keys=keys, context=measurement_context(plan))
     statuses = evaluate_metrics(metrics=pure.metrics, measurements=measurements)
     counts = {state.value: 0 for state in Tracking}

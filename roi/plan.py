@@ -142,6 +142,11 @@ class MeasureKey(StrEnum):
     # took end to end). No source measures them yet; the planner's figures stand until one does.
     STAFF_HOURS_PER_ROLLOUT = "support.staff_hours_per_rollout"
     STAFF_HOURS_PER_ROLLBACK = "support.staff_hours_per_rollback"
+    # Fleet figures shown on the plan board beside the metrics, not plan metrics themselves:
+    # on-device inference time (a part of time-to-action, not the metric) and the share of
+    # health samples that reported thermal throttling.
+    FIELD_INFERENCE_P95_MS = "field.inference_p95_ms"
+    FIELD_THROTTLED_SHARE = "field.throttled_share"
 
 
 #: Which provenance decides each measure key, and why. A key not listed is decided in the field:
@@ -163,6 +168,8 @@ DECIDING_PROVENANCE: dict[str, Provenance] = {
     MeasureKey.TIME_TO_DIAGNOSE_HOURS: Provenance.FIELD,
     MeasureKey.STAFF_HOURS_PER_ROLLOUT: Provenance.FIELD,
     MeasureKey.STAFF_HOURS_PER_ROLLBACK: Provenance.FIELD,
+    MeasureKey.FIELD_INFERENCE_P95_MS: Provenance.FIELD,
+    MeasureKey.FIELD_THROTTLED_SHARE: Provenance.FIELD,
 }
 
 

@@ -20,37 +20,64 @@ from gateway import simulation
 from modelregistry.models import ModelVersion
 from protocol import telemetry as wire
 
-from . import services
-from .models import InferenceEvent
+from . import rollups, services, signals
+from .models import InferenceEvent, SignalPolicy
 from .routers import telemetry_db
+
+# The demo fleet makes about one inference a minute per device, so its model is judged over
+# eight-hour windows of at least 400 events (a per-model policy, shown on the model's signal
+# settings): with the defaults (an hour, 500 events) no demo window would be evaluated.
+DEMO_POLICY = {"window_minutes": 480, "min_events": 400}
 
 
 def _models(org) -> tuple[simulation.SimModel, ...]:
-    """The demo registry's models with known classes, so the events name real artifacts."""
+    """The demo registry's models with known classes, so the events name real artifacts.
+
+    Where the version's validation run stored a drift baseline, the simulated model draws its
+    classes and confidences from it: the fleet behaves as validated until a story says not.
+    """
     found = []
-    for version in ModelVersion.objects.filter(
-        model__organization=org, io_contract__isnull=False
-    ).select_related("model"):
-        labels = (version.io_contract or {}).get("labels") or []
-        if labels:
-            found.append(
-                simulation.SimModel(
-                    name=version.model.name,
-                    version=version.version,
-                    sha256=version.sha256,
-                    classes=tuple(str(label) for label in labels),
-                    base_latency_ms=9.0,
-                    shape_bucket="1x64",
-                )
+    versions = list(
+        ModelVersion.objects.filter(model__organization=org, io_contract__isnull=False)
+        .select_related("model")
+        .order_by("pk")
+    )
+    profiles = signals.artifact_profiles(
+        organization_id=org.pk, shas=[version.sha256 for version in versions]
+    )
+    for version in versions:
+        labels = tuple(str(label) for label in (version.io_contract or {}).get("labels") or [])
+        if not labels:
+            continue
+        profile = profiles.get(version.sha256)
+        baseline = profile.baseline if profile else None
+        weights = tuple(baseline[0].get(name, 0.0) + 0.5 for name in labels) if baseline else None
+        found.append(
+            simulation.SimModel(
+                name=version.model.name,
+                version=version.version,
+                sha256=version.sha256,
+                classes=labels,
+                class_weights=weights,
+                confidence_bins=tuple(float(c) for c in baseline[1]) if baseline else None,
+                base_latency_ms=9.0,
+                shape_bucket="1x64",
             )
+        )
+    for version in versions[:1]:
+        SignalPolicy.objects.update_or_create(model=version.model, defaults=DEMO_POLICY)
     return tuple(found[:1]) or (simulation.default_model(),)
 
 
-def _scenario(index: int, start, end) -> simulation.Scenario:
+def _scenario(index: int, start, end, model: simulation.SimModel) -> simulation.Scenario:
     if index == 0:  # drift at the first dock over the last two days
         return simulation.Scenario(
             drifts=[
-                simulation.Drift(at=end - timedelta(days=2), confidence_drop=0.12, class_weights={})
+                simulation.Drift(
+                    at=end - timedelta(days=2),
+                    confidence_drop=0.15,
+                    class_weights={model.classes[0]: 5.0 * max(model.weights())},
+                )
             ]
         )
     if index == 1:
@@ -94,7 +121,7 @@ def seed(context: dict, stdout=None) -> None:
             health_interval_s=600.0,
         )
         for device_epoch, events in simulation.generate_history(
-            sim, start, end, _scenario(index, start, end), batch_size=2000
+            sim, start, end, _scenario(index, start, end, models[0]), batch_size=2000
         ):
             body = wire.encode_batch(device_epoch=device_epoch, events=events)
             receipt = services.land_batch(
@@ -103,5 +130,12 @@ def seed(context: dict, stdout=None) -> None:
             if receipt.batch_id:
                 outcome = services.ingest_landed_batch(batch_id=receipt.batch_id)
                 stored += outcome.result.stored if outcome else 0
+    # Roll the week up and judge it now, so the pages and alerts are there at first sight (the
+    # beat would do the same within a minute or two).
+    rolled = rollups.roll_up_marked(budget_s=600.0, limit=500)
+    judged = signals.evaluate_signals(budget_s=600.0, max_windows=5000)
     if stdout is not None:
-        stdout.write(f"Demo telemetry: {stored} events over {days} days, through the ingest path")
+        stdout.write(
+            f"Demo telemetry: {stored} events over {days} days, through the ingest path; "
+            f"{rolled} device-hours rolled up, {judged} signal windows judged"
+        )

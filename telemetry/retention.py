@@ -5,6 +5,8 @@
   organisation has: a ``DROP TABLE``, no row-by-row work, no bloat.
 - Organisations with a shorter retention get batched deletes (one day of one organisation at
   a time, by the (organization_id, timestamp) index), and their ledger keys go with them.
+- Minute rollups go after ``TELEMETRY_MINUTE_ROLLUP_DAYS``; hour rollups and signal
+  evaluations after the organisation's retention, like the events they summarise.
 - Events older than their organisation's retention are refused on arrival
   (``beyond_retention``), so a late replay never re-inserts what was deleted; that is also
   why ledger keys older than the retention may go: what they would catch is refused anyway.
@@ -20,7 +22,16 @@ from django.utils import timezone
 
 from opshero.models import Organization
 
-from .models import EventKey, HealthEvent, InferenceEvent, IngestedBatch
+from .models import (
+    EventKey,
+    HealthEvent,
+    HealthRollup,
+    InferenceEvent,
+    InferenceRollup,
+    IngestedBatch,
+    Resolution,
+    SignalEvaluation,
+)
 from .partitions import drop_partitions_before, ensure_partitions, is_partitioned
 from .routers import telemetry_db
 
@@ -79,4 +90,35 @@ def maintain_storage(*, now: datetime | None = None) -> dict:
             )
     log_cutoff = now - timedelta(days=settings.TELEMETRY_INGEST_LOG_DAYS)
     IngestedBatch.objects.using(db).filter(ingested_at__lt=log_cutoff).delete()
+    report["deleted_rollup_rows"] = _prune_rollups(now=now, retentions=retentions, using=db)
     return report
+
+
+def _prune_rollups(*, now: datetime, retentions: dict[int, int], using: str) -> int:
+    """Minute rollups after ``TELEMETRY_MINUTE_ROLLUP_DAYS``; hour rollups and signal
+    evaluations after the organisation's retention (they outlive nothing they summarise)."""
+    deleted = 0
+    minute_cutoff = now - timedelta(days=settings.TELEMETRY_MINUTE_ROLLUP_DAYS)
+    for model in (InferenceRollup, HealthRollup):
+        count, _ = (
+            model.objects.using(using)
+            .filter(resolution=Resolution.MINUTE, bucket_start__lt=minute_cutoff)
+            .delete()
+        )
+        deleted += count
+    for organization_id, days in retentions.items():
+        cutoff = now - timedelta(days=days)
+        for model in (InferenceRollup, HealthRollup):
+            count, _ = (
+                model.objects.using(using)
+                .filter(organization_id=organization_id, bucket_start__lt=cutoff)
+                .delete()
+            )
+            deleted += count
+        count, _ = (
+            SignalEvaluation.objects.using(using)
+            .filter(organization_id=organization_id, window_end__lt=cutoff)
+            .delete()
+        )
+        deleted += count
+    return deleted

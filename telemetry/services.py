@@ -33,6 +33,7 @@ from protocol import telemetry as wire
 from .dispatch import IngestDispatcher
 from .models import DeviceEpoch, IngestedBatch, LandedBatch
 from .partitions import ensure_partitions
+from .rollups import hours_to_mark, mark_hours
 from .routers import telemetry_db
 from .storage import Owner, StoreResult, days_of, store_events
 
@@ -365,6 +366,18 @@ def ingest_landed_batch(*, batch_id: str) -> IngestOutcome | None:
                     result.conflicts,
                     result.conflicting_sequences[:5],
                 )
+            # Mark what changed for the rollups in the same transaction: a mark can never
+            # exist without its events, nor events without a mark.
+            mark_hours(
+                organization_id=batch.organization_id,
+                device_id=batch.device_id,
+                hours=hours_to_mark(
+                    inference=[e.timestamp for e in events if isinstance(e, wire.InferenceEvent)],
+                    health=[e.timestamp for e in events if isinstance(e, wire.HealthEvent)],
+                    received_at=batch.received_at,
+                ),
+                using=db,
+            )
             batch.delete()
     except Exception as exc:
         _record_failure(batch_id, exc, db)

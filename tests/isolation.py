@@ -276,6 +276,138 @@ def _telemetry_ingest(world: World) -> list[Probe]:
     return [Probe("GET", url, insider_role=Role.VIEWER)]
 
 
+def _notification_state(world: World):
+    from telemetry.models import AlertNotification, NotificationChannel
+
+    def state():
+        return (
+            list(
+                NotificationChannel.objects.filter(organization=world.a.org)
+                .order_by("pk")
+                .values_list("pk", "name", "enabled", "events")
+            ),
+            AlertNotification.objects.filter(channel__organization=world.a.org).count(),
+        )
+
+    return state
+
+
+def _telemetry_notifications(world: World) -> list[Probe]:
+    """Tenant a's channel page: read by a viewer, a webhook added by an admin (the answer
+    shows the secret, 200)."""
+    from opshero.actors import Actor
+    from telemetry import notifications
+
+    notifications.create_channel(
+        organization=world.a.org,
+        actor=Actor.system("tests"),
+        kind="email",
+        name="Tenant a's on-call",
+        recipients=["oncall@a.example"],
+    )
+    url = reverse("telemetry:notifications", kwargs={"org": world.a.org.slug})
+    data = {
+        "kind": "webhook",
+        "name": "Probe hook",
+        "url": "https://hooks.example.com/opshero",
+        "events": ["opened", "resolved"],
+    }
+    return [
+        Probe("GET", url, insider_role=Role.VIEWER),
+        Probe("POST", url, data=data, state=_notification_state(world)),
+    ]
+
+
+def _telemetry_channel_post(name: str) -> Callable[[World], list[Probe]]:
+    def build(world: World) -> list[Probe]:
+        from opshero.actors import Actor
+        from telemetry import notifications
+
+        made = notifications.create_channel(
+            organization=world.a.org,
+            actor=Actor.system("tests"),
+            kind="webhook",
+            name="Tenant a's hook",
+            url="https://hooks.example.com/a",
+        )
+        url = reverse(name, kwargs={"org": world.a.org.slug, "channel_id": made.channel.pk})
+        return [Probe("POST", url, data={}, insider_status=302, state=_notification_state(world))]
+
+    return build
+
+
+def _tenant_a_alert(world: World):
+    from django.utils import timezone
+
+    from telemetry.models import Alert, Level, SignalKind
+    from tests.factories import make_device
+
+    device = make_device(world.a.org)
+    now = timezone.now()
+    return Alert.objects.create(
+        organization=world.a.org,
+        kind=SignalKind.THROTTLING,
+        level=Level.DEVICE,
+        site=device.site,
+        device=device,
+        summary="Tenant a's hot gateway",
+        first_breach_at=now,
+        last_breach_at=now,
+    )
+
+
+def _telemetry_scope_health(name: str) -> Callable[[World], list[Probe]]:
+    """Tenant a's site or device health page, read by a viewer."""
+
+    def build(world: World) -> list[Probe]:
+        from tests.factories import make_device
+
+        device = make_device(world.a.org)
+        kwargs = (
+            {"site_id": device.site_id}
+            if name == "telemetry:site-health"
+            else {"device_id": device.pk}
+        )
+        url = reverse(name, kwargs={"org": world.a.org.slug, **kwargs})
+        return [Probe("GET", url, insider_role=Role.VIEWER)]
+
+    return build
+
+
+def _telemetry_alert_detail(world: World) -> list[Probe]:
+    alert = _tenant_a_alert(world)
+    url = reverse("telemetry:alert-detail", kwargs={"org": world.a.org.slug, "alert_id": alert.pk})
+    return [Probe("GET", url, insider_role=Role.VIEWER)]
+
+
+def _telemetry_alert_post(name: str, data: dict) -> Callable[[World], list[Probe]]:
+    """Acknowledging or resolving tenant a's alert: an approver's change, a redirect."""
+
+    def build(world: World) -> list[Probe]:
+        from telemetry.models import Alert
+
+        alert = _tenant_a_alert(world)
+        url = reverse(name, kwargs={"org": world.a.org.slug, "alert_id": alert.pk})
+
+        def state():
+            return Alert.objects.filter(pk=alert.pk).values_list(
+                "status", "acknowledged_at", "resolved_at", "resolution"
+            )[0]
+
+        return [
+            Probe(
+                "POST",
+                url,
+                data=data,
+                insider_role=Role.APPROVER,
+                insider_status=302,
+                state=state,
+            )
+        ]
+
+    return build
+
+
 def _app_cases() -> dict[str, Callable[[World], list[Probe]]]:
     """Cases kept beside an app's own tests (tests/<app>/isolation_cases.py, CASES)."""
     from importlib import import_module
@@ -385,5 +517,25 @@ CASES: dict[str, Callable[[World], list[Probe]]] = {
     ),
     # telemetry pages
     "telemetry:ingest": _telemetry_ingest,
+    "telemetry:notifications": _telemetry_notifications,
+    "telemetry:health": _org_page("telemetry:health", Role.VIEWER),
+    "telemetry:site-health": _telemetry_scope_health("telemetry:site-health"),
+    "telemetry:device-health": _telemetry_scope_health("telemetry:device-health"),
+    "telemetry:compare": _org_page("telemetry:compare", Role.VIEWER),
+    "telemetry:alerts": _org_page("telemetry:alerts", Role.VIEWER),
+    "telemetry:alert-detail": _telemetry_alert_detail,
+    "telemetry:alert-acknowledge": _telemetry_alert_post("telemetry:alert-acknowledge", {}),
+    "telemetry:alert-resolve": _telemetry_alert_post(
+        "telemetry:alert-resolve", {"resolution": "probe"}
+    ),
+    "telemetry:notification-channel-toggle": _telemetry_channel_post(
+        "telemetry:notification-channel-toggle"
+    ),
+    "telemetry:notification-channel-delete": _telemetry_channel_post(
+        "telemetry:notification-channel-delete"
+    ),
+    "telemetry:notification-channel-test": _telemetry_channel_post(
+        "telemetry:notification-channel-test"
+    ),
 }
 CASES.update(_app_cases())

@@ -83,6 +83,8 @@ NOT_LISTS: dict[str, str] = {
 OTHER_LISTS = {
     "api-group-devices",  # a group's devices, paginated, under the group's id
     "api-public-signing-keys",  # an organisation's keys for a device or ?org=<slug>
+    "telemetry:site-health",  # a site's versions, signal windows and alerts
+    "telemetry:device-health",  # a device's versions, signal windows and alerts
 }
 
 _ORG_PARAM = "<slug:org>"
@@ -475,6 +477,284 @@ def _ingest(world: World) -> ListProbe:
     return ListProbe(_url("telemetry:ingest", world), add)
 
 
+def _notifications(world: World) -> ListProbe:
+    """Channels of both kinds, each with a delivery per status for an alert on a new site and
+    device, and a test delivery."""
+    from telemetry.models import Alert, AlertNotification, Level, NotificationChannel, SignalKind
+
+    org = world.a.org
+
+    def add(n: int) -> None:
+        now = timezone.now()
+        for i in range(n):
+            number = next(_seq)
+            channel = NotificationChannel.objects.create(
+                organization=org,
+                kind="webhook" if i % 2 else "email",
+                name=f"Probe channel {number}",
+                url="https://hooks.example.com/probe" if i % 2 else "",
+                recipients=[] if i % 2 else ["oncall@example.com"],
+            )
+            site = make_site(org)
+            alert = Alert.objects.create(
+                organization=org,
+                kind=SignalKind.LATENCY_BUDGET,
+                level=Level.DEVICE,
+                site=site,
+                device=make_device(org, site=site),
+                summary=f"Probe alert {number}",
+                first_breach_at=now,
+                last_breach_at=now,
+            )
+            for status in AlertNotification.Status.values:
+                AlertNotification.objects.create(
+                    alert=alert, channel=channel, event="opened", status=status, attempts=1
+                )
+            AlertNotification.objects.create(channel=channel, event="test")
+
+    return ListProbe(_url("telemetry:notifications", world), add)
+
+
+def _rollup_rows(org, *, site, device, sha: str, level: int, bucket, resolution) -> None:
+    """One inference and one health rollup row of a scope, with a real latency sketch."""
+    from telemetry.models import HealthRollup, InferenceRollup
+    from telemetry.routers import telemetry_db
+    from telemetry.sketch import LatencySketch
+
+    sketch = LatencySketch()
+    sketch.add_many([10.0, 20.0, 30.0])
+    db = telemetry_db()
+    InferenceRollup.objects.using(db).create(
+        level=level,
+        resolution=resolution,
+        bucket_start=bucket,
+        organization_id=org.pk,
+        site_id=site.pk if level != 2 else 0,
+        device_id=device.pk if level == 0 else 0,
+        model_sha256=sha,
+        model_name=f"probe-{sha[:6]}",
+        model_version="1",
+        count=3,
+        latency=sketch.to_dict(),
+        time_to_action=sketch.to_dict(),
+        confidence_bins=[0] * 19 + [3],
+        confidence_sum=2.9,
+        class_counts={"dent": 2, "ok": 1},
+        labelled=1,
+        correct=1,
+        feedback_up=0,
+        feedback_down=0,
+        offline=0,
+    )
+    HealthRollup.objects.using(db).get_or_create(
+        level=level,
+        resolution=resolution,
+        bucket_start=bucket,
+        organization_id=org.pk,
+        site_id=site.pk if level != 2 else 0,
+        device_id=device.pk if level == 0 else 0,
+        defaults={
+            "samples": 2,
+            "power_count": 2,
+            "power_sum": 10.0,
+            "power_max": 6.0,
+            "temperature_count": 2,
+            "temperature_sum": 100.0,
+            "temperature_max": 55.0,
+            "temperature_min": 45.0,
+            "throttled_samples": 1,
+            "online_seconds": 50.0,
+            "offline_seconds": 10.0,
+            "delivered": 5,
+            "duplicates": 1,
+            "conflicts": 0,
+            "evicted_max": 0,
+            "buffered_max": 0,
+            "throttled_devices": 1,
+        },
+    )
+
+
+def _probe_alert(org, *, site, device, acknowledged_by=None):
+    from modelregistry.models import MlModel
+    from telemetry.models import Alert, Level, SignalKind
+
+    now = timezone.now()
+    return Alert.objects.create(
+        organization=org,
+        kind=SignalKind.LATENCY_BUDGET,
+        level=Level.DEVICE if device else Level.SITE,
+        site=site,
+        device=device,
+        model=MlModel.objects.create(organization=org, name=f"probe-model-{next(_seq)}"),
+        summary=f"Probe alert {next(_seq)}",
+        status=Alert.Status.ACKNOWLEDGED if acknowledged_by else Alert.Status.OPEN,
+        acknowledged_by=acknowledged_by,
+        acknowledged_at=now if acknowledged_by else None,
+        first_breach_at=now,
+        last_breach_at=now,
+    )
+
+
+def _probe_evaluation(org, *, level, site, device, sha, kind, end, evaluated=True):
+    from datetime import timedelta
+
+    from telemetry.models import SignalEvaluation
+    from telemetry.routers import telemetry_db
+
+    SignalEvaluation.objects.using(telemetry_db()).create(
+        organization_id=org.pk,
+        kind=kind,
+        level=level,
+        site_id=site.pk,
+        device_id=device.pk if device else 0,
+        model_sha256=sha,
+        window_start=end - timedelta(minutes=10),
+        window_end=end,
+        events=600 if evaluated else 10,
+        evaluated=evaluated,
+        breached=False,
+        value=0.01 if evaluated else None,
+        threshold=0.1,
+        statistic="jensen_shannon",
+        baseline="validation" if evaluated else "",
+        reason="" if evaluated else "not evaluated: too few events",
+    )
+
+
+def _fleet_health(world: World) -> ListProbe:
+    """Sites with this hour's rollups (each its own device) and a live alert on each."""
+    from telemetry.models import Level, Resolution
+    from telemetry.rollups import hour_of
+
+    org = world.a.org
+
+    def add(n: int) -> None:
+        now = timezone.now()
+        for _ in range(n):
+            site = make_site(org)
+            device = make_device(org, site=site)
+            for level in (Level.SITE, Level.DEVICE):
+                _rollup_rows(
+                    org,
+                    site=site,
+                    device=device,
+                    sha="f" * 64,
+                    level=level,
+                    bucket=hour_of(now),
+                    resolution=Resolution.HOUR,
+                )
+            _probe_alert(org, site=site, device=device)
+
+    return ListProbe(_url("telemetry:health", world), add)
+
+
+def _alerts(world: World) -> ListProbe:
+    """Alerts, each on a new site, device and model, half acknowledged by a new member."""
+    org = world.a.org
+
+    def add(n: int) -> None:
+        for i in range(n):
+            site = make_site(org)
+            member = make_member(org, Role.APPROVER) if i % 2 else None
+            _probe_alert(
+                org,
+                site=site,
+                device=make_device(org, site=site),
+                acknowledged_by=member.user if member else None,
+            )
+
+    return ListProbe(_url("telemetry:alerts", world) + "?status=live", add)
+
+
+def _compare(world: World) -> ListProbe:
+    """Two versions, and devices (each at a new site) that ran both."""
+    from telemetry.models import Level, Resolution
+    from telemetry.rollups import hour_of
+
+    org = world.a.org
+    sha_a, sha_b = "a" * 64, "b" * 64
+
+    bucket = hour_of(timezone.now())
+    first = make_device(org)
+    for sha in (sha_a, sha_b):  # the organisation rows that list the versions seen
+        _rollup_rows(
+            org,
+            site=first.site,
+            device=first,
+            sha=sha,
+            level=Level.ORGANIZATION,
+            bucket=bucket,
+            resolution=Resolution.HOUR,
+        )
+
+    def add(n: int) -> None:
+        for _ in range(n):
+            site = make_site(org)
+            device = make_device(org, site=site)
+            for sha in (sha_a, sha_b):
+                _rollup_rows(
+                    org,
+                    site=site,
+                    device=device,
+                    sha=sha,
+                    level=Level.DEVICE,
+                    bucket=bucket,
+                    resolution=Resolution.HOUR,
+                )
+
+    return ListProbe(_url("telemetry:compare", world) + f"?a={sha_a}&b={sha_b}", add)
+
+
+def _scope_health(name: str) -> Callable[[World], ListProbe]:
+    """A site or device page: more versions (rows at several buckets), evaluations of every
+    signal (evaluated or not) and alerts, each with its own model."""
+
+    def build(world: World) -> ListProbe:
+        from datetime import timedelta
+
+        from telemetry.models import Level, Resolution, SignalKind
+        from telemetry.rollups import hour_of
+
+        org = world.a.org
+        site = make_site(org)
+        device = make_device(org, site=site)
+        is_site = name == "telemetry:site-health"
+        level = Level.SITE if is_site else Level.DEVICE
+
+        def add(n: int) -> None:
+            now = timezone.now()
+            for _ in range(n):
+                sha = uuid.uuid4().hex * 2
+                for back in (0, 1):
+                    _rollup_rows(
+                        org,
+                        site=site,
+                        device=device,
+                        sha=sha,
+                        level=level,
+                        bucket=hour_of(now) - timedelta(hours=back + next(_seq) % 20),
+                        resolution=Resolution.HOUR,
+                    )
+                for i, kind in enumerate(SignalKind.values):
+                    _probe_evaluation(
+                        org,
+                        level=level,
+                        site=site,
+                        device=None if is_site else device,
+                        sha=sha,
+                        kind=kind,
+                        end=now - timedelta(minutes=next(_seq) % 600),
+                        evaluated=bool(i % 2),
+                    )
+                _probe_alert(org, site=site, device=None if is_site else device)
+
+        kwargs = {"site_id": site.pk} if is_site else {"device_id": device.pk}
+        return ListProbe(_url(name, world, **kwargs), add)
+
+    return build
+
+
 # --- the registry, one probe per list URL name --------------------------------------------------
 
 PROBES: dict[str, Callable[[World], ListProbe]] = {
@@ -521,4 +801,10 @@ PROBES: dict[str, Callable[[World], ListProbe]] = {
     "api-roi-plans": _planning("api-roi-plans"),
     # telemetry
     "telemetry:ingest": _ingest,
+    "telemetry:notifications": _notifications,
+    "telemetry:health": _fleet_health,
+    "telemetry:alerts": _alerts,
+    "telemetry:compare": _compare,
+    "telemetry:site-health": _scope_health("telemetry:site-health"),
+    "telemetry:device-health": _scope_health("telemetry:device-health"),
 }

@@ -18,6 +18,8 @@ TRANSITION_FUNCTIONS = {
     ("modelregistry/services.py", "transition_run"),
     ("fleet/services.py", "transition_device"),
     ("modelregistry/signing_services.py", "transition_signing_key"),
+    ("telemetry/notifications.py", "transition_notification"),
+    ("telemetry/alerts.py", "transition_alert"),
 }
 
 

@@ -234,7 +234,9 @@ class PlanDetailSerializer(PlanSerializer):
         serializers.JSONField(
             help_text="Planned vs measured: {metrics: [MetricStatus with decided_by, the deciding "
             "measurement and a reference of the other provenance], connected_sources: "
-            "[{key, provenance}], roi: PlannedVsMeasured}"
+            "[{key, provenance}], field_measurements: [every field Measurement collected for "
+            "the plan, metric or not, with its sites, device_count and window], "
+            "roi: PlannedVsMeasured}"
         )
     )
     def get_measured(self, obj: Plan) -> dict[str, Any]:
@@ -245,6 +247,7 @@ class PlanDetailSerializer(PlanSerializer):
                 {"key": key, "provenance": str(provenance)}
                 for key, provenance in measured.connected
             ],
+            "field_measurements": [m.to_dict() for m in measured.field_measurements],
             "roi": measured.roi.to_dict() if measured.roi is not None else None,
         }
 

@@ -24,7 +24,7 @@ from opshero.tenancy import org_view
 from .. import selectors, services
 from ..forms import PlanTargetsForm
 from ..measurements import planned_vs_measured
-from ..plan import TaskStatus, Tracking
+from ..plan import MeasureKey, TaskStatus, Tracking
 from ..reports import PLACEMENT_LABELS, format_money, format_payback
 from .common import actor, can_edit, invalid_status, plan_or_404
 
@@ -39,6 +39,15 @@ TRACKING_LABELS = {
     Tracking.ON_TRACK.value: "On track",
     Tracking.OFF_TRACK.value: "Off track",
     Tracking.NOT_MEASURED.value: "Not measured yet",
+}
+# What the "Field measurements" card calls a figure that is no metric of the plan.
+FIELD_MEASURE_LABELS = {
+    MeasureKey.LATENCY_P95_MS.value: "P95 time-to-action",
+    MeasureKey.OFFLINE_COVERAGE.value: "Share of the workflow completing offline",
+    MeasureKey.ACCURACY.value: "Accuracy on labelled inferences",
+    MeasureKey.TIME_TO_DIAGNOSE_HOURS.value: "Time to diagnose (alert to acknowledgement)",
+    MeasureKey.FIELD_INFERENCE_P95_MS.value: "P95 on-device inference latency",
+    MeasureKey.FIELD_THROTTLED_SHARE.value: "Share of health samples throttled",
 }
 
 
@@ -117,6 +126,16 @@ def _metrics_context(plan, form: PlanTargetsForm | None = None) -> dict[str, Any
                 ),
             ],
         }
+    metric_keys = {status.metric.measure_key for status in measured.statuses}
+    field_measurements = [
+        {
+            "measurement": measurement,
+            "label": FIELD_MEASURE_LABELS.get(measurement.key, measurement.key),
+            "value": _target_text(measurement.value, measurement.unit),
+            "is_metric": measurement.key in metric_keys,
+        }
+        for measurement in measured.field_measurements
+    ]
     form = form or PlanTargetsForm(initial=PlanTargetsForm.initial_from(plan.targets))
     form.show_current(plan.data.get("metrics", []))
     return {
@@ -124,6 +143,7 @@ def _metrics_context(plan, form: PlanTargetsForm | None = None) -> dict[str, Any
         "metrics": metrics,
         "counts": measured.counts,
         "connected": measured.connected,
+        "field_measurements": field_measurements,
         "roi": roi,
         "targets_form": form,
     }

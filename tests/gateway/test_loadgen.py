@@ -419,3 +419,46 @@ def test_the_cli_spreads_devices_over_processes_and_prints_one_summary(tmp_path,
     assert summary["events_per_s"] > 0 and summary["client_cpu_s"] > 0
     assert len(server.store) == 1800
     assert {device_id for device_id, _, _ in server.store} == {d.device_id for d, _ in devices}
+
+
+def test_history_mode_injects_drift_and_throttling_in_their_minutes_only():
+    from datetime import UTC, datetime
+
+    from gateway import loadgen
+    from protocol.telemetry import HealthEvent, InferenceEvent
+
+    device = loadgen.FleetDevice(device_id="dev-hist", private_key_pem="")
+    options = loadgen.RunOptions(
+        history_minutes=60,
+        inferences_per_minute=120,
+        health_interval_s=10,
+        drift=(20, 30),
+        throttling=(40, 50),
+    )
+    now = datetime(2026, 12, 1, 12, 7, 30, tzinfo=UTC)
+    start = loadgen.history_start(now, 60)
+    assert start == datetime(2026, 12, 1, 11, 0, tzinfo=UTC)
+    events = [e for _, batch in loadgen._generate(device, options, now) for e in batch]
+    assert min(e.timestamp for e in events) >= start and max(e.timestamp for e in events) < now
+
+    def minute(event):
+        return (event.timestamp - start).total_seconds() / 60
+
+    first = loadgen.default_model().classes[0]
+    inference = [e for e in events if isinstance(e, InferenceEvent)]
+    drifted = [e for e in inference if 20 <= minute(e) < 30]
+    quiet = [e for e in inference if minute(e) < 20 or 30 <= minute(e) < 40]
+    share = lambda rows: sum(e.predicted_class == first for e in rows) / len(rows)  # noqa: E731
+    assert share(drifted) > share(quiet) + 0.25
+    mean = lambda rows: sum(e.confidence for e in rows) / len(rows)  # noqa: E731
+    assert mean(drifted) < mean(quiet) - 0.1
+    health = [e for e in events if isinstance(e, HealthEvent)]
+    assert all(e.throttled == (40 <= minute(e) < 50) for e in health)
+
+
+@pytest.mark.parametrize("text", ["30", "a:b", "50:30", "-1:5"])
+def test_an_injection_span_must_be_start_before_end(text):
+    from gateway import loadgen
+
+    with pytest.raises(SystemExit):
+        loadgen.main(["--fleet", "x.json", "--drift", text])

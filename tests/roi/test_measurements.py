@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 
 from opshero.roles import Role
-from roi.measurements import measurement_context, planned_vs_measured
+from roi.measurements import load_sources, measurement_context, planned_vs_measured
 from roi.plan import MeasureKey, Measurement, Provenance, Tracking, register_source, registry
 from tests.roi.builders import make_plan, make_scenario
 
@@ -22,6 +22,7 @@ WHEN = datetime(2026, 3, 1, tzinfo=UTC)
 def sources():
     """Register sources for one test and remove them afterwards."""
     saved: dict[tuple[str, Provenance], object] = {}
+    load_sources()  # the real sources register first, so the ones replaced here come back
 
     def add(key: str, source, provenance: Provenance = Provenance.FIELD):
         if (key, provenance) not in saved:
@@ -53,6 +54,14 @@ VALIDATION_KEYS = {
     (MeasureKey.OPERATOR_COVERAGE, Provenance.LAB),
     (MeasureKey.ECE, Provenance.LAB),
 }
+TELEMETRY_KEYS = {
+    (MeasureKey.LATENCY_P95_MS, Provenance.FIELD),
+    (MeasureKey.OFFLINE_COVERAGE, Provenance.FIELD),
+    (MeasureKey.ACCURACY, Provenance.FIELD),
+    (MeasureKey.TIME_TO_DIAGNOSE_HOURS, Provenance.FIELD),
+    (MeasureKey.FIELD_INFERENCE_P95_MS, Provenance.FIELD),
+    (MeasureKey.FIELD_THROTTLED_SHARE, Provenance.FIELD),
+}
 
 
 def field_measurement(key, value, unit, source="fleet telemetry"):
@@ -73,8 +82,10 @@ def field_measurement(key, value, unit, source="fleet telemetry"):
 def test_without_measurements_everything_is_not_measured(world):
     measured = planned_vs_measured(make_plan(world.a.org, scenario=make_scenario(world.a.org)))
     assert {status.state for status in measured.statuses} == {Tracking.NOT_MEASURED}
-    # The validation (lab) sources are connected; telemetry and rollout ones do not exist yet.
-    assert set(measured.connected) == VALIDATION_KEYS
+    # The validation (lab) and telemetry (field) sources are connected; rollout ones do not
+    # exist yet. Without telemetry the field sources report nothing.
+    assert set(measured.connected) == VALIDATION_KEYS | TELEMETRY_KEYS
+    assert measured.field_measurements == ()
     assert measured.roi.replaced == ()
     assert measured.roi.planned.to_dict() == measured.roi.measured.to_dict()
 

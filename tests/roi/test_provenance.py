@@ -157,6 +157,7 @@ def test_a_cpu_latency_never_suggests_performance_for_an_npu_or_jetson_stack(wor
 
 
 def test_a_field_source_decides_the_metric_the_lab_figure_stays_beside_it(client, world):
+    from roi.measurements import load_sources
     from roi.plan import Measurement, Provenance, register_source, registry
 
     plan = make_plan(world.a.org)
@@ -164,8 +165,10 @@ def test_a_field_source_decides_the_metric_the_lab_figure_stays_beside_it(client
     plan.model = _run(world.a.org, buckets=buckets).version.model
     plan.save()
     seen = []
+    load_sources()  # so the telemetry source is registered before it is replaced, not after
+    telemetry_source = registry.source(MeasureKey.LATENCY_P95_MS, provenance=Provenance.FIELD)
 
-    @register_source(MeasureKey.LATENCY_P95_MS, provenance=Provenance.FIELD)
+    @register_source(MeasureKey.LATENCY_P95_MS, provenance=Provenance.FIELD, overwrite=True)
     def edge_p95(context):
         seen.append(context["organisation"])
         return Measurement(
@@ -185,6 +188,10 @@ def test_a_field_source_decides_the_metric_the_lab_figure_stays_beside_it(client
         page = _plan_page(client, world, plan)
     finally:
         registry.unregister(MeasureKey.LATENCY_P95_MS, provenance=Provenance.FIELD)
+        if telemetry_source is not None:
+            register_source(MeasureKey.LATENCY_P95_MS, provenance=Provenance.FIELD)(
+                telemetry_source
+            )
     assert seen == [world.a.org]
     assert _states(page)["latency_p95"] == "Off track"  # 210 ms at the edge against 150 ms
     measured = re.search(r'data-testid="metric-measured-latency_p95">(.*?)</td>', page, re.S)

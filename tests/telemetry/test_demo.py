@@ -34,5 +34,29 @@ def test_seed_demo_backfills_a_week_through_the_ingest_path(settings):
     labels = set(version.io_contract["labels"])
     assert set(InferenceEvent.objects.values_list("predicted_class", flat=True)) <= labels
 
+    # The week is rolled up and judged: the stories show as alerts, the quiet devices do not.
+    from fleet.models import Device
+    from telemetry.models import Alert, InferenceRollup, Level, Resolution, RollupMark
+
+    assert not RollupMark.objects.exists()
+    org_hours = InferenceRollup.objects.filter(level=Level.ORGANIZATION, resolution=Resolution.HOUR)
+    assert sum(org_hours.values_list("count", flat=True)) == InferenceEvent.objects.count()
+    # The dock's drift (class mix and confidence) is open on the device and its site; the
+    # throttling afternoon opened and cleared; no quiet device raised anything.
+    story = sorted(
+        (a.kind, a.level, a.device.serial if a.device else a.site.name, a.status)
+        for a in Alert.objects.select_related("device", "site")
+    )
+    first, throttled = Device.objects.filter(status="active").order_by("serial")[:2]
+    assert story == sorted(
+        [
+            ("class_drift", Level.DEVICE, first.serial, "open"),
+            ("class_drift", Level.SITE, first.site.name, "open"),
+            ("confidence_drift", Level.DEVICE, first.serial, "open"),
+            ("confidence_drift", Level.SITE, first.site.name, "open"),
+            ("throttling", Level.DEVICE, throttled.serial, "resolved"),
+        ]
+    )
+
     call_command("seed_demo", verbosity=0)
     assert InferenceEvent.objects.count() + HealthEvent.objects.count() == stored

@@ -38,12 +38,30 @@
     });
   });
 
+  // Polled panels (<div data-poll hx-trigger="every 15s, poll-now">) do not ask the server
+  // while the tab is hidden, and catch up once when it is shown again. Done here rather than
+  // with an hx-trigger filter ("every 15s [...]"), which htmx evaluates and the CSP forbids.
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail && event.detail.elt;
+    if (document.hidden && elt && elt.hasAttribute && elt.hasAttribute("data-poll")) {
+      event.preventDefault();
+    }
+  });
+  document.addEventListener("visibilitychange", function () {
+    if (document.hidden || !window.htmx) return;
+    document.querySelectorAll("[data-poll]").forEach(function (elt) {
+      window.htmx.trigger(elt, "poll-now");
+    });
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     renderCharts(document);
     wireConfirm(document);
   });
   document.addEventListener("htmx:afterSettle", function (event) {
-    renderCharts(event.target);
-    wireConfirm(event.target);
+    // An outerHTML swap may report the element it replaced: fall back to the whole page.
+    var root = event.target && event.target.isConnected ? event.target : document;
+    renderCharts(root);
+    wireConfirm(root);
   });
 })();

@@ -222,7 +222,15 @@ def test_plan_create_detail_and_task_updates(api_as, world):
         ("validation.int8_accuracy_drop_points", "lab"),
         ("validation.operator_coverage", "lab"),
         ("validation.ece", "lab"),
+        # Field sources read the fleet's telemetry; with none they report nothing.
+        ("latency.p95_ms", "field"),
+        ("offline.coverage_share", "field"),
+        ("validation.accuracy", "field"),
+        ("support.time_to_diagnose_hours", "field"),
+        ("field.inference_p95_ms", "field"),
+        ("field.throttled_share", "field"),
     }
+    assert detail["measured"]["field_measurements"] == []  # no telemetry in this organisation
     decided = {item["metric"]["key"]: item["decided_by"] for item in detail["measured"]["metrics"]}
     assert decided["latency_p95"] == "field" and decided["operator_coverage"] == "lab"
     assert detail["measured"]["roi"]["replaced"] == []
