@@ -289,7 +289,7 @@ def test_a_policy_the_evaluator_would_refuse_is_refused_when_saved(world):
     with pytest.raises(ValidationError):
         policy.full_clean()
     policy.save()  # written around clean(): the evaluator falls back to the defaults
-    profile = signals.artifact_profiles(
-        organization_id=world.a.org.pk, shas=[version.sha256]
-    )[version.sha256]
+    profile = signals.artifact_profiles(organization_id=world.a.org.pk, shas=[version.sha256])[
+        version.sha256
+    ]
     assert profile.policy == signals.DEFAULT_POLICY
