@@ -3,9 +3,10 @@
 Phases, one run, one database (BENCH_DATABASE_URL, default opshero_health_bench, recreated):
 
   events    10,000 devices over 200 sites, 10 million inference events over the last two
-            hours and some minutes (about 40 inferences a minute per device) and a health
-            sample a minute per device, ``COPY``'d into the partitioned event tables; 5 % of
-            the devices drift in the last hour (half their inferences become the first class).
+            hours and some minutes (about 6 inferences a minute per device) and a health
+            sample a minute per device, ``COPY``'d into the partitioned event tables; the devices
+            of 5 % of the sites drift in the last hour (half their inferences become the first
+            class); the model's policy judges windows of 300 events or more.
             A second, small organisation (100 devices, 10 sites, 100,000 events) is the
             baseline for "query count independent of size".
   rollup    every device-hour marked, then ``telemetry.rollups.roll_up_marked`` until none is
@@ -136,6 +137,11 @@ def make_org(slug: str, devices: int, sites: int):
             ]
         },
     )
+    # About 350 inferences a device-hour: windows of at least 300 (the default 500 would leave
+    # every device window "not evaluated" at this rate; sites have thousands).
+    from telemetry.models import SignalPolicy
+
+    SignalPolicy.objects.create(model=model, min_events=300)
     user = get_user_model().objects.create_user(username=f"{slug}-viewer", password=None)
     Membership.objects.create(organization=org, user=user, role=Role.VIEWER)
     return org, version, user
@@ -164,7 +170,11 @@ def copy_events(org, version, *, events: int, hours: float, seed: int, drifting:
     weights /= weights.sum()
     span_s = (end - start).total_seconds()
     drift_from = 3600 * (hours - 1)
-    drifted_devices = set(devices[: int(len(devices) * drifting)])
+    # The drifting devices are whole sites (the first 5 % of them), so sites drift as well.
+    site_of = dict(Device.objects.filter(organization=org).values_list("pk", "site_id"))
+    sites = sorted(set(site_of.values()))
+    drifting_sites = set(sites[: max(1, int(len(sites) * drifting))])
+    drifted_devices = {device for device, site in site_of.items() if site in drifting_sites}
     t0 = time.perf_counter()
     inference_columns = (
         "organization_id, device_id, epoch_id, sequence, timestamp, model_name, model_version, "

@@ -5,8 +5,8 @@ titles say so. Plain dicts follow Plotly's figure schema and are rendered by
 ``static/opshero/js/app.js`` from a ``<script type="application/json" data-plotly-for=...>``
 block, as the planning pages do (no inline JS: the content security policy forbids it).
 
-Pure: no Django import. The inputs are the selectors' dataclasses, read by attribute only
-(the Protocols below say which attributes), so this module never imports ``selectors``.
+Pure: no Django import. The inputs are ``telemetry.series``' dataclasses (what the selectors
+build), so this module never imports ``selectors``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from itertools import pairwise
-from typing import Any, Protocol
+from typing import Any
+
+from .series import DriftPoint, HealthSeries, VersionSeries
 
 NO_DATA = "no data in this window"
 SERIES_COLOURS = ("#206bc4", "#2fb344", "#f59f00", "#ae3ec9", "#d63939", "#17a2b8", "#667382")
@@ -26,46 +28,6 @@ OFFLINE_FILL = "rgba(214, 57, 57, 0.12)"
 _FONT = {"family": "Inter, -apple-system, 'Segoe UI', Roboto, sans-serif", "size": 12}
 _CONFIG = {"displayModeBar": False, "responsive": True}
 _JSON_ESCAPES = {ord(">"): "\\u003E", ord("<"): "\\u003C", ord("&"): "\\u0026"}
-
-
-class VersionLike(Protocol):
-    model_sha256: str
-    model_name: str
-    model_version: str
-    buckets: Sequence[datetime]
-    counts: Sequence[int]
-    p50: Sequence[float | None]
-    p95: Sequence[float | None]
-    p99: Sequence[float | None]
-    low_confidence_share: Sequence[float | None]
-    class_mix: Mapping[str, Sequence[int]]
-    total: Mapping[str, Any]
-    baseline_bins: Sequence[int] | None
-
-
-class HealthLike(Protocol):
-    buckets: Sequence[datetime]
-    temperature_mean: Sequence[float | None]
-    temperature_max: Sequence[float | None]
-    power_mean: Sequence[float | None]
-    throttled_share: Sequence[float | None]
-    online_share: Sequence[float | None]
-    delivered: Sequence[int]
-    duplicates: Sequence[int]
-    total: Mapping[str, Any]
-    offline_periods: Sequence[tuple[datetime, datetime]]
-
-
-class DriftLike(Protocol):
-    kind: str
-    window_start: datetime
-    window_end: datetime
-    evaluated: bool
-    breached: bool
-    value: float | None
-    threshold: float | None
-    statistic: str
-    reason: str
 
 
 def figure_json(figure: Mapping[str, Any] | None) -> str:
@@ -121,7 +83,7 @@ def empty_figure(title: str, message: str = NO_DATA) -> dict[str, Any]:
     return {"data": [], "layout": layout, "config": _CONFIG}
 
 
-def version_label(version: VersionLike) -> str:
+def version_label(version: VersionSeries) -> str:
     return f"{version.model_name} {version.model_version}"
 
 
@@ -170,7 +132,7 @@ def _offline_shapes(periods: Sequence[tuple[datetime, datetime]]) -> list[dict[s
 
 
 def latency_figure(
-    versions: Sequence[VersionLike],
+    versions: Sequence[VersionSeries],
     *,
     title: str = "Inference latency (field, ms)",
     window: Window = None,
@@ -210,7 +172,7 @@ def _shares(bins: Sequence[int]) -> list[float]:
     return [count / total for count in bins] if total else []
 
 
-def confidence_figure(version: VersionLike, *, title: str | None = None) -> dict[str, Any]:
+def confidence_figure(version: VersionSeries, *, title: str | None = None) -> dict[str, Any]:
     """The window's confidence histogram against the validation baseline, both as shares of
     their own totals (the baseline ran on far fewer or far more inputs than the field)."""
     bins = list(version.total.get("confidence_bins") or [])
@@ -255,7 +217,7 @@ def confidence_figure(version: VersionLike, *, title: str | None = None) -> dict
 
 
 def class_mix_figure(
-    version: VersionLike, *, title: str | None = None, window: Window = None
+    version: VersionSeries, *, title: str | None = None, window: Window = None
 ) -> dict[str, Any]:
     """Predicted classes per bucket, stacked (counts, so the volume shows as well)."""
     title = title or f"Class mix, {version_label(version)} (field)"
@@ -284,7 +246,7 @@ def class_mix_figure(
 
 
 def low_confidence_figure(
-    versions: Sequence[VersionLike],
+    versions: Sequence[VersionSeries],
     *,
     title: str = "Low-confidence share (field, < 0.5)",
     window: Window = None,
@@ -312,7 +274,7 @@ def low_confidence_figure(
 
 
 def drift_figure(
-    points: Sequence[DriftLike],
+    points: Sequence[DriftPoint],
     *,
     labels: Mapping[str, str] | None = None,
     title: str = "Signals per window (field)",
@@ -413,7 +375,7 @@ def drift_figure(
 
 
 def temperature_power_figure(
-    health: HealthLike, *, title: str = "Temperature and power (field)", window: Window = None
+    health: HealthSeries, *, title: str = "Temperature and power (field)", window: Window = None
 ) -> dict[str, Any]:
     has = any(v is not None for v in [*health.temperature_mean, *health.power_mean])
     if not health.buckets or not has:
@@ -457,7 +419,10 @@ def temperature_power_figure(
 
 
 def availability_figure(
-    health: HealthLike, *, title: str = "Online and throttled share (field)", window: Window = None
+    health: HealthSeries,
+    *,
+    title: str = "Online and throttled share (field)",
+    window: Window = None,
 ) -> dict[str, Any]:
     """Online share and throttled share per bucket; offline periods shaded."""
     if not health.buckets:
@@ -502,7 +467,7 @@ def availability_figure(
 
 
 def loss_figure(
-    health: HealthLike, *, title: str = "Loss accounting (field)", window: Window = None
+    health: HealthSeries, *, title: str = "Loss accounting (field)", window: Window = None
 ) -> dict[str, Any]:
     """Events delivered and replays dropped per bucket; events the gateway had to evict from
     its buffer are a counter, so they are given in the title for the whole window."""

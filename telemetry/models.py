@@ -247,6 +247,24 @@ class RollupMark(models.Model):
         return f"device {self.device_id} hour {self.hour:%Y-%m-%d %H:00}"
 
 
+class AggregateMark(models.Model):
+    """A site-hour (``site_id`` > 0) or an organisation-hour (``site_id`` 0) whose merged rows
+    must be rebuilt from the rows below: written when device rows of that hour are rebuilt,
+    deleted in the transaction that rebuilds them. Separate from ``RollupMark`` so a site-hour
+    is merged once after all its devices, not once per batch of devices."""
+
+    telemetry_store = True
+
+    pk = models.CompositePrimaryKey("organization_id", "site_id", "hour")
+    organization_id = models.BigIntegerField()
+    site_id = models.BigIntegerField()
+    hour = models.DateTimeField()
+    marked_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"organisation {self.organization_id} site {self.site_id} {self.hour:%H:00}"
+
+
 class InferenceRollup(models.Model):
     """Inference events of one bucket (minute or hour) for one device, site or organisation,
     and one model version (by artifact digest).

@@ -11,9 +11,12 @@ is a pure function of what is stored, so:
 
 So counts are never off by a retry, which an incremental ``count = count + n`` would be.
 
-One organisation is rolled up by one worker at a time (a transaction-scoped advisory lock on
-PostgreSQL; SQLite serialises writers anyway), so a site row is never merged from a half-written
-set of device rows.
+Two phases, each in its own transactions: device-hours (``RollupMark``) are rebuilt from
+events in batches, and each marks its site-hour and organisation-hour (``AggregateMark``);
+once an organisation has no device-hour left, its marked site-hours are merged from their
+device rows, then its organisation-hours from the site rows. So a site-hour is merged once
+after all its devices, whatever the batch size. One organisation is rolled up by one worker at a
+time (a transaction-scoped advisory lock on PostgreSQL; SQLite serialises writers anyway).
 
 Site and organisation rows are merges of device rows with :func:`merge_inference` and
 :func:`merge_health`, the same functions the pages use to merge hours and devices, and the
@@ -43,6 +46,7 @@ from fleet.models import Device
 
 from .drift import CONFIDENCE_BINS
 from .models import (
+    AggregateMark,
     HealthEvent,
     HealthRollup,
     InferenceEvent,
@@ -511,88 +515,110 @@ def _inference_fields(merged: Mapping[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def _rebuild_above(
-    *,
-    organization_id: int,
-    device_hours: Sequence[DeviceHour],
-    fresh: Mapping[type, list],
-    sites: set[int],
-    db: str,
-    now,
-) -> list[InferenceRollup]:
-    """Rebuild the site rows of (site, hour) and the organisation rows of each hour.
+def _merged_rows(model, source_rows, *, level: int, organization_id: int, now) -> list:
+    """Rows of ``level`` merged from ``source_rows`` (the level below), per bucket (and version)."""
+    groups: dict[tuple, list] = defaultdict(list)
+    for row in source_rows:
+        site_id = row.site_id if level == Level.SITE else 0
+        key = (site_id, row.resolution, row.bucket_start)
+        if model is InferenceRollup:
+            key = (*key, row.model_sha256)
+        groups[key].append(row)
+    merge = merge_inference if model is InferenceRollup else merge_health
+    built = []
+    for key, members in groups.items():
+        if len(members) == 1:  # sparse traffic: one device in the bucket, nothing to merge
+            merged = {name: getattr(members[0], name) for name in _MERGED[model]}
+        else:
+            merged = merge(members)
+            if model is InferenceRollup:
+                merged = _inference_fields(merged)
+        if model is InferenceRollup:
+            merged.update(
+                model_sha256=key[3],
+                model_name=members[0].model_name,
+                model_version=members[0].model_version,
+            )
+        built.append(
+            model(
+                level=level,
+                resolution=key[1],
+                bucket_start=key[2],
+                organization_id=organization_id,
+                site_id=key[0],
+                device_id=0,
+                updated_at=now,
+                **merged,
+            )
+        )
+    return built
 
-    The rows just rebuilt (``fresh``: device rows, then the site rows made here) are merged from
-    memory; only the rest of each site-hour (devices not rebuilt this time) and of each
-    organisation-hour (sites not touched) is read back. Returns the site inference rows.
+
+def roll_up_aggregates(*, organization_id: int, limit: int = 50) -> int | None:
+    """Merge up to ``limit`` marked site-hours from their device rows, or, once no site-hour
+    is marked, up to ``limit`` organisation-hours from their site rows.
+
+    Returns how many were rebuilt; None when another worker holds the organisation.
     """
-    claimed: dict[datetime, set[int]] = defaultdict(set)
-    for item in device_hours:
-        claimed[item.hour].add(item.device_id)
-    site_inference: list[InferenceRollup] = []
-    made: dict[type, list] = {InferenceRollup: [], HealthRollup: []}
-    for level in (Level.SITE, Level.ORGANIZATION):
-        rest = Q()
-        for hour, devices in claimed.items():
+    db = telemetry_db()
+    now = timezone.now()
+    with transaction.atomic(using=db):
+        if not _lock(organization_id, db):
+            return None
+        marks = AggregateMark.objects.using(db).filter(organization_id=organization_id)
+        site_marks = list(
+            marks.filter(site_id__gt=0)
+            .order_by("hour", "site_id")
+            .values_list("site_id", "hour")[:limit]
+        )
+        level = Level.SITE if site_marks else Level.ORGANIZATION
+        claimed = site_marks or list(
+            marks.filter(site_id=0).order_by("hour").values_list("site_id", "hour")[:limit]
+        )
+        if not claimed:
+            return 0
+        claim = Q()
+        for site_id, hour in claimed:
+            claim |= Q(site_id=site_id, hour=hour)
+        marks.filter(claim).delete()
+        sources = Q()
+        for site_id, hour in claimed:
             in_hour = Q(bucket_start__gte=hour, bucket_start__lt=hour + HOUR)
-            if level is Level.SITE:
-                rest |= (
-                    in_hour & Q(level=Level.DEVICE, site_id__in=sites) & ~Q(device_id__in=devices)
+            sources |= (
+                in_hour & Q(level=Level.DEVICE, site_id=site_id)
+                if level == Level.SITE
+                else in_hour & Q(level=Level.SITE)
+            )
+        written: list = []
+        for model in (InferenceRollup, HealthRollup):
+            rows = list(
+                model.objects.using(db).filter(Q(organization_id=organization_id) & sources)
+            )
+            target = Q()
+            for site_id, hour in claimed:
+                target |= Q(bucket_start__gte=hour, bucket_start__lt=hour + HOUR) & (
+                    Q(site_id=site_id) if level == Level.SITE else Q()
                 )
-            else:
-                rest |= in_hour & Q(level=Level.SITE) & ~Q(site_id__in=sites)
-        target = Q()
-        for hour in claimed:
-            target |= Q(bucket_start__gte=hour, bucket_start__lt=hour + HOUR)
-        target &= Q(organization_id=organization_id, level=level)
-        if level is Level.SITE:
-            target &= Q(site_id__in=sites)
-        for model, merge, key_fields in (
-            (InferenceRollup, merge_inference, ("model_sha256",)),
-            (HealthRollup, merge_health, ()),
-        ):
-            below = fresh[model] if level is Level.SITE else made[model]
-            source_rows = [
-                *below,
-                *model.objects.using(db).filter(Q(organization_id=organization_id) & rest),
-            ]
-            model.objects.using(db).filter(target).delete()
-            groups: dict[tuple, list] = defaultdict(list)
-            for row in source_rows:
-                site_id = row.site_id if level is Level.SITE else 0
-                key = (site_id, row.resolution, row.bucket_start)
-                groups[(*key, *(getattr(row, f) for f in key_fields))].append(row)
-            built = []
-            for key, members in groups.items():
-                if len(members) == 1:  # sparse traffic: one device in the bucket, nothing to merge
-                    merged = {name: getattr(members[0], name) for name in _MERGED[model]}
-                else:
-                    merged = merge(members)
-                    if model is InferenceRollup:
-                        merged = _inference_fields(merged)
-                if model is InferenceRollup:
-                    merged.update(
-                        model_sha256=key[3],
-                        model_name=members[0].model_name,
-                        model_version=members[0].model_version,
-                    )
-                built.append(
-                    model(
-                        level=level,
-                        resolution=key[1],
-                        bucket_start=key[2],
-                        organization_id=organization_id,
-                        site_id=key[0],
-                        device_id=0,
-                        updated_at=now,
-                        **merged,
-                    )
-                )
+            model.objects.using(db).filter(
+                Q(organization_id=organization_id, level=level) & target
+            ).delete()
+            built = _merged_rows(model, rows, level=level, organization_id=organization_id, now=now)
             write_rows(model, built, db)
-            made[model] = built
-            if model is InferenceRollup and level is Level.SITE:
-                site_inference.extend(built)
-    return site_inference
+            written.extend(built)
+        if level == Level.SITE:
+            touch_cursors(organization_id=organization_id, rows=written, db=db)
+    return len(claimed)
+
+
+def _mark_aggregates(*, organization_id: int, site_hours: set[tuple[int, datetime]], db: str):
+    hours = {hour for _, hour in site_hours}
+    AggregateMark.objects.using(db).bulk_create(
+        [
+            AggregateMark(organization_id=organization_id, site_id=site_id, hour=hour)
+            for site_id, hour in sorted({*site_hours, *((0, hour) for hour in hours)})
+        ],
+        ignore_conflicts=True,
+    )
 
 
 # --- The rebuild ----------------------------------------------------------------------------------
@@ -716,17 +742,16 @@ def roll_up_organization(*, organization_id: int, limit: int = 200) -> RollupOut
             now=now,
         )
         write_rows(HealthRollup, device_health, db)
-        site_inference = _rebuild_above(
+        # The site and organisation rows of these hours are merged afterwards, once per
+        # site-hour (roll_up_aggregates), not once per batch of devices.
+        _mark_aggregates(
             organization_id=organization_id,
-            device_hours=device_hours,
-            fresh={InferenceRollup: device_inference, HealthRollup: device_health},
-            sites={site for _, site in owners.values()},
+            site_hours={(owners[item.device_id][1], item.hour) for item in device_hours},
             db=db,
-            now=now,
         )
         touch_cursors(
             organization_id=organization_id,
-            rows=[*device_inference, *device_health, *site_inference],
+            rows=[*device_inference, *device_health],
             db=db,
         )
     return RollupOutcome(
@@ -812,7 +837,8 @@ def _received_filter(device_hours: Sequence[DeviceHour]) -> Q:
 
 
 def roll_up_marked(*, budget_s: float = 20.0, limit: int = 200) -> int:
-    """Roll up every organisation with marks until none is left or the budget is spent.
+    """Roll up every organisation with marks until none is left or the budget is spent:
+    its marked device-hours first, then the site-hours and organisation-hours above them.
 
     Returns how many device-hours were rebuilt.
     """
@@ -820,18 +846,20 @@ def roll_up_marked(*, budget_s: float = 20.0, limit: int = 200) -> int:
     started = time.monotonic()
     done = 0
     while time.monotonic() - started < budget_s:
-        organisations = list(
-            RollupMark.objects.using(db)
-            .order_by()
-            .values_list("organization_id", flat=True)
-            .distinct()
-        )
+        organisations = set(
+            RollupMark.objects.using(db).values_list("organization_id", flat=True).distinct()
+        ) | set(AggregateMark.objects.using(db).values_list("organization_id", flat=True))
         progressed = False
-        for organization_id in organisations:
+        for organization_id in sorted(organisations):
             outcome = roll_up_organization(organization_id=organization_id, limit=limit)
             if outcome is not None:
                 done += outcome.device_hours
                 progressed = True
+                continue
+            if RollupMark.objects.using(db).filter(organization_id=organization_id).exists():
+                continue  # held by another worker: its devices come first
+            merged = roll_up_aggregates(organization_id=organization_id)
+            progressed = progressed or bool(merged)
         if not progressed:
             break
     return done

@@ -10,7 +10,6 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.conf import settings
 from django.db.models import (
@@ -29,7 +28,7 @@ from django.utils import timezone
 from fleet.models import Device, Site
 from opshero.models import Organization
 
-from .drift import CONFIDENCE_BINS, estimated_accuracy
+from .drift import estimated_accuracy
 from .models import (
     Alert,
     HealthRollup,
@@ -43,6 +42,15 @@ from .models import (
 )
 from .rollups import hour_of, merge_health, merge_inference
 from .routers import telemetry_db
+from .series import (
+    LOW_CONFIDENCE,
+    DriftPoint,
+    HealthSeries,
+    LatencyFigures,
+    VersionSeries,
+    low_confidence_share,
+    share,
+)
 from .sketch import LatencySketch
 
 LIVE_ALERT = (Alert.Status.OPEN, Alert.Status.ACKNOWLEDGED)
@@ -296,25 +304,6 @@ def recent_notifications_for_org(*, org: Organization, limit: int = RECENT_DELIV
 
 
 @dataclass(frozen=True)
-class LatencyFigures:
-    count: int
-    p50: float | None
-    p95: float | None
-    p99: float | None
-    mean: float | None
-
-    @classmethod
-    def of(cls, sketch: LatencySketch) -> LatencyFigures:
-        return cls(
-            count=sketch.count,
-            p50=sketch.quantile(0.5),
-            p95=sketch.quantile(0.95),
-            p99=sketch.quantile(0.99),
-            mean=sketch.mean,
-        )
-
-
-@dataclass(frozen=True)
 class SiteLatency:
     site_id: int
     site_name: str
@@ -421,64 +410,6 @@ def fleet_kpis(*, org: Organization, now: datetime | None = None) -> FleetKpis:
 
 
 @dataclass(frozen=True)
-class VersionSeries:
-    """One model version's inference rollups of a scope, bucket by bucket, and in total."""
-
-    model_sha256: str
-    model_name: str
-    model_version: str
-    buckets: list[datetime]
-    counts: list[int]
-    p50: list[float | None]
-    p95: list[float | None]
-    p99: list[float | None]
-    low_confidence_share: list[float | None]
-    class_mix: dict[str, list[int]]
-    total: dict[str, Any]  # merge_inference over the window
-    latency: LatencyFigures
-    time_to_action: LatencyFigures
-    estimated_accuracy: float | None
-    measured_accuracy: float | None
-    baseline_bins: list[int] | None  # the validation baseline's confidence histogram
-
-    @property
-    def low_confidence_share_total(self) -> float | None:
-        return low_confidence_share(self.total["confidence_bins"], LOW_CONFIDENCE)
-
-
-@dataclass(frozen=True)
-class HealthSeries:
-    buckets: list[datetime]
-    temperature_mean: list[float | None]
-    temperature_max: list[float | None]
-    power_mean: list[float | None]
-    throttled_share: list[float | None]
-    online_share: list[float | None]
-    delivered: list[int]
-    duplicates: list[int]
-    total: dict[str, Any]
-    offline_periods: list[tuple[datetime, datetime]]
-
-    @property
-    def online_share_total(self) -> float | None:
-        return _share(self.total["online_seconds"], self.total["offline_seconds"])
-
-
-@dataclass(frozen=True)
-class DriftPoint:
-    kind: str
-    window_start: datetime
-    window_end: datetime
-    evaluated: bool
-    breached: bool
-    value: float | None
-    threshold: float | None
-    statistic: str
-    reason: str
-    model_sha256: str
-
-
-@dataclass(frozen=True)
 class ScopeHealth:
     """What a site or device page shows, for one window of hours."""
 
@@ -494,23 +425,6 @@ class ScopeHealth:
     @property
     def has_data(self) -> bool:
         return bool(self.versions) or bool(self.health.buckets)
-
-
-LOW_CONFIDENCE = 0.5  # the default review threshold; a model's own policy may differ
-
-
-def low_confidence_share(bins: list[int], threshold: float) -> float | None:
-    """Share of inferences under ``threshold`` (bins of 0.05: the threshold rounds to a bin)."""
-    total = sum(bins)
-    if not total:
-        return None
-    upto = round(threshold * CONFIDENCE_BINS)
-    return sum(bins[:upto]) / total
-
-
-def _share(part: float, other: float) -> float | None:
-    whole = part + other
-    return None if whole <= 0 else part / whole
 
 
 def _scope_filter(level: int, scope_id: int) -> dict[str, int]:
@@ -672,7 +586,7 @@ def _health_series(rows: list, width: timedelta) -> HealthSeries:
         throttled_share=[
             v["throttled_samples"] / v["samples"] if v["samples"] else None for v in merged
         ],
-        online_share=[_share(v["online_seconds"], v["offline_seconds"]) for v in merged],
+        online_share=[share(v["online_seconds"], v["offline_seconds"]) for v in merged],
         delivered=[v["delivered"] for v in merged],
         duplicates=[v["duplicates"] for v in merged],
         total=merge_health(rows),
@@ -904,7 +818,7 @@ def field_offline_coverage(
     if offline + evicted == 0:
         return None
     totals = merge_health(health)
-    online = _share(totals["online_seconds"], totals["offline_seconds"])
+    online = share(totals["online_seconds"], totals["offline_seconds"])
     window_start, window_end = _span([*inference, *health])
     return FieldFigure(
         value=offline / (offline + evicted),

@@ -48,6 +48,7 @@ from .drift import (
     throttling,
 )
 from .models import (
+    AggregateMark,
     Alert,
     HealthRollup,
     InferenceRollup,
@@ -166,6 +167,7 @@ class _Org:
     organization_id: int
     pending_hours: dict[int, set[datetime]]  # device -> hours still to be rolled up
     pending_any: set[datetime]
+    pending_sites: dict[int, set[datetime]]  # site -> hours whose site rows are still to merge
     profiles: dict[str, ArtifactProfile]
     live: dict[tuple, Alert]
     devices: dict[int, str] = field(default_factory=dict)
@@ -173,11 +175,10 @@ class _Org:
 
 
 def _window_is_settled(org: _Org, cursor: SignalCursor, start: datetime, end: datetime) -> bool:
-    hours = (
-        org.pending_any
-        if cursor.level == Level.SITE
-        else org.pending_hours.get(cursor.device_id, set())
-    )
+    if cursor.level == Level.SITE:
+        hours = org.pending_any | org.pending_sites.get(cursor.site_id, set())
+    else:
+        hours = org.pending_hours.get(cursor.device_id, set())
     hour = align_down(start, HOUR)
     while hour < end:
         if hour in hours:
@@ -439,6 +440,13 @@ def _load_org(organization_id: int, cursors: Sequence[SignalCursor], db: str) ->
         .values_list("device_id", "hour")
     ):
         pending[device_id].add(hour)
+    pending_sites: dict[int, set[datetime]] = defaultdict(set)
+    for site_id, hour in (
+        AggregateMark.objects.using(db)
+        .filter(organization_id=organization_id, site_id__gt=0)
+        .values_list("site_id", "hour")
+    ):
+        pending_sites[site_id].add(hour)
     live = {
         (a.kind, a.level, a.site_id, a.device_id, a.model_id): a
         for a in Alert.objects.filter(organization_id=organization_id, status__in=alerts.LIVE)
@@ -447,6 +455,7 @@ def _load_org(organization_id: int, cursors: Sequence[SignalCursor], db: str) ->
         organization_id=organization_id,
         pending_hours=pending,
         pending_any=set().union(*pending.values()) if pending else set(),
+        pending_sites=pending_sites,
         profiles=artifact_profiles(
             organization_id=organization_id, shas={c.model_sha256 for c in cursors}
         ),

@@ -21,7 +21,6 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import random
 import shutil
 import threading
@@ -31,7 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 from cryptography.hazmat.primitives import serialization
-from django.db import connection, connections
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -59,7 +58,19 @@ from telemetry.models import (
 from tests.factories import enroll_device, make_site, make_target
 from tests.roi.builders import SYSTEM, make_plan
 
-from .test_outage_e2e import BIN, Processes, free_port, redis_up, step, wait_for
+from .stack import (
+    Processes,
+    beat_command,
+    free_port,
+    gunicorn_command,
+    listening,
+    redis_command,
+    redis_up,
+    stack_env,
+    step,
+    wait_for,
+    worker_command,
+)
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -138,23 +149,15 @@ def test_injected_drift_and_throttling_open_alerts_that_resolve_and_fill_the_pla
     receiver = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
     Receiver.received = []
-    db = connections["default"].settings_dict
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "opshero.settings",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-        "OPSHERO_VAR_DIR": str(tmp_path / "var"),
-        "HOME": str(tmp_path),
-        "TELEMETRY_ROLLUP_SECONDS": "1",
-        "TELEMETRY_SIGNALS_SECONDS": "2",
-        "ALERT_WEBHOOK_ALLOW_PRIVATE": "true",
+    env = stack_env(
+        tmp_path,
+        redis_port,
+        TELEMETRY_ROLLUP_SECONDS="1",
+        TELEMETRY_SIGNALS_SECONDS="2",
+        ALERT_WEBHOOK_ALLOW_PRIVATE="true",
         # The worker opens the webhook secret this process sealed: the same master key.
-        "SIGNING_MASTER_KEY": base64.b64encode(settings.SIGNING_MASTER_KEY).decode(),
-        "DB_CONN_MAX_AGE": "0",
-    }
-    for name in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "OPSHERO_TEST_REDIS_DBS"):
-        env.pop(name, None)
+        SIGNING_MASTER_KEY=base64.b64encode(settings.SIGNING_MASTER_KEY).decode(),
+    )
     procs = Processes(tmp_path, env)
 
     org = world.a.org
@@ -195,67 +198,12 @@ def test_injected_drift_and_throttling_open_alerts_that_resolve_and_fill_the_pla
     assert before.measurement(MeasureKey.LATENCY_P95_MS, Provenance.FIELD) is None
 
     try:
-        procs.start(
-            "redis",
-            [
-                "redis-server",
-                "--port",
-                str(redis_port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(tmp_path),
-            ],
-        )
+        procs.start("redis", redis_command(redis_port, tmp_path))
         wait_for(lambda: redis_up(redis_port), 10, "redis")
-        procs.start(
-            "web",
-            [
-                str(BIN / "gunicorn"),
-                "opshero.wsgi",
-                "--bind",
-                f"127.0.0.1:{web_port}",
-                "--workers",
-                "2",
-                "--threads",
-                "2",
-            ],
-        )
-        procs.start(
-            "worker",
-            [
-                str(BIN / "celery"),
-                "-A",
-                "opshero",
-                "worker",
-                "--queues",
-                "ingest",
-                "--concurrency",
-                "2",
-                "--loglevel",
-                "INFO",
-                "--without-mingle",
-                "--without-gossip",
-            ],
-        )
-        procs.start(
-            "beat",
-            [
-                str(BIN / "celery"),
-                "-A",
-                "opshero",
-                "beat",
-                "--schedule",
-                str(tmp_path / "beat-schedule"),
-                "--loglevel",
-                "INFO",
-            ],
-        )
-        wait_for(lambda: _listening(web_port), 30, "gunicorn")
+        procs.start("web", gunicorn_command(web_port))
+        procs.start("worker", worker_command(concurrency=2))
+        procs.start("beat", beat_command(tmp_path / "beat-schedule"))
+        wait_for(lambda: listening(web_port), 30, "gunicorn")
 
         step("the load generator posts the history, drift and throttling injected")
         options = loadgen.RunOptions(
@@ -384,13 +332,3 @@ def test_injected_drift_and_throttling_open_alerts_that_resolve_and_fill_the_pla
     assert measured.device_count == 3 and measured.sites == (site.name,)
     status = next(s for s in after.statuses if s.metric.measure_key == MeasureKey.LATENCY_P95_MS)
     assert status.state in {Tracking.ON_TRACK, Tracking.OFF_TRACK}
-
-
-def _listening(port: int) -> bool:
-    import socket
-
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-        return True
-    except OSError:
-        return False

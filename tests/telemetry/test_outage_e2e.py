@@ -11,19 +11,11 @@ exactly once, counted at both ends.
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
-import os
 import random
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.db import connection, connections
@@ -35,6 +27,19 @@ from telemetry.models import DeviceEpoch, HealthEvent, InferenceEvent, IngestedB
 from tests.factories import enroll_device
 
 from .builders import MODEL, TELEMETRY
+from .stack import (
+    Processes,
+    beat_command,
+    free_port,
+    gunicorn_command,
+    listening,
+    redis_command,
+    redis_up,
+    stack_env,
+    step,
+    wait_for,
+    worker_command,
+)
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -42,66 +47,6 @@ pytestmark = [
         connection.vendor != "postgresql", reason="the production shape runs on PostgreSQL"
     ),
 ]
-
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-class Processes:
-    def __init__(self, tmp: Path, env: dict[str, str]):
-        self.tmp, self.env, self.running = tmp, env, {}
-
-    def start(self, name: str, args: list[str]) -> subprocess.Popen:
-        log = open(self.tmp / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen(
-            args,
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.running[name] = (proc, log)
-        return proc
-
-    def kill(self, name: str, sig=signal.SIGKILL) -> None:
-        proc, log = self.running.pop(name)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        proc.wait(30)
-        log.close()
-
-    def log(self, name: str) -> str:
-        return (self.tmp / f"{name}.log").read_text(errors="replace")[-3000:]
-
-    def stop_all(self) -> None:
-        for name in list(self.running):
-            self.kill(name)
-
-
-def redis_up(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
 
 
 class Gateway:
@@ -178,10 +123,6 @@ class Gateway:
         return answer
 
 
-def step(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
 def stored_keys() -> list[tuple[int, str, int]]:
     epochs = dict(DeviceEpoch.objects.values_list("pk", "epoch"))
     rows = []
@@ -199,93 +140,19 @@ def test_every_event_is_stored_exactly_once_through_outages(world, tmp_path):
     if not shutil.which("redis-server"):
         pytest.fail("redis-server is needed (Debian's redis-server package)")
     redis_port, web_port = free_port(), free_port()
-    db = connections["default"].settings_dict
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "opshero.settings",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-        "OPSHERO_VAR_DIR": str(tmp_path / "var"),
-        "HOME": str(tmp_path),
-        "TELEMETRY_SWEEP_SECONDS": "1",
-        "TELEMETRY_SWEEP_AFTER_SECONDS": "2",
-        "DB_CONN_MAX_AGE": "0",
-    }
-    for name in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "OPSHERO_TEST_REDIS_DBS"):
-        env.pop(name, None)
+    env = stack_env(
+        tmp_path, redis_port, TELEMETRY_SWEEP_SECONDS="1", TELEMETRY_SWEEP_AFTER_SECONDS="2"
+    )
     procs = Processes(tmp_path, env)
-    redis_cmd = [
-        "redis-server",
-        "--port",
-        str(redis_port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--dir",
-        str(tmp_path),
-    ]
-    worker_cmd = [
-        str(BIN / "celery"),
-        "-A",
-        "opshero",
-        "worker",
-        "--queues",
-        "ingest",
-        "--pool",
-        "prefork",
-        "--concurrency",
-        "1",
-        "--prefetch-multiplier",
-        "1",
-        "--loglevel",
-        "INFO",
-        "--without-mingle",
-        "--without-gossip",
-    ]
+    redis_cmd = redis_command(redis_port, tmp_path)
+    worker_cmd = worker_command(concurrency=1)
     try:
         procs.start("redis", redis_cmd)
         wait_for(lambda: redis_up(redis_port), 10, "redis")
-        procs.start(
-            "web",
-            [
-                str(BIN / "gunicorn"),
-                "opshero.wsgi",
-                "--bind",
-                f"127.0.0.1:{web_port}",
-                "--workers",
-                "2",
-                "--threads",
-                "2",
-                "--access-logfile",
-                "-",
-            ],
-        )
+        procs.start("web", gunicorn_command(web_port))
         procs.start("worker", worker_cmd)
-        procs.start(
-            "beat",
-            [
-                str(BIN / "celery"),
-                "-A",
-                "opshero",
-                "beat",
-                "--schedule",
-                str(tmp_path / "beat-schedule"),
-                "--loglevel",
-                "INFO",
-            ],
-        )
-
-        def web_up():
-            try:
-                socket.create_connection(("127.0.0.1", web_port), timeout=0.2).close()
-                return True
-            except OSError:
-                return False
-
-        wait_for(web_up, 30, "gunicorn")
+        procs.start("beat", beat_command(tmp_path / "beat-schedule"))
+        wait_for(lambda: listening(web_port), 30, "gunicorn")
         gateways = [Gateway(*enroll_device(world.a.org), port=web_port, seed=n) for n in range(3)]
         posted = 0
 

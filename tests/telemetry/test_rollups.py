@@ -204,7 +204,7 @@ def test_a_rebuild_that_fails_keeps_its_marks(client, world, queued, monkeypatch
     def broken(**kwargs):
         raise RuntimeError("worker died")
 
-    monkeypatch.setattr(rollups, "_rebuild_above", broken)
+    monkeypatch.setattr(rollups, "touch_cursors", broken)
     with pytest.raises(RuntimeError):
         rollups.roll_up_marked()
     assert RollupMark.objects.count() == marks
