@@ -1,7 +1,8 @@
 """Alert services: open (or update) on consecutive breaches, acknowledge, resolve.
 
-An alert is keyed by (organisation, kind, level, site, device, model): at most one is open or
-acknowledged per key (a partial unique constraint), further breaches update it. The signal
+An alert is keyed by (organisation, kind, level, site, device, model and version): at most one
+is open or acknowledged per key (a partial unique constraint), further breaches update it. The
+signal
 evaluator (``telemetry.signals``) opens and auto-resolves; people acknowledge and resolve. Every
 change is audited in its transaction and notified through the organisation's channels
 (``telemetry.notifications``) after commit.
@@ -76,14 +77,16 @@ def raise_alert(
         "site_id": site_id,
         "device_id": device_id,
         "model_id": model_id,
+        "model_sha256": model_sha256,
     }
     live = Alert.objects.select_for_update().filter(status__in=LIVE, **key).first()
+    if live is not None and breach_at <= live.last_breach_at:
+        return live, False  # this window was counted already (an evaluator re-run)
     if live is not None:
         live.breaches += 1
         live.last_breach_at = max(live.last_breach_at, breach_at)
         live.summary = summary[:300]
         live.detail = detail
-        live.model_sha256 = model_sha256 or live.model_sha256
         live.model_version = model_version or live.model_version
         live.save(
             update_fields=[
@@ -91,7 +94,6 @@ def raise_alert(
                 "last_breach_at",
                 "summary",
                 "detail",
-                "model_sha256",
                 "model_version",
             ]
         )
@@ -100,7 +102,6 @@ def raise_alert(
         with transaction.atomic():
             alert = Alert.objects.create(
                 **key,
-                model_sha256=model_sha256,
                 model_version=model_version,
                 severity=severity,
                 summary=summary[:300],

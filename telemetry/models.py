@@ -543,7 +543,7 @@ class SignalPolicy(models.Model):
 class Alert(models.Model):
     """One condition that needs a person: open until acknowledged, then resolved.
 
-    At most one alert is open or acknowledged per (device or site, model, kind); further
+    At most one alert is open or acknowledged per (device or site, model version, kind); further
     breaches update it. ``time_to_acknowledge`` and ``time_to_resolve`` are the seed's "time to
     diagnose inference issues in the field". Only ``telemetry.alerts.transition_alert`` changes
     ``status``.
@@ -598,7 +598,7 @@ class Alert(models.Model):
         ordering = ["-opened_at"]
         constraints = [
             models.UniqueConstraint(
-                fields=["organization", "kind", "level", "site", "device", "model"],
+                fields=["organization", "kind", "level", "site", "device", "model", "model_sha256"],
                 condition=models.Q(status__in=["open", "acknowledged"]),
                 nulls_distinct=False,
                 name="telemetry_one_live_alert",

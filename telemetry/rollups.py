@@ -99,6 +99,10 @@ def hours_to_mark(*, inference: Iterable[datetime], health: Iterable[datetime], 
 def mark_hours(*, organization_id: int, device_id: int, hours: Iterable[datetime], using: str):
     """Mark device-hours for a rebuild (idempotent: a mark already there stays)."""
     now = timezone.now()
+    # An upsert, not "do nothing": updating an existing mark locks it until this ingest
+    # commits, so a rollup deleting that mark meanwhile waits, then reads these events. With
+    # "do nothing" the rollup could take the mark, miss the uncommitted events, and leave
+    # them unmarked for good.
     RollupMark.objects.using(using).bulk_create(
         [
             RollupMark(
@@ -106,7 +110,9 @@ def mark_hours(*, organization_id: int, device_id: int, hours: Iterable[datetime
             )
             for hour in sorted(hours)
         ],
-        ignore_conflicts=True,
+        update_conflicts=True,
+        unique_fields=["device_id", "hour"],
+        update_fields=["marked_at"],
     )
 
 
@@ -721,6 +727,14 @@ def roll_up_organization(*, organization_id: int, limit: int = 200) -> RollupOut
             slot[0] += duplicates
             slot[1] += conflicts
 
+        # A device moved to another site: the old site's rows of these hours still count it,
+        # so they are merged again too.
+        previous_sites = {
+            (site_id, hour_of(bucket_start))
+            for site_id, bucket_start in InferenceRollup.objects.using(db)
+            .filter(_bucket_filter(device_hours), level=Level.DEVICE, resolution=Resolution.HOUR)
+            .values_list("site_id", "bucket_start")
+        }
         InferenceRollup.objects.using(db).filter(
             _bucket_filter(device_hours), level=Level.DEVICE
         ).delete()
@@ -746,7 +760,8 @@ def roll_up_organization(*, organization_id: int, limit: int = 200) -> RollupOut
         # site-hour (roll_up_aggregates), not once per batch of devices.
         _mark_aggregates(
             organization_id=organization_id,
-            site_hours={(owners[item.device_id][1], item.hour) for item in device_hours},
+            site_hours={(owners[item.device_id][1], item.hour) for item in device_hours}
+            | previous_sites,
             db=db,
         )
         touch_cursors(

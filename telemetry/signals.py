@@ -18,6 +18,7 @@ arrives for a window already judged updates the rollups and pages, not the judge
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import time
@@ -33,6 +34,7 @@ from django.utils import timezone
 from fleet.models import Device, Site
 from modelregistry.models import ModelVersion, ValidationRun
 from opshero.actors import Actor
+from opshero.errors import Conflict
 
 from . import alerts
 from .drift import (
@@ -166,7 +168,6 @@ class Judgement:
 class _Org:
     organization_id: int
     pending_hours: dict[int, set[datetime]]  # device -> hours still to be rolled up
-    pending_any: set[datetime]
     pending_sites: dict[int, set[datetime]]  # site -> hours whose site rows are still to merge
     profiles: dict[str, ArtifactProfile]
     live: dict[tuple, Alert]
@@ -176,7 +177,7 @@ class _Org:
 
 def _window_is_settled(org: _Org, cursor: SignalCursor, start: datetime, end: datetime) -> bool:
     if cursor.level == Level.SITE:
-        hours = org.pending_any | org.pending_sites.get(cursor.site_id, set())
+        hours = org.pending_sites.get(cursor.site_id, set())
     else:
         hours = org.pending_hours.get(cursor.device_id, set())
     hour = align_down(start, HOUR)
@@ -239,7 +240,7 @@ def judge_model_windows(
     windows: list[tuple[datetime, datetime]] = []
     while len(windows) < max_windows:
         end = start + width
-        if end > cursor.latest_data or end > now:
+        if end >= cursor.latest_data or end > now:
             break
         if not _window_is_settled(org, cursor, start, end):
             break
@@ -299,7 +300,11 @@ def judge_health_windows(
     windows: list[tuple[datetime, datetime]] = []
     while len(windows) < max_windows:
         end = start + width
-        if end > cursor.latest_data or end > now or not _window_is_settled(org, cursor, start, end):
+        if (
+            end >= cursor.latest_data
+            or end > now
+            or not _window_is_settled(org, cursor, start, end)
+        ):
             break
         windows.append((start, end))
         start = end
@@ -339,8 +344,10 @@ def judge_health_windows(
 
 
 def _alert_key(cursor: SignalCursor, kind: str, model_id: int | None) -> tuple:
+    # Per version (sha), not per model: a canary v2 drifting beside a clear v1 must not have
+    # v1's clear windows resolve v2's alert.
     device_id = cursor.device_id if cursor.level == Level.DEVICE else None
-    return (kind, cursor.level, cursor.site_id, device_id, model_id)
+    return (kind, cursor.level, cursor.site_id, device_id, model_id, cursor.model_sha256)
 
 
 def _summary(org: _Org, cursor: SignalCursor, kind: str, profile, verdict: Verdict, streak: int):
@@ -369,7 +376,10 @@ def _apply_alerts(org: _Org, cursor: SignalCursor, judgements: Sequence[Judgemen
             policy=policy,
         )
         streaks[kind] = streak
-        if cursor.site_id == 0 or action is None:
+        gone = cursor.site_id not in org.sites or (
+            cursor.level == Level.DEVICE and cursor.device_id not in org.devices
+        )
+        if action is None or gone:  # a deleted site or device gets no alert
             continue
         verdict = judgement.verdict
         if action in ("open", "update"):
@@ -398,12 +408,13 @@ def _apply_alerts(org: _Org, cursor: SignalCursor, judgements: Sequence[Judgemen
             )
             org.live[key] = alert
         elif action == "resolve" and live is not None:
-            alerts.resolve_alert(
-                alert=live,
-                actor=Actor.system("signal evaluator"),
-                resolution=f"cleared in the window ending {judgement.window_end:%Y-%m-%d %H:%M} "
-                f"UTC: {verdict.reason}",
-            )
+            with contextlib.suppress(Conflict):  # a person resolved it meanwhile
+                alerts.resolve_alert(
+                    alert=live,
+                    actor=Actor.system("signal evaluator"),
+                    resolution=f"cleared in the window ending "
+                    f"{judgement.window_end:%Y-%m-%d %H:%M} UTC: {verdict.reason}",
+                )
             del org.live[key]
     cursor.streaks = streaks
 
@@ -441,6 +452,11 @@ def _load_org(organization_id: int, cursors: Sequence[SignalCursor], db: str) ->
     ):
         pending[device_id].add(hour)
     pending_sites: dict[int, set[datetime]] = defaultdict(set)
+    # A site window waits for its own devices' marks, not for every device of the organisation.
+    for device_id, site_id in Device.objects.filter(
+        organization_id=organization_id, pk__in=list(pending)
+    ).values_list("pk", "site_id"):
+        pending_sites[site_id].update(pending[device_id])
     for site_id, hour in (
         AggregateMark.objects.using(db)
         .filter(organization_id=organization_id, site_id__gt=0)
@@ -448,13 +464,12 @@ def _load_org(organization_id: int, cursors: Sequence[SignalCursor], db: str) ->
     ):
         pending_sites[site_id].add(hour)
     live = {
-        (a.kind, a.level, a.site_id, a.device_id, a.model_id): a
+        (a.kind, a.level, a.site_id, a.device_id, a.model_id, a.model_sha256): a
         for a in Alert.objects.filter(organization_id=organization_id, status__in=alerts.LIVE)
     }
     org = _Org(
         organization_id=organization_id,
         pending_hours=pending,
-        pending_any=set().union(*pending.values()) if pending else set(),
         pending_sites=pending_sites,
         profiles=artifact_profiles(
             organization_id=organization_id, shas={c.model_sha256 for c in cursors}
@@ -490,12 +505,20 @@ def evaluate_signals(
             by_org[cursor.organization_id].append(cursor)
     stored = 0
     for organization_id, org_cursors in by_org.items():
-        with _evaluator_lock(organization_id, db) as held:
-            if held:
-                stored += _evaluate_org(
-                    organization_id, org_cursors, db, now, started, budget_s, max_windows
-                )
+        try:
+            stored += _evaluate_locked(
+                organization_id, org_cursors, db, now, started, budget_s, max_windows
+            )
+        except Exception:  # one organisation's bad row must not stop every other's signals
+            logger.exception("signals of organisation %s failed", organization_id)
     return stored
+
+
+def _evaluate_locked(organization_id, org_cursors, db, now, started, budget_s, max_windows):
+    with _evaluator_lock(organization_id, db) as held:
+        if not held:
+            return 0
+        return _evaluate_org(organization_id, org_cursors, db, now, started, budget_s, max_windows)
 
 
 @contextmanager

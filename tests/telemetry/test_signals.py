@@ -293,3 +293,65 @@ def test_a_policy_the_evaluator_would_refuse_is_refused_when_saved(world):
         version.sha256
     ]
     assert profile.policy == signals.DEFAULT_POLICY
+
+
+def test_a_drifting_version_keeps_its_alert_while_another_version_is_clear(client, world, queued):
+    # A canary: v2 drifts on the same device where v1 stays clear. Alerts are per version, so
+    # v1's clear windows do not resolve v2's alert (they used to, every window).
+    first = registered_model(world.a.org)
+    second = ModelVersion.objects.create(
+        model=first.model,
+        version="2.0.0",
+        artifact="artifacts/none.onnx",
+        file_name="none.onnx",
+        sha256=uuid.uuid4().hex * 2,
+        size_bytes=1,
+        io_contract=first.io_contract,
+    )
+    ValidationRun.objects.create(
+        version=second,
+        target=make_target(world.a.org),
+        number=1,
+        status=ValidationRun.Status.PASSED,
+        report=first.validation_runs.get().report,
+    )
+    gateway = enroll_device(world.a.org)
+    events = []
+    for window in range(4):
+        events += window_events(first, window, seq0=window * 1000)
+        events += window_events(second, window, drifted=window >= 1, seq0=50_000 + window * 1000)
+    events += window_events(first, 4, seq0=90_000, per_window=1)
+    events += window_events(second, 4, seq0=91_000, per_window=1)
+    deliver(client, gateway, events)
+    run_evaluator()
+    live = Alert.objects.filter(
+        kind=SignalKind.CLASS_DRIFT, level=Level.DEVICE, status=Alert.Status.OPEN
+    )
+    assert [a.model_sha256 for a in live] == [second.sha256]
+    assert live[0].breaches == 3
+    assert Alert.objects.filter(kind=SignalKind.CLASS_DRIFT, level=Level.DEVICE).count() == 1
+
+
+def test_a_device_moved_to_another_site_is_counted_once(client, world, queued):
+    from fleet.models import Device
+    from telemetry.models import InferenceRollup, Resolution
+    from tests.factories import make_site
+
+    version = registered_model(world.a.org)
+    gateway = enroll_device(world.a.org)
+    device, _ = gateway
+    deliver(client, gateway, window_events(version, 0, seq0=0))
+    rollups.roll_up_marked()
+    Device.objects.filter(pk=device.pk).update(site=make_site(world.a.org))
+    # A late event of the same hour arrives after the move.
+    deliver(client, gateway, window_events(version, 1, seq0=5000, per_window=1))
+    rollups.roll_up_marked()
+    hour = rollups.hour_of(START)
+    org_row = InferenceRollup.objects.get(
+        level=Level.ORGANIZATION, resolution=Resolution.HOUR, bucket_start=hour
+    )
+    assert org_row.count == 601
+    sites = InferenceRollup.objects.filter(
+        level=Level.SITE, resolution=Resolution.HOUR, bucket_start=hour
+    )
+    assert sum(s.count for s in sites) == 601
