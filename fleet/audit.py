@@ -26,3 +26,6 @@ class FleetVerb(AuditVerb):
     GROUP_CREATED = "group.created"
     GROUP_UPDATED = "group.updated"
     GROUP_DELETED = "group.deleted"
+    OPERATING_POLICY_CREATED = "operating_policy.created"
+    OPERATING_POLICY_UPDATED = "operating_policy.updated"
+    OPERATING_POLICY_CLEARED = "operating_policy.cleared"

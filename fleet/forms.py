@@ -234,3 +234,34 @@ class TargetForm(forms.Form):
 
 class ReasonForm(forms.Form):
     reason = forms.CharField(max_length=200, required=False)
+
+
+class OperatingPolicyForm(forms.Form):
+    """A site's operating policy or a lane's override; the service checks the ranges, so its
+    reasons show on the fields here exactly as the API gives them."""
+
+    review_threshold = forms.FloatField(
+        label="Review threshold",
+        help_text="Confidence below which a case goes to a human (0 to 1).",
+        widget=forms.NumberInput(attrs={"step": "0.01"}),
+    )
+    evidence_sampling_rate = forms.FloatField(
+        label="Evidence sampling rate",
+        help_text="Share of low-confidence cases sent as evidence (0 to 1; 0 sends none).",
+        widget=forms.NumberInput(attrs={"step": "0.01"}),
+    )
+    evidence_daily_cap = forms.IntegerField(
+        label="Evidence samples per device and day", help_text="0 sends none."
+    )
+    image_evidence = forms.BooleanField(
+        required=False,
+        label="Images may be sent as evidence",
+        help_text="Off keeps images on site.",
+    )
+    telemetry_interval_s = forms.IntegerField(
+        label="Telemetry interval (s)", help_text="Seconds between telemetry batches (10 to 3600)."
+    )
+    desired_poll_interval_s = forms.IntegerField(
+        label="Desired-state poll interval (s)",
+        help_text="Seconds between polls for what to run (15 to 3600).",
+    )

@@ -323,3 +323,178 @@ class DeviceGroup(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+# --- the site operating policy --------------------------------------------------------------------
+
+# What a gateway applies at the edge, in the order the pages and the API list them. Each entry is
+# (kind, lowest, highest): the model's CheckConstraints and the service's refusals both read it.
+POLICY_LIMITS: dict[str, tuple[type, float, float]] = {
+    "review_threshold": (float, 0.0, 1.0),
+    "evidence_sampling_rate": (float, 0.0, 1.0),
+    "evidence_daily_cap": (int, 0, 100_000),
+    "image_evidence": (bool, 0, 1),
+    "telemetry_interval_s": (int, 10, 3600),
+    "desired_poll_interval_s": (int, 15, 3600),
+}
+POLICY_FIELDS = tuple(POLICY_LIMITS)
+
+# Defaults of a site without a policy of its own. A clinic gets the strictest: nothing leaves the
+# site as evidence (no sampling, no cap, no images) and more cases go to a human.
+STANDARD_POLICY_DEFAULTS: dict[str, object] = {
+    "review_threshold": 0.6,
+    "evidence_sampling_rate": 0.05,
+    "evidence_daily_cap": 50,
+    "image_evidence": True,
+    "telemetry_interval_s": 60,
+    "desired_poll_interval_s": 60,
+}
+CLINIC_POLICY_DEFAULTS: dict[str, object] = {
+    **STANDARD_POLICY_DEFAULTS,
+    "review_threshold": 0.7,
+    "evidence_sampling_rate": 0.0,
+    "evidence_daily_cap": 0,
+    "image_evidence": False,
+}
+
+
+def _policy_range_constraints(prefix: str) -> list[models.CheckConstraint]:
+    checks = []
+    for name, (kind, low, high) in POLICY_LIMITS.items():
+        if kind is bool:
+            continue
+        checks.append(
+            models.CheckConstraint(
+                condition=Q(**{f"{name}__gte": low}) & Q(**{f"{name}__lte": high}),
+                name=f"{prefix}_{name}_range",
+            )
+        )
+    return checks
+
+
+class OperatingPolicy(models.Model):
+    """How a site's gateways behave at the edge: the confidence below which a case goes to a
+    human, how much low-confidence evidence they may send, and how often they report and poll.
+
+    Set for one site, or for one device group (a lane, overriding the sites of its devices);
+    exactly one of ``site`` and ``group``. A site without a row uses the defaults of its kind
+    (``fleet.selectors.policy_defaults``). ``revision`` rises by one on every change, also
+    across a clear and a new policy for the same site or group, so a device never sees it go
+    back; every revision is kept in ``OperatingPolicyRevision``. Changed only through
+    ``fleet.services.set_operating_policy`` and ``clear_operating_policy``.
+    """
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="operating_policies"
+    )
+    site = models.OneToOneField(
+        Site, on_delete=models.CASCADE, null=True, blank=True, related_name="operating_policy"
+    )
+    group = models.OneToOneField(
+        DeviceGroup,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="operating_policy",
+    )
+    # Confidences below this go to human review (0..1).
+    review_threshold = models.FloatField(default=STANDARD_POLICY_DEFAULTS["review_threshold"])
+    # Share of the low-confidence cases a gateway sends as evidence samples (0..1).
+    evidence_sampling_rate = models.FloatField(
+        default=STANDARD_POLICY_DEFAULTS["evidence_sampling_rate"]
+    )
+    # Evidence samples per device and day at most; the server refuses samples beyond it.
+    evidence_daily_cap = models.PositiveIntegerField(
+        default=STANDARD_POLICY_DEFAULTS["evidence_daily_cap"]
+    )
+    image_evidence = models.BooleanField(default=STANDARD_POLICY_DEFAULTS["image_evidence"])
+    telemetry_interval_s = models.PositiveIntegerField(
+        default=STANDARD_POLICY_DEFAULTS["telemetry_interval_s"]
+    )
+    desired_poll_interval_s = models.PositiveIntegerField(
+        default=STANDARD_POLICY_DEFAULTS["desired_poll_interval_s"]
+    )
+    revision = models.PositiveIntegerField(default=1)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(site__isnull=False) & Q(group__isnull=True))
+                | (Q(site__isnull=True) & Q(group__isnull=False)),
+                name="policy_site_xor_group",
+            ),
+            models.CheckConstraint(condition=Q(revision__gte=1), name="policy_revision_positive"),
+            *_policy_range_constraints("policy"),
+        ]
+
+    def __str__(self) -> str:
+        scope = f"site {self.site}" if self.site_id else f"group {self.group}"
+        return f"Operating policy of {scope}"
+
+    def values(self) -> dict[str, object]:
+        """The policy's values by name, as stored in a revision."""
+        return {name: getattr(self, name) for name in POLICY_FIELDS}
+
+
+class OperatingPolicyRevision(models.Model):
+    """One revision of a site's or group's operating policy, kept for history.
+
+    Keeps the site or group as well as the policy: clearing a policy (back to the defaults, or
+    removing a lane's override) deletes the policy row but not its history; that revision is
+    recorded with ``cleared`` and the values that apply afterwards.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    policy = models.ForeignKey(
+        OperatingPolicy,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="revisions",
+    )
+    site = models.ForeignKey(
+        Site, on_delete=models.CASCADE, null=True, blank=True, related_name="policy_revisions"
+    )
+    group = models.ForeignKey(
+        DeviceGroup,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="policy_revisions",
+    )
+    revision = models.PositiveIntegerField()
+    values = models.JSONField(default=dict)
+    cleared = models.BooleanField(default=False)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    changed_by_label = models.CharField(max_length=150, blank=True)
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-revision", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(site__isnull=False) & Q(group__isnull=True))
+                | (Q(site__isnull=True) & Q(group__isnull=False)),
+                name="policy_revision_site_xor_group",
+            ),
+            models.UniqueConstraint(
+                fields=["site", "revision"],
+                condition=Q(site__isnull=False),
+                name="policy_revision_unique_per_site",
+            ),
+            models.UniqueConstraint(
+                fields=["group", "revision"],
+                condition=Q(group__isnull=False),
+                name="policy_revision_unique_per_group",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"revision {self.revision}"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -13,7 +16,18 @@ from django.utils import timezone
 from onnxcheck.operators import OperatorSupport, TargetProfile
 from opshero.models import AuditEvent, Organization
 
-from .models import Device, DeviceGroup, EnrollmentToken, HardwareTarget, Site
+from .models import (
+    CLINIC_POLICY_DEFAULTS,
+    POLICY_FIELDS,
+    STANDARD_POLICY_DEFAULTS,
+    Device,
+    DeviceGroup,
+    EnrollmentToken,
+    HardwareTarget,
+    OperatingPolicy,
+    OperatingPolicyRevision,
+    Site,
+)
 
 if TYPE_CHECKING:  # filters.py builds on the vocabulary here; selectors only apply it
     from .filters import DeviceFilterSet
@@ -266,3 +280,246 @@ def target_profile(target: HardwareTarget) -> TargetProfile:
         documentary=target.documentary,
         onnx_opset_range=tuple(target.onnx_opset_range) if target.onnx_opset_range else None,
     )
+
+
+# --- operating policy -----------------------------------------------------------------------------
+
+
+def policy_defaults(site_kind: str) -> dict[str, object]:
+    """The policy of a site that has none of its own: the strictest for a clinic (no evidence
+    leaves the site, more cases go to a human), the standard one for every other kind."""
+    source = CLINIC_POLICY_DEFAULTS if site_kind == Site.Kind.CLINIC else STANDARD_POLICY_DEFAULTS
+    return dict(source)
+
+
+class PolicySource:
+    DEFAULT = "default"
+    SITE = "site"
+    GROUP = "group"
+
+
+@dataclass(frozen=True)
+class EffectivePolicy:
+    """The operating policy that applies to a device (or to a site's devices outside a lane).
+
+    ``source`` says where it comes from: the site kind's defaults, the site's policy or a
+    group's override (``policy_id`` is the row, None for defaults; ``revision`` is 0 for
+    defaults). ``etag_part`` is a short digest of the source and every value: it changes when
+    any effective value or the source changes, and only then, so the desired-state answer can
+    build its ETag from it.
+    """
+
+    review_threshold: float
+    evidence_sampling_rate: float
+    evidence_daily_cap: int
+    image_evidence: bool
+    telemetry_interval_s: int
+    desired_poll_interval_s: int
+    source: str
+    source_label: str
+    revision: int
+    policy_id: int | None
+    etag_part: str
+
+    def values(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in POLICY_FIELDS}
+
+
+def _default_label(site_kind: str) -> str:
+    if site_kind == Site.Kind.CLINIC:
+        return "Defaults for a clinic (strictest)"
+    return "Standard defaults"
+
+
+def _effective(
+    values: dict, *, source: str, label: str, revision: int, policy_id: int | None, scope: str
+) -> EffectivePolicy:
+    typed = {name: values[name] for name in POLICY_FIELDS}
+    digest = hashlib.sha256(
+        json.dumps([source, scope, typed], sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()[:16]
+    return EffectivePolicy(
+        **typed,
+        source=source,
+        source_label=label,
+        revision=revision,
+        policy_id=policy_id,
+        etag_part=digest,
+    )
+
+
+def _from_policy(policy: OperatingPolicy, *, label: str) -> EffectivePolicy:
+    source, scope = (
+        (PolicySource.SITE, f"site:{policy.site_id}")
+        if policy.site_id
+        else (PolicySource.GROUP, f"group:{policy.group_id}")
+    )
+    return _effective(
+        policy.values(),
+        source=source,
+        label=label,
+        revision=policy.revision,
+        policy_id=policy.pk,
+        scope=scope,
+    )
+
+
+def _site_effective(
+    *, site_id: int, kind: str, name: str, policy: OperatingPolicy | None
+) -> EffectivePolicy:
+    if policy is not None:
+        return _from_policy(policy, label=f"Site policy · {name}")
+    return _effective(
+        policy_defaults(kind),
+        source=PolicySource.DEFAULT,
+        label=_default_label(kind),
+        revision=0,
+        policy_id=None,
+        scope=f"kind:{kind}",
+    )
+
+
+def effective_site_policy(*, site: Site) -> EffectivePolicy:
+    """What a site's devices outside any lane run: its own policy or its kind's defaults."""
+    return _site_effective(
+        site_id=site.pk,
+        kind=site.kind,
+        name=site.name,
+        policy=OperatingPolicy.objects.filter(site=site).first(),
+    )
+
+
+def _device_matches(*, device: Device, site_kind: str, rules: dict, static_ids: set[int]) -> bool:
+    """``_member_match`` evaluated in Python for one device: static member, or every rule
+    key matching (AND across keys, OR within one); never a retired device."""
+    if device.status == Device.Status.RETIRED:
+        return False
+    if device.pk in static_ids:
+        return True
+    checks = []
+    if rules.get("site_ids"):
+        checks.append(device.site_id in {int(v) for v in rules["site_ids"]})
+    if rules.get("site_kinds"):
+        checks.append(site_kind in rules["site_kinds"])
+    if rules.get("tags"):
+        # tag_filter matches a tag as a JSON string, case-insensitively.
+        wanted = {str(t).lower() for t in rules["tags"]}
+        checks.append(any(str(t).lower() in wanted for t in device.tags or []))
+    if rules.get("placements"):
+        checks.append(device.placement in rules["placements"])
+    if rules.get("target_ids"):
+        checks.append(device.hardware_target_id in {int(v) for v in rules["target_ids"]})
+    return bool(checks) and all(checks)
+
+
+def _static_ids_by_group(group_ids: Iterable[int]) -> dict[int, set[int]]:
+    through = DeviceGroup.static_members.through
+    found: dict[int, set[int]] = {}
+    for group_id, device_id in through.objects.filter(
+        devicegroup_id__in=list(group_ids)
+    ).values_list("devicegroup_id", "device_id"):
+        found.setdefault(group_id, set()).add(device_id)
+    return found
+
+
+def groups_of_device(device: Device) -> list[DeviceGroup]:
+    """The groups ``device`` belongs to now (static member or rule match), by id.
+
+    The reverse of ``members_of``: an organisation has few groups, so their rules are read in
+    two queries and evaluated here rather than one query per group.
+    """
+    groups = list(DeviceGroup.objects.filter(organization_id=device.organization_id).order_by("pk"))
+    if not groups:
+        return []
+    static = _static_ids_by_group(g.pk for g in groups)
+    kind = Site.objects.filter(pk=device.site_id).values_list("kind", flat=True).first() or ""
+    return [
+        g
+        for g in groups
+        if _device_matches(
+            device=device, site_kind=kind, rules=g.rules or {}, static_ids=static.get(g.pk, set())
+        )
+    ]
+
+
+def effective_policies(*, devices: Iterable[Device]) -> dict[int, EffectivePolicy]:
+    """The effective policy of each device, by device id, in at most three queries whatever
+    the number of devices (policies with their groups, sites, the lanes' static members).
+
+    A device in a group with a policy gets that group's policy (a lane); in several such
+    groups, the group with the lowest id wins: groups are not ordered otherwise, and the
+    oldest override staying in force when a new group is added is the least surprising.
+    Otherwise the device's site policy applies, else the defaults of the site's kind.
+    """
+    devices = list(devices)
+    if not devices:
+        return {}
+    org_ids = {d.organization_id for d in devices}
+    site_ids = {d.site_id for d in devices}
+    policies = list(
+        OperatingPolicy.objects.filter(organization_id__in=org_ids)
+        .filter(Q(site_id__in=site_ids) | Q(group__isnull=False))
+        .select_related("group")
+    )
+    site_policies = {p.site_id: p for p in policies if p.site_id}
+    group_policies = sorted((p for p in policies if p.group_id), key=lambda p: p.group_id)
+    sites = {
+        pk: (kind, name)
+        for pk, kind, name in Site.objects.filter(pk__in=site_ids).values_list("pk", "kind", "name")
+    }
+    static = _static_ids_by_group(p.group_id for p in group_policies) if group_policies else {}
+    result = {}
+    for device in devices:
+        kind, name = sites.get(device.site_id, ("", ""))
+        chosen = next(
+            (
+                p
+                for p in group_policies
+                if p.group.organization_id == device.organization_id
+                and _device_matches(
+                    device=device,
+                    site_kind=kind,
+                    rules=p.group.rules or {},
+                    static_ids=static.get(p.group_id, set()),
+                )
+            ),
+            None,
+        )
+        if chosen is not None:
+            result[device.pk] = _from_policy(chosen, label=f"Lane override · {chosen.group.name}")
+        else:
+            result[device.pk] = _site_effective(
+                site_id=device.site_id,
+                kind=kind,
+                name=name,
+                policy=site_policies.get(device.site_id),
+            )
+    return result
+
+
+def effective_policy(*, device: Device) -> EffectivePolicy:
+    """The operating policy ``device`` runs (see ``effective_policies`` for the precedence)."""
+    return effective_policies(devices=[device])[device.pk]
+
+
+def operating_policy_for_site(*, org: Organization, site: Site) -> OperatingPolicy | None:
+    """The site's own policy row, None while it uses its kind's defaults."""
+    return OperatingPolicy.objects.filter(organization=org, site=site).first()
+
+
+def operating_policy_for_group(*, org: Organization, group: DeviceGroup) -> OperatingPolicy | None:
+    """The group's override, None when its devices follow their sites' policies."""
+    return OperatingPolicy.objects.filter(organization=org, group=group).first()
+
+
+def policy_revisions(
+    *,
+    org: Organization,
+    site: Site | None = None,
+    group: DeviceGroup | None = None,
+    limit: int = 10,
+) -> list[OperatingPolicyRevision]:
+    """The latest revisions of a site's or a group's policy, newest first (cleared ones too)."""
+    qs = OperatingPolicyRevision.objects.filter(organization=org)
+    qs = qs.filter(site=site) if site is not None else qs.filter(group=group)
+    return list(qs.select_related("changed_by").order_by("-revision", "-pk")[:limit])

@@ -26,18 +26,21 @@ from opshero.services import record_audit_event
 from opshero.tokens import hash_token
 from protocol import device_auth
 
-from . import credential_cache
+from . import credential_cache, selectors
 from .audit import FleetVerb
 from .models import (
     DEVICE_TEXT_LIMITS,
     HARDWARE_FACTS_MAX_BYTES,
     HARDWARE_FACTS_MAX_KEYS,
+    POLICY_LIMITS,
     Device,
     DeviceCredential,
     DeviceGroup,
     EnrollmentToken,
     ExecutionProvider,
     HardwareTarget,
+    OperatingPolicy,
+    OperatingPolicyRevision,
     Placement,
     Site,
 )
@@ -1140,3 +1143,208 @@ def delete_group(*, group: DeviceGroup, actor: Actor) -> None:
         organization=group.organization, actor=actor, verb=FleetVerb.GROUP_DELETED, target=group
     )
     group.delete()
+
+
+# --- operating policy -----------------------------------------------------------------------------
+
+_POLICY_HINTS = {
+    "review_threshold": "Confidence below which a case goes to a human: between 0 and 1.",
+    "evidence_sampling_rate": "Share of low-confidence cases sent as evidence: between 0 and 1.",
+    "evidence_daily_cap": "Evidence samples per device and day: a whole number from 0.",
+    "image_evidence": "Whether images may be sent as evidence: true or false.",
+    "telemetry_interval_s": "Seconds between telemetry batches: a whole number from 10 to 3600.",
+    "desired_poll_interval_s": "Seconds between desired-state polls: from 15 to 3600.",
+}
+
+
+def clean_policy_values(values: dict[str, Any]) -> dict[str, Any]:
+    """Policy values typed and range-checked; one InvalidInput naming every bad field, and
+    unknown names refused rather than ignored."""
+    errors: dict[str, list[str]] = {}
+    unknown = sorted(set(values) - set(POLICY_LIMITS))
+    for name in unknown:
+        errors[name] = [f"Unknown policy setting; use one of: {', '.join(POLICY_LIMITS)}."]
+    cleaned: dict[str, Any] = {}
+    for name, value in values.items():
+        if name not in POLICY_LIMITS:
+            continue
+        kind, low, high = POLICY_LIMITS[name]
+        if kind is bool:
+            if not isinstance(value, bool):
+                errors[name] = [_POLICY_HINTS[name]]
+            else:
+                cleaned[name] = value
+            continue
+        number = None
+        if not isinstance(value, bool) and isinstance(value, int | float | str):
+            try:
+                number = float(value)
+            except ValueError:
+                number = None
+        if number is None or number != number:  # not a number, or NaN
+            errors[name] = [f"Not a number. {_POLICY_HINTS[name]}"]
+            continue
+        if kind is int and not number.is_integer():
+            errors[name] = [f"Not a whole number. {_POLICY_HINTS[name]}"]
+            continue
+        if not low <= number <= high:
+            shown = int(number) if kind is int else number
+            errors[name] = [f"{shown} is out of range. {_POLICY_HINTS[name]}"]
+            continue
+        cleaned[name] = int(number) if kind is int else number
+    if errors:
+        names = ", ".join(sorted(errors))
+        raise InvalidInput(f"Some policy settings are invalid: {names}.", fields=errors)
+    return cleaned
+
+
+def _policy_scope(
+    organization: Organization, site: Site | None, group: DeviceGroup | None
+) -> dict[str, Any]:
+    if (site is None) == (group is None):
+        raise InvalidInput(
+            "A policy is for one site or one device group.",
+            fields={"scope": ["Give exactly one of site and group."]},
+        )
+    owner = site if site is not None else group
+    if owner.organization_id != organization.pk:  # callers look it up in the org; belt and braces
+        raise InvalidInput("Unknown site or group.", fields={"scope": ["Not this organisation's."]})
+    return {"site": site} if site is not None else {"group": group}
+
+
+def _next_policy_revision(organization: Organization, scope: dict[str, Any]) -> int:
+    """One above the highest revision this site or group ever had, cleared ones included."""
+    last = (
+        OperatingPolicyRevision.objects.filter(organization=organization, **scope)
+        .order_by("-revision")
+        .values_list("revision", flat=True)
+        .first()
+    )
+    return (last or 0) + 1
+
+
+def _scope_defaults(scope: dict[str, Any]) -> dict[str, Any]:
+    """Where a new policy starts: a site's kind defaults; a lane's, the standard ones."""
+    site = scope.get("site")
+    return selectors.policy_defaults(site.kind if site is not None else "")
+
+
+@transaction.atomic
+def set_operating_policy(
+    *,
+    organization: Organization,
+    actor: Actor,
+    site: Site | None = None,
+    group: DeviceGroup | None = None,
+    **values: Any,
+) -> OperatingPolicy:
+    """Create or change the operating policy of a site, or a device group's override (a lane).
+
+    ``values`` are policy settings (``POLICY_FIELDS``); those left out keep their value (a new
+    policy starts from the site kind's defaults, a lane's from the standard ones). Each change
+    raises ``revision`` by one, keeps a revision row and is audited with the values before and
+    after; a call that changes nothing changes nothing. Refuses values out of range, naming
+    every field (422).
+    """
+    scope = _policy_scope(organization, site, group)
+    cleaned = clean_policy_values(values)
+    policy = (
+        OperatingPolicy.objects.select_for_update()
+        .filter(organization=organization, **scope)
+        .first()
+    )
+    user = actor.user if actor.kind == "user" else None
+    if policy is None:
+        before = _scope_defaults(scope)
+        after = {**before, **cleaned}
+        policy = OperatingPolicy(
+            organization=organization,
+            revision=_next_policy_revision(organization, scope),
+            **scope,
+            **after,
+        )
+        verb = FleetVerb.OPERATING_POLICY_CREATED
+    else:
+        before = policy.values()
+        after = {**before, **cleaned}
+        if after == before:
+            return policy
+        for name, value in after.items():
+            setattr(policy, name, value)
+        policy.revision += 1
+        verb = FleetVerb.OPERATING_POLICY_UPDATED
+    policy.updated_by = user
+    policy.updated_at = timezone.now()
+    try:  # two first saves at once meet the unique site/group and revision constraints
+        with transaction.atomic():
+            policy.save()
+            OperatingPolicyRevision.objects.create(
+                organization=organization,
+                policy=policy,
+                revision=policy.revision,
+                values=after,
+                changed_by=user,
+                changed_by_label=actor.label[:150],
+                changed_at=policy.updated_at,
+                **scope,
+            )
+    except IntegrityError as exc:
+        raise Conflict(
+            "The policy was changed at the same time; reload it and try again.",
+            code="policy_changed",
+        ) from exc
+    owner = site if site is not None else group
+    record_audit_event(
+        organization=organization,
+        actor=actor,
+        verb=verb,
+        target=owner,
+        data={
+            "scope": "site" if site is not None else "group",
+            "revision": policy.revision,
+            "before": before,
+            "after": after,
+            "changed": sorted(name for name in after if after[name] != before.get(name)),
+        },
+    )
+    return policy
+
+
+@transaction.atomic
+def clear_operating_policy(*, policy: OperatingPolicy, actor: Actor) -> None:
+    """Remove a policy: a lane's override goes (its devices follow their sites' policies
+    again), a site goes back to its kind's defaults. The history stays, with a last revision
+    marked cleared holding what applies afterwards; audited."""
+    policy = (
+        OperatingPolicy.objects.select_for_update(of=("self",))
+        .select_related("site", "group")
+        .get(pk=policy.pk)
+    )
+    scope = {"site": policy.site} if policy.site_id else {"group": policy.group}
+    before = policy.values()
+    after = _scope_defaults(scope) if policy.site_id else None
+    revision = policy.revision + 1
+    user = actor.user if actor.kind == "user" else None
+    OperatingPolicyRevision.objects.create(
+        organization_id=policy.organization_id,
+        policy=None,
+        revision=revision,
+        values=after or {},
+        cleared=True,
+        changed_by=user,
+        changed_by_label=actor.label[:150],
+        **scope,
+    )
+    record_audit_event(
+        organization=policy.organization,
+        actor=actor,
+        verb=FleetVerb.OPERATING_POLICY_CLEARED,
+        target=policy.site if policy.site_id else policy.group,
+        data={
+            "scope": "site" if policy.site_id else "group",
+            "revision": revision,
+            "before": before,
+            "after": after if after is not None else "the sites' policies",
+        },
+    )
+    policy.delete()

@@ -20,7 +20,7 @@ from opshero.htmx import render_page
 from opshero.roles import Action
 from opshero.tenancy import org_view
 
-from . import device_csv, selectors, services
+from . import device_csv, device_panels, selectors, services
 from .enrollment import gateway_command
 from .filters import DeviceFilterSet
 from .forms import (
@@ -28,11 +28,12 @@ from .forms import (
     DeviceForm,
     EnrollmentTokenForm,
     GroupForm,
+    OperatingPolicyForm,
     ReasonForm,
     SiteForm,
     TargetForm,
 )
-from .models import Device
+from .models import POLICY_FIELDS, Device, DeviceGroup, Site
 
 PAGE_SIZE = 50
 
@@ -164,8 +165,10 @@ def device_detail(request: HttpRequest, device_id: int) -> HttpResponse:
             form=form,
             credential=selectors.active_credential(device),
             credentials=list(device.credentials.all()[:10]),
+            policy=selectors.effective_policy(device=device),
             events=selectors.audit_events_for_device(device=device),
             offline_minutes=settings.DEVICE_OFFLINE_AFTER_SECONDS // 60,
+            panels=device_panels.render_panels(request, device),
         )
         return render(request, "fleet/device_detail.html", context, status=status)
 
@@ -300,28 +303,53 @@ def site_list(request: HttpRequest) -> HttpResponse:
     return page()
 
 
-@org_view()
-def site_detail(request: HttpRequest, site_id: int) -> HttpResponse:
+def _site_or_404(request, site_id: int) -> Site:
     site = selectors.sites_for_org(org=request.org).filter(pk=site_id).first()
     if site is None:
         raise Http404("No such site.")
+    return site
+
+
+def _policy_initial(values: dict) -> dict:
+    return {name: values[name] for name in POLICY_FIELDS}
+
+
+def _site_page(request, site: Site, *, form, policy_form, status: int = 200) -> HttpResponse:
+    devices = selectors.devices_for_org(org=request.org).filter(site=site)[:200]
+    context = _fleet_context(
+        request,
+        "sites",
+        site=site,
+        form=form,
+        devices=devices,
+        counts=selectors.connectivity_counts(org=request.org, site=site),
+        days=["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
+        policy=selectors.effective_site_policy(site=site),
+        policy_form=policy_form,
+        policy_revisions=selectors.policy_revisions(org=request.org, site=site),
+        kind_defaults=selectors.policy_defaults(site.kind),
+    )
+    return render(request, "fleet/site_detail.html", context, status=status)
+
+
+def _site_policy_form(request, site: Site, data=None) -> OperatingPolicyForm | None:
+    if not request.membership.can(Action.MANAGE_FLEET):
+        return None
+    initial = _policy_initial(selectors.effective_site_policy(site=site).values())
+    return OperatingPolicyForm(data, initial=initial)
+
+
+@org_view()
+def site_detail(request: HttpRequest, site_id: int) -> HttpResponse:
+    site = _site_or_404(request, site_id)
     can_manage = request.membership.can(Action.MANAGE_FLEET)
     form = (
         SiteForm(request.POST or None, initial=SiteForm.initial_for(site)) if can_manage else None
     )
+    policy_form = _site_policy_form(request, site)
 
     def page(status: int = 200) -> HttpResponse:
-        devices = selectors.devices_for_org(org=request.org).filter(site=site)[:200]
-        context = _fleet_context(
-            request,
-            "sites",
-            site=site,
-            form=form,
-            devices=devices,
-            counts=selectors.connectivity_counts(org=request.org, site=site),
-            days=["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
-        )
-        return render(request, "fleet/site_detail.html", context, status=status)
+        return _site_page(request, site, form=form, policy_form=policy_form, status=status)
 
     if request.method == "POST":
         return handle_form_post(
@@ -336,6 +364,41 @@ def site_detail(request: HttpRequest, site_id: int) -> HttpResponse:
             render_invalid=page,
         )
     return page()
+
+
+@require_POST
+@org_view(Action.MANAGE_FLEET)
+def site_policy(request: HttpRequest, site_id: int) -> HttpResponse:
+    """Save the site's operating policy (the form on the site page)."""
+    site = _site_or_404(request, site_id)
+    form = SiteForm(initial=SiteForm.initial_for(site))
+    policy_form = _site_policy_form(request, site, request.POST)
+    return handle_form_post(
+        request,
+        form=policy_form,
+        perform=lambda: services.set_operating_policy(
+            organization=request.org, actor=_actor(request), site=site, **policy_form.cleaned_data
+        ),
+        success_message=lambda p: f"Operating policy saved (revision {p.revision}).",
+        redirect_to=lambda _: _site_url(request, site) + "#operating-policy",
+        render_invalid=lambda status: _site_page(
+            request, site, form=form, policy_form=policy_form, status=status
+        ),
+    )
+
+
+@require_POST
+@org_view(Action.MANAGE_FLEET)
+def site_policy_clear(request: HttpRequest, site_id: int) -> HttpResponse:
+    """Put the site back on its kind's defaults."""
+    site = _site_or_404(request, site_id)
+    policy = selectors.operating_policy_for_site(org=request.org, site=site)
+    if policy is None:
+        messages.info(request, "This site already uses the defaults.")
+    else:
+        services.clear_operating_policy(policy=policy, actor=_actor(request))
+        messages.success(request, "The site uses the defaults of its kind again.")
+    return redirect(_site_url(request, site) + "#operating-policy")
 
 
 @require_POST
@@ -486,14 +549,9 @@ def _group_list_page(request, form, status: int = 200) -> HttpResponse:
     return render(request, "fleet/group_list.html", context, status=status)
 
 
-@org_view()
-def group_detail(request: HttpRequest, group_id: int) -> HttpResponse:
-    group = selectors.group_for_org(org=request.org, pk=group_id)
-    if group is None:
-        raise Http404("No such group.")
-    can_manage = request.membership.can(Action.MANAGE_FLEET)
+def _group_initial(group: DeviceGroup) -> dict:
     rules = group.rules
-    initial = {
+    return {
         "name": group.name,
         "description": group.description,
         "site_ids": rules.get("site_ids", []),
@@ -503,19 +561,19 @@ def group_detail(request: HttpRequest, group_id: int) -> HttpResponse:
         "target_ids": rules.get("target_ids", []),
         "static_members": list(group.static_members.values_list("pk", flat=True)),
     }
-    form = _group_form(request, request.POST or None, initial) if can_manage else None
+
+
+@org_view()
+def group_detail(request: HttpRequest, group_id: int) -> HttpResponse:
+    group = selectors.group_for_org(org=request.org, pk=group_id)
+    if group is None:
+        raise Http404("No such group.")
+    can_manage = request.membership.can(Action.MANAGE_FLEET)
+    form = _group_form(request, request.POST or None, _group_initial(group)) if can_manage else None
+    policy_form = _group_policy_form(request, group)
 
     def page(status: int = 200) -> HttpResponse:
-        members = selectors.members_of(group)
-        context = _fleet_context(
-            request,
-            "groups",
-            group=group,
-            form=form,
-            members=members[:100],
-            member_count=members.count(),
-        )
-        return render(request, "fleet/group_detail.html", context, status=status)
+        return _group_page(request, group, form=form, policy_form=policy_form, status=status)
 
     if request.method == "POST":
         return handle_form_post(
@@ -535,6 +593,80 @@ def group_detail(request: HttpRequest, group_id: int) -> HttpResponse:
             render_invalid=page,
         )
     return page()
+
+
+def _group_page(
+    request, group: DeviceGroup, *, form, policy_form, status: int = 200
+) -> HttpResponse:
+    members = selectors.members_of(group)
+    context = _fleet_context(
+        request,
+        "groups",
+        group=group,
+        form=form,
+        members=members[:100],
+        member_count=members.count(),
+        group_policy=selectors.operating_policy_for_group(org=request.org, group=group),
+        policy_form=policy_form,
+        policy_revisions=selectors.policy_revisions(org=request.org, group=group),
+    )
+    return render(request, "fleet/group_detail.html", context, status=status)
+
+
+def _group_policy_form(request, group: DeviceGroup, data=None) -> OperatingPolicyForm | None:
+    if not request.membership.can(Action.MANAGE_FLEET):
+        return None
+    policy = selectors.operating_policy_for_group(org=request.org, group=group)
+    values = policy.values() if policy is not None else selectors.policy_defaults("")
+    return OperatingPolicyForm(data, initial=_policy_initial(values))
+
+
+def _group_or_404(request, group_id: int) -> DeviceGroup:
+    group = selectors.group_for_org(org=request.org, pk=group_id)
+    if group is None:
+        raise Http404("No such group.")
+    return group
+
+
+@require_POST
+@org_view(Action.MANAGE_FLEET)
+def group_policy(request: HttpRequest, group_id: int) -> HttpResponse:
+    """Save the group's policy override (a lane)."""
+    group = _group_or_404(request, group_id)
+    policy_form = _group_policy_form(request, group, request.POST)
+
+    def page(status: int) -> HttpResponse:
+        # The rules form is not posted here: show it as saved.
+        form = _group_form(request, None, _group_initial(group))
+        return _group_page(request, group, form=form, policy_form=policy_form, status=status)
+
+    return handle_form_post(
+        request,
+        form=policy_form,
+        perform=lambda: services.set_operating_policy(
+            organization=request.org,
+            actor=_actor(request),
+            group=group,
+            **policy_form.cleaned_data,
+        ),
+        success_message=lambda p: f"Lane override saved (revision {p.revision}).",
+        redirect_to=lambda _: _group_url(request, group) + "#operating-policy",
+        render_invalid=page,
+    )
+
+
+@require_POST
+@org_view(Action.MANAGE_FLEET)
+def group_policy_clear(request: HttpRequest, group_id: int) -> HttpResponse:
+    """Remove the group's override: its devices follow their sites' policies again."""
+    group = _group_or_404(request, group_id)
+    policy = selectors.operating_policy_for_group(org=request.org, group=group)
+    if policy is None:
+        messages.info(request, "This group has no override.")
+    else:
+        services.clear_operating_policy(policy=policy, actor=_actor(request))
+        messages.success(request, "Override removed: devices follow their sites' policies.")
+    return redirect(_group_url(request, group) + "#operating-policy")
 
 
 @require_POST

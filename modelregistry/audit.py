@@ -20,3 +20,6 @@ class RegistryVerb(AuditVerb):
     SIGNING_KEY_CREATED = "signing_key.created"
     SIGNING_KEY_ROTATED_OUT = "signing_key.rotated_out"
     SIGNING_KEY_RETIRED = "signing_key.retired"
+    MODEL_SIGNATURE_REISSUED = "model_signature.reissued"
+    ASSIGNMENT_CHANGED = "assignment.changed"
+    ASSIGNMENT_REMOVED = "assignment.removed"

@@ -246,6 +246,12 @@ class ModelSignature(models.Model):
     accuracy_waiver = models.TextField(blank=True)
     # Signed by the version's uploader under the organisation's single-approver setting.
     four_eyes_relaxed = models.BooleanField(default=False)
+    # A re-issue (rollback under anti-rollback, or a rollout of an older signed version): the
+    # human signature it re-issues with a higher release counter, signed by the system.
+    reissue_of = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="reissues"
+    )
+    reissue_reason = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -255,6 +261,45 @@ class ModelSignature(models.Model):
         return f"{self.version} release {self.release_counter}"
 
     @property
+    def approved_signature(self) -> ModelSignature:
+        """The human signature this one derives from (itself when it is not a re-issue)."""
+        return self.reissue_of if self.reissue_of_id else self
+
+    @property
     def targets(self) -> list[dict]:
         """The targets this signature covers, each with its report digest (manifest v2)."""
         return list(self.manifest.get("targets") or [])
+
+
+class DeviceAssignment(models.Model):
+    """What one device should run of one model: the version, since when, and the version to
+    fall back to. A gateway may run several models, so there is one row per (device, model).
+
+    Rollouts write it only through ``modelregistry.assignment_services``; the device API, the
+    device page and telemetry read it. ``rollout_id`` names the rollout that set it (a plain
+    id: rollouts live above the registry)."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    device = models.ForeignKey("fleet.Device", on_delete=models.CASCADE, related_name="assignments")
+    model = models.ForeignKey(MlModel, on_delete=models.CASCADE, related_name="assignments")
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+")
+    previous_version = models.ForeignKey(
+        ModelVersion, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    rollout_id = models.BigIntegerField(null=True, blank=True)
+    # The deployment action the device reports status against (rollouts.DeploymentAction).
+    action_id = models.BigIntegerField(null=True, blank=True)
+    # "install" for a new version, "rollback" when the previous one is re-issued.
+    purpose = models.CharField(max_length=16, default="install")
+    since = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["device_id", "model_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["device", "model"], name="assignment_device_model"),
+        ]
+        indexes = [models.Index(fields=["organization", "model"], name="assignment_org_model")]
+
+    def __str__(self) -> str:
+        return f"{self.device_id} → {self.version_id}"

@@ -154,7 +154,11 @@ def rotate_signing_key(*, organization: Organization, actor: Actor) -> SigningKe
                 artifact_name=signature.version.file_name,
             ).decode(),
             expires_at=signature.expires_at,
-            signed_by=actor.user,
+            signed_by=actor.user if not signature.reissue_of_id else None,
+            accuracy_waiver=signature.accuracy_waiver,
+            four_eyes_relaxed=signature.four_eyes_relaxed,
+            reissue_of=signature.reissue_of,
+            reissue_reason=signature.reissue_reason,
         )
         resigned += 1
     record_audit_event(

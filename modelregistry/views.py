@@ -443,21 +443,21 @@ def version_envelope(request: HttpRequest, version_id: int) -> HttpResponse:
     return response
 
 
-@require_GET
-@org_view()
-def version_compare(request: HttpRequest) -> HttpResponse:
-    """Two versions side by side: metadata and the figures of their latest runs."""
-    ids = [request.GET.get("a"), request.GET.get("b")]
-    versions = []
-    for value in ids:
-        try:
-            version = ms.version_for_org(org=request.org, pk=int(value))
-        except (TypeError, ValueError):
-            version = None
-        if version is None:
-            raise Http404("Choose two versions of your organisation to compare.")
-        version.headline = reports.headline(ms.latest_finished_run(version=version))
-        versions.append(version)
+COMPARED_FIGURES = [
+    ("P50 ms", "p50_ms"),
+    ("P95 ms", "p95_ms"),
+    ("Operators supported", "supported_share"),
+    ("INT8 drop (points)", "int8_drop"),
+    ("Accuracy", "accuracy"),
+    ("ECE", "ece"),
+    ("Passed gates", "passed"),
+]
+
+
+def version_comparison(versions: list[ModelVersion]) -> tuple[list, list]:
+    """Rows of two (or more) versions side by side: their metadata, and the headline figures
+    of their latest runs (``version.headline``, set by the caller; the rollout approval queue
+    reuses this with headlines it read in one query)."""
     rows = [
         ("Status", [v.get_status_display() for v in versions]),
         ("Size", [v.size_bytes for v in versions]),
@@ -476,20 +476,30 @@ def version_compare(request: HttpRequest) -> HttpResponse:
         ),
         ("Derived from", [v.derived_from.version if v.derived_from else "—" for v in versions]),
     ]
-    figures = [
-        ("P50 ms", "p50_ms"),
-        ("P95 ms", "p95_ms"),
-        ("Operators supported", "supported_share"),
-        ("INT8 drop (points)", "int8_drop"),
-        ("Accuracy", "accuracy"),
-        ("ECE", "ece"),
-        ("Passed gates", "passed"),
+    figure_rows = [
+        (label, [getattr(v, "headline", {}).get(key) for v in versions])
+        for label, key in COMPARED_FIGURES
     ]
-    context = {
-        "versions": versions,
-        "rows": rows,
-        "figure_rows": [(label, [v.headline.get(key) for v in versions]) for label, key in figures],
-    }
+    return rows, figure_rows
+
+
+@require_GET
+@org_view()
+def version_compare(request: HttpRequest) -> HttpResponse:
+    """Two versions side by side: metadata and the figures of their latest runs."""
+    ids = [request.GET.get("a"), request.GET.get("b")]
+    versions = []
+    for value in ids:
+        try:
+            version = ms.version_for_org(org=request.org, pk=int(value))
+        except (TypeError, ValueError):
+            version = None
+        if version is None:
+            raise Http404("Choose two versions of your organisation to compare.")
+        version.headline = reports.headline(ms.latest_finished_run(version=version))
+        versions.append(version)
+    rows, figure_rows = version_comparison(versions)
+    context = {"versions": versions, "rows": rows, "figure_rows": figure_rows}
     return render(request, "modelregistry/compare.html", context)
 
 

@@ -46,6 +46,8 @@ class Action(StrEnum):
     MANAGE_SIGNING_KEYS = "signing_keys.manage"  # create, rotate, retire signing keys
     MANAGE_NOTIFICATIONS = "notifications.manage"  # alert webhooks and e-mail channels
     ACKNOWLEDGE_ALERTS = "alerts.acknowledge"  # acknowledge and resolve field alerts
+    MANAGE_ROLLOUTS = "rollouts.manage"  # plan, submit, pause, resume, advance, abort, roll back
+    APPROVE_ROLLOUTS = "rollouts.approve"  # approve or reject a submitted rollout (four-eyes)
 
 
 _EVERYONE = frozenset(Role)
@@ -68,6 +70,11 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.MANAGE_NOTIFICATIONS: frozenset({Role.ADMIN}),
     # Taking on an alert is the operators' work: whoever runs the fleet, not the planners.
     Action.ACKNOWLEDGE_ALERTS: frozenset({Role.APPROVER, Role.ADMIN}),
+    # Running the fleet's changes, and stopping them, is the operators' work.
+    Action.MANAGE_ROLLOUTS: frozenset({Role.APPROVER, Role.ADMIN}),
+    # Approving a rollout vouches for it reaching devices, like signing: approvers only, and
+    # never the rollout's creator (rollouts.services.approve_rollout).
+    Action.APPROVE_ROLLOUTS: frozenset({Role.APPROVER}),
 }
 
 

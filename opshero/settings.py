@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -78,6 +79,7 @@ INSTALLED_APPS = [
     "fleet",
     "modelregistry",
     "telemetry",
+    "rollouts",
     "roi",
 ]
 
@@ -223,6 +225,12 @@ VALIDATION_ADDRESS_SPACE_BYTES = env.int("VALIDATION_ADDRESS_SPACE_BYTES", defau
 VALIDATION_MAX_AXIS_SIZE = env.int("VALIDATION_MAX_AXIS_SIZE", default=1 << 20)
 VALIDATION_MAX_TENSOR_BYTES = env.int("VALIDATION_MAX_TENSOR_BYTES", default=256 * 1024 * 1024)
 MANIFEST_VALIDITY_DAYS = env.int("MANIFEST_VALIDITY_DAYS", default=180)
+# A re-issued manifest (rollback) is valid at least this long, even when the signature it
+# re-issues expires sooner.
+REISSUE_MIN_VALIDITY = timedelta(days=env.int("REISSUE_MIN_VALIDITY_DAYS", default=30))
+# Staged rollouts: how often beat evaluates running rollouts, and the defaults a new rollout
+# starts from (each editable per rollout and per wave).
+ROLLOUT_EVALUATE_SECONDS = env.float("ROLLOUT_EVALUATE_SECONDS", default=5.0)
 
 
 def _signing_master_key() -> bytes:
@@ -417,6 +425,10 @@ CELERY_BEAT_SCHEDULE = {
     "evaluate-fleet-signals": {
         "task": "telemetry.evaluate_signals",
         "schedule": env.float("TELEMETRY_SIGNALS_SECONDS", default=30.0),
+    },
+    "evaluate-rollouts": {
+        "task": "rollouts.evaluate_rollouts",
+        "schedule": ROLLOUT_EVALUATE_SECONDS,
     },
     "retry-due-alert-notifications": {
         "task": "telemetry.retry_due_notifications",

@@ -103,10 +103,12 @@ urlpatterns = [
     path("api/v1/orgs/<slug:org>/", include("roi.api.urls")),
     path("api/v1/device/", include("fleet.api.device_urls")),
     path("api/v1/device/", include("telemetry.api.device_urls")),
+    path("api/v1/device/", include("rollouts.api.device_urls")),
     path("api/v1/signing-keys/", include("modelregistry.api.signing_urls")),
     path("o/<slug:org>/", include("fleet.urls")),
     path("o/<slug:org>/", include("modelregistry.urls")),
     path("o/<slug:org>/", include("roi.urls")),
     path("o/<slug:org>/", include("telemetry.urls")),
+    path("o/<slug:org>/", include("rollouts.urls")),
     re_path(r"^api/(?P<rest>.*)$", api_not_found),
 ]

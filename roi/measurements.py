@@ -82,9 +82,12 @@ if TYPE_CHECKING:
     from .models import Plan
 
 #: Modules (dotted paths) that hold ``@register_source`` / ``@register_evidence_source``
-#: functions; imported once, by :func:`load_sources`. Rollout sources (``roi.sources.rollouts``)
-#: are added here when they land.
-SOURCE_MODULES: tuple[str, ...] = ("roi.sources.validation", "roi.sources.telemetry")
+#: functions; imported once, by :func:`load_sources`.
+SOURCE_MODULES: tuple[str, ...] = (
+    "roi.sources.validation",
+    "roi.sources.telemetry",
+    "roi.sources.rollouts",
+)
 
 _loaded = False
 

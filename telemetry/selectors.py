@@ -995,3 +995,57 @@ def alerts_for_org(*, org: Organization, status: str | None = None) -> QuerySet[
 
 def alert_for_org(*, org: Organization, pk: int) -> Alert | None:
     return alerts_for_org(org=org).filter(pk=pk).first()
+
+
+# --- Canary groups (rollout analysis) ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CanaryGroup:
+    """A group of devices over a window, merged from their minute rollups: what a rollout's
+    canary analysis compares (``inference`` and ``health`` as ``merge_inference`` and
+    ``merge_health`` return them; ``devices`` that sent any inference of the versions)."""
+
+    devices: int
+    inference: dict
+    health: dict
+
+
+def canary_group(
+    *,
+    org: Organization,
+    device_ids: Iterable[int],
+    model_sha256s: Iterable[str],
+    since: datetime,
+    until: datetime,
+) -> CanaryGroup:
+    """The devices' inference of the given versions and their health in [since, until), from
+    device x minute rollups. Two queries whatever the number of devices."""
+    ids = list(device_ids)
+    shas = list(model_sha256s)
+    if not ids or not shas:
+        return CanaryGroup(devices=0, inference=merge_inference([]), health=merge_health([]))
+    rows = list(
+        InferenceRollup.objects.using(telemetry_db()).filter(
+            organization_id=org.pk,
+            level=Level.DEVICE,
+            resolution=Resolution.MINUTE,
+            device_id__in=ids,
+            model_sha256__in=shas,
+            bucket_start__gte=since,
+            bucket_start__lt=until,
+        )
+    )
+    health = HealthRollup.objects.using(telemetry_db()).filter(
+        organization_id=org.pk,
+        level=Level.DEVICE,
+        resolution=Resolution.MINUTE,
+        device_id__in=ids,
+        bucket_start__gte=since,
+        bucket_start__lt=until,
+    )
+    return CanaryGroup(
+        devices=len({row.device_id for row in rows}),
+        inference=merge_inference(rows),
+        health=merge_health(health),
+    )

@@ -193,9 +193,71 @@ def _fleet_state(world: World):
                     "credentials__fingerprint", "credentials__revoked_at"
                 )
             ),
+            _policy_state(org),
         )
 
     return state
+
+
+def _policy_state(org):
+    from fleet.models import OperatingPolicy, OperatingPolicyRevision
+
+    return (
+        list(
+            OperatingPolicy.objects.filter(organization=org)
+            .order_by("pk")
+            .values_list("pk", "site_id", "group_id", "revision", "review_threshold")
+        ),
+        OperatingPolicyRevision.objects.filter(organization=org).count(),
+    )
+
+
+_POLICY_FORM = {
+    "review_threshold": "0.8",
+    "evidence_sampling_rate": "0.1",
+    "evidence_daily_cap": "5",
+    "telemetry_interval_s": "120",
+    "desired_poll_interval_s": "60",
+}
+
+
+def _operating_policy(name: str) -> Callable[[World], list[Probe]]:
+    """Tenant a's site or group with a policy already set (so a clear has one to remove)."""
+
+    def build(world: World) -> list[Probe]:
+        from fleet import services
+        from opshero.actors import Actor
+        from tests.factories import make_group, make_site
+
+        org = world.a.org
+        site, group = make_site(org, "Policy Dock"), make_group(org, "Policy lane")
+        for scope in ({"site": site}, {"group": group}):
+            services.set_operating_policy(
+                organization=org, actor=Actor.system("tests"), review_threshold=0.7, **scope
+            )
+        ids = {"group_id": group.pk} if "group" in name else {"site_id": site.pk}
+        url = reverse(name, kwargs={"org": org.slug, **ids})
+        state = _fleet_state(world)
+        if name.startswith("api-"):
+            probes = [Probe("GET", url, insider_role=Role.VIEWER)]
+            body = {"review_threshold": 0.8, "telemetry_interval_s": 120}
+            probes.append(Probe("PUT", url, data=body, json_body=True, state=state))
+            if "group" in name:
+                probes.append(Probe("DELETE", url, insider_status=204, state=state))
+            return probes
+        data = {} if name.endswith("-clear") else _POLICY_FORM
+        return [
+            Probe(
+                "POST",
+                url,
+                data=data,
+                insider_role=Role.APPROVER,
+                insider_status=302,
+                state=state,
+            )
+        ]
+
+    return build
 
 
 def _fleet_objects(world: World) -> dict:
@@ -413,7 +475,7 @@ def _app_cases() -> dict[str, Callable[[World], list[Probe]]]:
     from importlib import import_module
 
     cases: dict[str, Callable[[World], list[Probe]]] = {}
-    for app in ("fleet", "modelregistry", "roi"):
+    for app in ("fleet", "modelregistry", "roi", "rollouts"):
         try:
             module = import_module(f"tests.{app}.isolation_cases")
         except ModuleNotFoundError as exc:
@@ -458,6 +520,10 @@ CASES: dict[str, Callable[[World], list[Probe]]] = {
         "fleet:group-preview", lambda o: {"site_ids": [o["site"].pk]}, status=200
     ),
     "fleet:group-delete": _fleet_post("fleet:group-delete", group_id="group"),
+    "fleet:site-policy": _operating_policy("fleet:site-policy"),
+    "fleet:site-policy-clear": _operating_policy("fleet:site-policy-clear"),
+    "fleet:group-policy": _operating_policy("fleet:group-policy"),
+    "fleet:group-policy-clear": _operating_policy("fleet:group-policy-clear"),
     "fleet:targets": _fleet_get("fleet:targets"),
     "fleet:target": _fleet_get("fleet:target", target_id="target"),
     "fleet:target-clone": _fleet_post("fleet:target-clone", target_id="target"),
@@ -500,6 +566,8 @@ CASES: dict[str, Callable[[World], list[Probe]]] = {
         group_id="group",
     ),
     "api-group-devices": _fleet_get("api-group-devices", group_id="group"),
+    "api-site-policy": _operating_policy("api-site-policy"),
+    "api-group-policy": _operating_policy("api-group-policy"),
     "api-targets": _fleet_get("api-targets"),
     "api-target": _fleet_post(
         "api-target",

@@ -78,6 +78,8 @@ NOT_LISTS: dict[str, str] = {
     "roi:scenario-compare": "at most MAX_COMPARE chosen scenarios side by side",
     "api-roi-assessment-decide": "POST only, one assessment",
     "api-roi-scenario-compute": "POST only, one scenario",
+    "rollouts:new": "a form",
+    "rollouts:preview": "POST only, one plan (nothing stored)",
 }
 
 OTHER_LISTS = {
@@ -85,6 +87,7 @@ OTHER_LISTS = {
     "api-public-signing-keys",  # an organisation's keys for a device or ?org=<slug>
     "telemetry:site-health",  # a site's versions, signal windows and alerts
     "telemetry:device-health",  # a device's versions, signal windows and alerts
+    "rollouts:detail",  # a rollout's waves, verdicts, timeline and paged device table
 }
 
 _ORG_PARAM = "<slug:org>"
@@ -757,6 +760,96 @@ def _scope_health(name: str) -> Callable[[World], ListProbe]:
 
 # --- the registry, one probe per list URL name --------------------------------------------------
 
+
+# --- probes: rollouts ---------------------------------------------------------------------------
+
+
+def _add_rollouts(world: World, status: str):
+    """n rollouts, each of its own model, versions (the one the fleet runs and the candidate,
+    with a passed run), planner and devices at a site of its own."""
+    from fleet.models import HardwareTarget
+    from modelregistry.models import MlModel, ValidationRun
+    from rollouts.models import DeploymentAction, Rollout, Wave
+
+    target = HardwareTarget.objects.get(builtin_key="cpu")
+
+    def add(n: int) -> None:
+        for _ in range(n):
+            planner = make_member(world.a.org, Role.APPROVER).user
+            model = MlModel.objects.create(
+                organization=world.a.org, name=f"rollout-model-{next(_seq)}", owner=planner
+            )
+            running, candidate = _make_version(model, "1.0"), _make_version(model, "1.1")
+            for version in (running, candidate):
+                ValidationRun.objects.create(
+                    version=version,
+                    target=target,
+                    number=1,
+                    status="passed",
+                    report={"passed": True, "steps": []},
+                    report_digest=uuid.uuid4().hex * 2,
+                    finished_at=timezone.now(),
+                )
+            rollout = Rollout.objects.create(
+                organization=world.a.org,
+                model=model,
+                version=candidate,
+                name=f"rollout {next(_seq)}",
+                status=status,
+                seed=1,
+                created_by=planner,
+                submitted_at=timezone.now(),
+            )
+            wave = Wave.objects.create(rollout=rollout, number=0, name="Canary", device_count=2)
+            site = make_site(world.a.org, name=f"rollout site {next(_seq)}")
+            for _ in range(2):
+                device = make_device(world.a.org, site=site)
+                DeploymentAction.objects.create(
+                    organization=world.a.org,
+                    rollout=rollout,
+                    wave=wave,
+                    device=device,
+                    model=model,
+                    site_id=site.pk,
+                    previous_version=running,
+                )
+
+    return add
+
+
+def _rollouts(name: str, status: str, role: str = Role.VIEWER) -> Callable[[World], ListProbe]:
+    def build(world: World) -> ListProbe:
+        return ListProbe(_url(name, world), _add_rollouts(world, status), role=role)
+
+    return build
+
+
+def _rollout_detail(world: World) -> ListProbe:
+    """One rollout; the rows are its devices (each at a site of its own) and their actions."""
+    from rollouts.models import DeploymentAction, Rollout
+
+    _add_rollouts(world, "running")(1)
+    rollout = Rollout.objects.filter(organization=world.a.org).latest("pk")
+    wave = rollout.waves.get()
+
+    def add(n: int) -> None:
+        for _ in range(n):
+            site = make_site(world.a.org, name=f"rollout site {next(_seq)}")
+            device = make_device(world.a.org, site=site)
+            DeploymentAction.objects.create(
+                organization=world.a.org,
+                rollout=rollout,
+                wave=wave,
+                device=device,
+                model_id=rollout.model_id,
+                site_id=site.pk,
+                status="failed",
+                reason_code=f"code-{next(_seq)}",
+            )
+
+    return ListProbe(_url("rollouts:detail", world, rollout_id=rollout.pk), add)
+
+
 PROBES: dict[str, Callable[[World], ListProbe]] = {
     # platform
     "overview": _overview,
@@ -807,4 +900,8 @@ PROBES: dict[str, Callable[[World], ListProbe]] = {
     "telemetry:compare": _compare,
     "telemetry:site-health": _scope_health("telemetry:site-health"),
     "telemetry:device-health": _scope_health("telemetry:device-health"),
+    # rollouts
+    "rollouts:list": _rollouts("rollouts:list", "pending_approval", Role.APPROVER),
+    "rollouts:approvals": _rollouts("rollouts:approvals", "pending_approval", Role.APPROVER),
+    "rollouts:detail": _rollout_detail,
 }

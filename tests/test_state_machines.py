@@ -20,6 +20,10 @@ TRANSITION_FUNCTIONS = {
     ("modelregistry/signing_services.py", "transition_signing_key"),
     ("telemetry/notifications.py", "transition_notification"),
     ("telemetry/alerts.py", "transition_alert"),
+    ("rollouts/transitions.py", "transition_rollout"),
+    ("rollouts/transitions.py", "transition_wave"),
+    ("rollouts/transitions.py", "transition_action"),
+    ("rollouts/transitions.py", "transition_actions"),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..models import Device, DeviceGroup, EnrollmentToken, HardwareTarget, Placement, Site
@@ -293,3 +294,80 @@ class RotateKeyRequestSerializer(serializers.Serializer):
     # Not trimmed: the proof signs the key text exactly as sent (a PEM ends with a newline).
     new_public_key = serializers.CharField(max_length=400, trim_whitespace=False)
     proof = serializers.CharField(max_length=200, help_text="base64 signature by the new key")
+
+
+class _JsonOnlyBooleanField(serializers.BooleanField):
+    # A form-encoded body without the key leaves the setting as it is, like JSON does.
+    default_empty_html = serializers.empty
+
+
+class OperatingPolicyInputSerializer(serializers.Serializer):
+    """PUT body: the settings to change; those left out keep their value. Ranges are the
+    service's to check (422 naming each field); a wrong type or an unknown name is a 400."""
+
+    review_threshold = serializers.FloatField(
+        required=False, help_text="Confidence below which a case goes to a human, 0..1."
+    )
+    evidence_sampling_rate = serializers.FloatField(
+        required=False, help_text="Share of low-confidence cases sent as evidence, 0..1."
+    )
+    evidence_daily_cap = serializers.IntegerField(
+        required=False, help_text="Evidence samples per device and day, >= 0."
+    )
+    image_evidence = _JsonOnlyBooleanField(
+        required=False, help_text="Whether images may leave the site as evidence."
+    )
+    telemetry_interval_s = serializers.IntegerField(
+        required=False, help_text="Seconds between telemetry batches, 10..3600."
+    )
+    desired_poll_interval_s = serializers.IntegerField(
+        required=False, help_text="Seconds between desired-state polls, 15..3600."
+    )
+
+    def validate(self, attrs):
+        unknown = sorted(set(getattr(self, "initial_data", {}) or {}) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError(
+                {name: ["Unknown policy setting."] for name in unknown}
+            )
+        return attrs
+
+
+class PolicyValuesSerializer(serializers.Serializer):
+    review_threshold = serializers.FloatField()
+    evidence_sampling_rate = serializers.FloatField()
+    evidence_daily_cap = serializers.IntegerField()
+    image_evidence = serializers.BooleanField()
+    telemetry_interval_s = serializers.IntegerField()
+    desired_poll_interval_s = serializers.IntegerField()
+
+
+class PolicyRevisionSerializer(serializers.Serializer):
+    revision = serializers.IntegerField()
+    values = serializers.SerializerMethodField(help_text="Null when an override was removed")
+    cleared = serializers.BooleanField()
+    changed_by = serializers.CharField(source="changed_by_label")
+    changed_at = serializers.DateTimeField()
+
+    @extend_schema_field(PolicyValuesSerializer(allow_null=True))
+    def get_values(self, obj) -> dict | None:
+        return obj.values or None
+
+
+class OperatingPolicySerializer(serializers.Serializer):
+    """A site's effective policy or a group's override, with the last revisions."""
+
+    scope = serializers.ChoiceField(choices=["site", "group"])
+    site = serializers.IntegerField(allow_null=True)
+    group = serializers.IntegerField(allow_null=True)
+    source = serializers.ChoiceField(
+        choices=["default", "site", "group", "none"],
+        help_text="default: the site kind's defaults; none: a group without an override",
+    )
+    source_label = serializers.CharField()
+    revision = serializers.IntegerField(help_text="0 for defaults or no override")
+    values = PolicyValuesSerializer(allow_null=True, help_text="Null: a group without override")
+    etag_part = serializers.CharField(allow_null=True)
+    updated_at = serializers.DateTimeField(allow_null=True)
+    updated_by = serializers.CharField(allow_null=True)
+    revisions = PolicyRevisionSerializer(many=True)

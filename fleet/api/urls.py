@@ -6,6 +6,7 @@ from . import views
 urlpatterns = [
     path("sites/", views.SiteListView.as_view(), name="api-sites"),
     path("sites/<int:site_id>/", views.SiteDetailView.as_view(), name="api-site"),
+    path("sites/<int:site_id>/policy/", views.SitePolicyView.as_view(), name="api-site-policy"),
     path("devices/", views.DeviceListView.as_view(), name="api-devices"),
     path("devices/import/", views.DeviceImportView.as_view(), name="api-devices-import"),
     path("devices/export/", views.DeviceExportView.as_view(), name="api-devices-export"),
@@ -22,6 +23,11 @@ urlpatterns = [
     ),
     path("groups/", views.GroupListView.as_view(), name="api-groups"),
     path("groups/<int:group_id>/", views.GroupDetailView.as_view(), name="api-group"),
+    path(
+        "groups/<int:group_id>/policy/",
+        views.GroupPolicyView.as_view(),
+        name="api-group-policy",
+    ),
     path(
         "groups/<int:group_id>/devices/",
         views.GroupMembersView.as_view(),

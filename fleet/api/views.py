@@ -24,7 +24,7 @@ from opshero.roles import Action
 from .. import device_csv, selectors, services
 from ..enrollment import gateway_command
 from ..filters import DeviceFilterSet
-from ..models import Device, Site
+from ..models import Device, DeviceGroup, OperatingPolicy, Site
 from . import serializers as s
 
 
@@ -448,3 +448,126 @@ class EnrollmentTokenListView(OrgScopedMixin, generics.ListAPIView):
             serial=device.serial if device else None,
         )
         return Response(payload, status=201)
+
+
+# --- operating policy -----------------------------------------------------------------------------
+
+_POLICY_EXAMPLE = OpenApiExample(
+    "stricter review",
+    request_only=True,
+    value={"review_threshold": 0.75, "evidence_sampling_rate": 0.02, "telemetry_interval_s": 120},
+)
+
+
+def _updated(policy: OperatingPolicy | None) -> dict:
+    if policy is None:
+        return {"updated_at": None, "updated_by": None}
+    by = policy.updated_by.get_username() if policy.updated_by_id else None
+    return {"updated_at": policy.updated_at, "updated_by": by}
+
+
+def _site_policy_data(org, site: Site) -> dict:
+    effective = selectors.effective_site_policy(site=site)
+    policy = selectors.operating_policy_for_site(org=org, site=site)
+    return s.OperatingPolicySerializer(
+        {
+            "scope": "site",
+            "site": site.pk,
+            "group": None,
+            "source": effective.source,
+            "source_label": effective.source_label,
+            "revision": effective.revision,
+            "values": effective.values(),
+            "etag_part": effective.etag_part,
+            **_updated(policy),
+            "revisions": selectors.policy_revisions(org=org, site=site),
+        }
+    ).data
+
+
+def _group_policy_data(org, group: DeviceGroup) -> dict:
+    policy = selectors.operating_policy_for_group(org=org, group=group)
+    return s.OperatingPolicySerializer(
+        {
+            "scope": "group",
+            "site": None,
+            "group": group.pk,
+            "source": "group" if policy else "none",
+            "source_label": f"Lane override · {group.name}" if policy else "No override",
+            "revision": policy.revision if policy else 0,
+            "values": policy.values() if policy else None,
+            "etag_part": None,
+            **_updated(policy),
+            "revisions": selectors.policy_revisions(org=org, group=group),
+        }
+    ).data
+
+
+class SitePolicyView(OrgScopedMixin, APIView):
+    """The site's operating policy: its own, or the defaults of its kind (a clinic's are the
+    strictest). PUT sets the settings given (the others keep their value); each change is a
+    new revision, audited."""
+
+    required_actions = {"PUT": Action.MANAGE_FLEET}
+
+    def _site(self, site_id: int) -> Site:
+        site = selectors.site_for_org(org=self.org, pk=site_id)
+        if site is None:
+            raise NotFound("No such site.")
+        return site
+
+    @extend_schema(responses=s.OperatingPolicySerializer)
+    def get(self, request, org: str, site_id: int):
+        return Response(_site_policy_data(self.org, self._site(site_id)))
+
+    @extend_schema(
+        request=s.OperatingPolicyInputSerializer,
+        responses=s.OperatingPolicySerializer,
+        examples=[_POLICY_EXAMPLE],
+    )
+    def put(self, request, org: str, site_id: int):
+        site = self._site(site_id)
+        data = _payload(s.OperatingPolicyInputSerializer, request.data)
+        services.set_operating_policy(
+            organization=self.org, actor=_actor(request), site=site, **data
+        )
+        return Response(_site_policy_data(self.org, site))
+
+
+class GroupPolicyView(OrgScopedMixin, APIView):
+    """A device group's policy override (a lane): its devices run it instead of their
+    sites' policies. PUT creates or changes it; DELETE removes it."""
+
+    required_actions = {"PUT": Action.MANAGE_FLEET, "DELETE": Action.MANAGE_FLEET}
+
+    def _group(self, group_id: int) -> DeviceGroup:
+        group = selectors.group_for_org(org=self.org, pk=group_id)
+        if group is None:
+            raise NotFound("No such group.")
+        return group
+
+    @extend_schema(responses=s.OperatingPolicySerializer)
+    def get(self, request, org: str, group_id: int):
+        return Response(_group_policy_data(self.org, self._group(group_id)))
+
+    @extend_schema(
+        request=s.OperatingPolicyInputSerializer,
+        responses=s.OperatingPolicySerializer,
+        examples=[_POLICY_EXAMPLE],
+    )
+    def put(self, request, org: str, group_id: int):
+        group = self._group(group_id)
+        data = _payload(s.OperatingPolicyInputSerializer, request.data)
+        services.set_operating_policy(
+            organization=self.org, actor=_actor(request), group=group, **data
+        )
+        return Response(_group_policy_data(self.org, group))
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, org: str, group_id: int):
+        group = self._group(group_id)
+        policy = selectors.operating_policy_for_group(org=self.org, group=group)
+        if policy is None:
+            raise NotFound("This group has no policy override.")
+        services.clear_operating_policy(policy=policy, actor=_actor(request))
+        return Response(status=204)

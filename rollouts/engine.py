@@ -1,0 +1,388 @@
+"""The rollout engine: beat calls ``evaluate_rollouts`` every few seconds; each running rollout
+is judged in its own transaction under its row lock, taken with ``SKIP LOCKED`` on PostgreSQL,
+so two evaluators at once never judge the same rollout twice and a slow one never blocks
+the other. Every step is idempotent: a tick that dies half way is redone by the next one.
+
+One tick of a running rollout, on its current wave:
+
+1. start the wave if it is pending;
+2. notify the wave's pending devices whose site is inside a maintenance window (their
+   assignment switches to the new version, their deadline starts);
+3. time out devices past their deadline that never confirmed the model serving;
+4. promote installed devices whose confirmation is older than the device soak to healthy;
+5. judge the wave from its action counts (one aggregate query): the error threshold pauses,
+   the success threshold starts the soak, the soak's end runs the canary analysis (pass →
+   done; fail → paused and, with auto-rollback, the wave rolled back; inconclusive → the
+   soak is extended once, then an approver decides);
+6. after the last wave the rollout is complete.
+
+The number of queries depends on the number of waves and sites, never on the devices.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.db import connection, transaction
+from django.db.models import Count, Max
+from django.utils import timezone
+
+from fleet.models import Site
+from modelregistry import assignment_services as assignments
+from opshero.actors import Actor
+from opshero.errors import DomainError
+from telemetry.selectors import canary_group
+from telemetry.sketch import LatencySketch
+
+from . import analysis
+from .models import CanaryVerdict, DeploymentAction, Rollout, Wave
+from .planning import AnalysisSettings
+from .services import current_wave, roll_back, start_rollout
+from .transitions import transition_actions, transition_rollout, transition_wave
+from .windows import window_open
+
+log = logging.getLogger(__name__)
+
+A = DeploymentAction.Status
+R = Rollout.Status
+W = Wave.Status
+ENGINE = Actor.system("rollout engine")
+
+
+def evaluate_rollouts(*, now: datetime | None = None) -> dict[str, int]:
+    """Judge every approved, running or rolling-back rollout once; returns counts."""
+    now = now or timezone.now()
+    ids = list(
+        Rollout.objects.filter(status__in=[R.APPROVED, R.RUNNING])
+        .values_list("pk", flat=True)
+        .order_by("pk")
+    ) + list(
+        Rollout.objects.filter(
+            rollback_started_at__isnull=False, rollback_finished_at__isnull=True
+        ).values_list("pk", flat=True)
+    )
+    judged = skipped = failed = 0
+    for rollout_id in dict.fromkeys(ids):
+        try:
+            with transaction.atomic():
+                rollout = _lock(rollout_id)
+                if rollout is None:
+                    skipped += 1
+                    continue
+                evaluate_rollout(rollout, now=now)
+                judged += 1
+        except DomainError as exc:  # one rollout's refusal never stops the others
+            failed += 1
+            log.warning("rollout %s not evaluated: %s", rollout_id, exc)
+    return {"judged": judged, "skipped": skipped, "failed": failed}
+
+
+def _lock(rollout_id: int) -> Rollout | None:
+    query = Rollout.objects.select_related("organization", "model", "version")
+    if connection.features.has_select_for_update_skip_locked:
+        return query.select_for_update(skip_locked=True, of=("self",)).filter(pk=rollout_id).first()
+    return query.filter(pk=rollout_id).first()  # SQLite: one writer at a time anyway
+
+
+def evaluate_rollout(rollout: Rollout, *, now: datetime) -> None:
+    """One tick of one rollout (inside a transaction holding its row lock)."""
+    if rollout.rollback_started_at is not None and rollout.rollback_finished_at is None:
+        _finish_rollback(rollout, now)
+    if rollout.status == R.APPROVED:
+        start_rollout(rollout=rollout, actor=ENGINE)
+    if rollout.status != R.RUNNING:
+        return
+    settings = AnalysisSettings.from_dict(rollout.analysis_settings)
+    for _ in range(len(rollout.waves.all()) + 1):  # empty waves finish in the same tick
+        wave = current_wave(rollout)
+        if wave is None:
+            transition_rollout(
+                rollout=rollout,
+                to=R.COMPLETED,
+                actor=ENGINE,
+                reason="every wave done",
+                finished_at=now,
+            )
+            rollout.actions.filter(active=True).update(active=False)
+            return
+        if not _tick_wave(rollout, wave, settings, now):
+            return
+
+
+def _tick_wave(rollout: Rollout, wave: Wave, settings: AnalysisSettings, now: datetime) -> bool:
+    """Advance one wave; True when it finished and the next one may start this tick."""
+    if wave.status == W.PENDING:
+        transition_wave(wave=wave, to=W.RUNNING, actor=ENGINE, started_at=now)
+    actions = DeploymentAction.objects.filter(wave=wave)
+    _notify(rollout, wave, actions, now)
+    transition_actions(
+        rollout=rollout,
+        actions=actions.filter(status__in=[*DeploymentAction.IN_FLIGHT, A.INSTALLED]).filter(
+            deadline_at__lt=now, confirmed_at__isnull=True
+        ),
+        to=A.TIMED_OUT,
+        actor=ENGINE,
+        reason="device deadline passed",
+        reason_code="deadline",
+    )
+    soak = timedelta(minutes=settings.device_soak_minutes)
+    transition_actions(
+        rollout=rollout,
+        actions=actions.filter(
+            status__in=[A.INSTALLED, A.TIMED_OUT],
+            confirmed_at__isnull=False,
+            installed_at__lte=now - soak,
+            confirmed_at__lte=now,
+        ),
+        to=A.HEALTHY,
+        actor=ENGINE,
+        reason="served inferences through the device soak",
+        healthy_at=now,
+    )
+    counts = dict(actions.values_list("status").annotate(n=Count("pk")).values_list("status", "n"))
+    total = wave.device_count
+    if total == 0:
+        transition_wave(
+            wave=wave, to=W.DONE, actor=ENGINE, finished_at=now, outcome="No devices in this wave."
+        )
+        return True
+    bad = counts.get(A.FAILED, 0) + counts.get(A.TIMED_OUT, 0)
+    healthy = counts.get(A.HEALTHY, 0)
+    if not wave.errors_accepted and bad / total >= wave.error_threshold:
+        reason = (
+            f"Wave {wave.name}: {bad} of {total} devices failed or timed out "
+            f"({bad / total:.0%} ≥ the {wave.error_threshold:.0%} error threshold)."
+        )
+        transition_rollout(
+            rollout=rollout, to=R.PAUSED, actor=ENGINE, reason=reason, hold_reason=reason
+        )
+        return False
+    judged = total - bad if wave.errors_accepted else total
+    if wave.status == W.RUNNING:
+        if judged and healthy / judged >= wave.success_threshold:
+            if wave.soak_minutes == 0:
+                transition_wave(
+                    wave=wave,
+                    to=W.DONE,
+                    actor=ENGINE,
+                    finished_at=now,
+                    outcome=f"{healthy} of {total} devices healthy; no soak.",
+                )
+                return True
+            transition_wave(
+                wave=wave,
+                to=W.SOAKING,
+                actor=ENGINE,
+                soak_started_at=now,
+                soak_until=now + timedelta(minutes=wave.soak_minutes),
+                reason=f"{healthy} of {total} healthy",
+            )
+        return False
+    if wave.status == W.SOAKING and now >= wave.soak_until:
+        return _judge(rollout, wave, settings, now, counts)
+    return False
+
+
+def _notify(rollout: Rollout, wave: Wave, actions, now: datetime) -> None:
+    """Send the wave's pending devices the new version where their site's window is open."""
+    site_ids = list(actions.filter(status=A.PENDING).values_list("site_id", flat=True).distinct())
+    if not site_ids:
+        return
+    sites = Site.objects.filter(pk__in=site_ids).values_list(
+        "pk", "maintenance_windows", "time_zone"
+    )
+    open_sites = [pk for pk, windows, zone in sites if window_open(windows or [], zone, now)]
+    if not open_sites:
+        return
+    due = actions.filter(status=A.PENDING, site_id__in=open_sites)
+    pairs = list(due.values_list("pk", "device_id"))
+    if not pairs:
+        return
+    transition_actions(
+        rollout=rollout,
+        actions=DeploymentAction.objects.filter(pk__in=[pk for pk, _ in pairs]),
+        to=A.NOTIFIED,
+        actor=ENGINE,
+        reason=f"wave {wave.name}",
+        notified_at=now,
+        deadline_at=now + timedelta(minutes=wave.device_deadline_minutes),
+    )
+    assignments.assign_version(
+        organization=rollout.organization,
+        model=rollout.model,
+        version=rollout.version,
+        device_ids=[device_id for _, device_id in pairs],
+        actor=ENGINE,
+        rollout_id=rollout.pk,
+        action_ids={device_id: pk for pk, device_id in pairs},
+    )
+
+
+def _stats(group, *, devices: int) -> analysis.GroupStats:
+    inference, health = group.inference, group.health
+    latency = inference["latency"]
+    return analysis.GroupStats(
+        count=inference["count"],
+        latency=latency if isinstance(latency, LatencySketch) and latency.count else None,
+        confidence_sum=float(inference["confidence_sum"]),
+        confidence_bins=tuple(inference["confidence_bins"]),
+        class_counts=dict(inference["class_counts"]),
+        health_samples=int(health["samples"]),
+        throttled_samples=int(health["throttled_samples"]),
+        devices=devices,
+    )
+
+
+def wave_comparison(rollout: Rollout, wave: Wave, now: datetime):
+    """The wave's switched devices on the new version against a baseline over the soak:
+    devices at the same sites still on the previous version ("peers"), or, when there are too
+    few, the same devices over as long a window before they switched ("before")."""
+    start = wave.soak_started_at or wave.started_at
+    switched = list(
+        DeploymentAction.objects.filter(
+            wave=wave, status__in=DeploymentAction.SWITCHED
+        ).values_list("device_id", "site_id", "previous_version__sha256")
+    )
+    device_ids = [device for device, _, _ in switched]
+    previous_shas = sorted({sha for _, _, sha in switched if sha})
+    sites = {site for _, site, _ in switched}
+    candidate = canary_group(
+        org=rollout.organization,
+        device_ids=device_ids,
+        model_sha256s=[rollout.version.sha256],
+        since=start,
+        until=now,
+    )
+    peers = list(
+        DeploymentAction.objects.filter(
+            rollout=rollout, site_id__in=sites, status=A.PENDING
+        ).values_list("device_id", flat=True)
+    )
+    baseline = canary_group(
+        org=rollout.organization,
+        device_ids=peers,
+        model_sha256s=previous_shas,
+        since=start,
+        until=now,
+    )
+    kind = "peers"
+    minimum = AnalysisSettings.from_dict(rollout.analysis_settings).thresholds.min_events
+    if baseline.inference["count"] < minimum:
+        first = (
+            DeploymentAction.objects.filter(wave=wave).aggregate(first=Max("notified_at"))["first"]
+            or start
+        )
+        span = now - start
+        baseline = canary_group(
+            org=rollout.organization,
+            device_ids=device_ids,
+            model_sha256s=previous_shas,
+            since=first - span - timedelta(minutes=1),
+            until=first,
+        )
+        kind = "before"
+    return candidate, baseline, kind, start, len(device_ids), len(peers)
+
+
+def _judge(rollout: Rollout, wave: Wave, settings: AnalysisSettings, now: datetime, counts) -> bool:
+    candidate, baseline, kind, start, switched, _ = wave_comparison(rollout, wave, now)
+    failed_loads = (
+        DeploymentAction.objects.filter(wave=wave, status=A.FAILED)
+        .exclude(reason_code="deadline")
+        .count()
+    )
+    notified = wave.device_count - counts.get(A.PENDING, 0)
+    verdicts = analysis.analyse(
+        candidate=_stats(candidate, devices=switched),
+        baseline=_stats(baseline, devices=baseline.devices),
+        failed_loads=failed_loads,
+        devices=notified,
+        thresholds=settings.thresholds,
+    )
+    round_ = 2 if wave.extended else 1
+    for verdict in verdicts:
+        CanaryVerdict.objects.update_or_create(
+            wave=wave,
+            round=round_,
+            check_name=verdict.check,
+            defaults={
+                "rollout": rollout,
+                "outcome": str(verdict.outcome),
+                "summary": verdict.summary,
+                "figures": verdict.figures,
+                "baseline": kind,
+                "window_start": start,
+                "window_end": now,
+                "evaluated_at": now,
+            },
+        )
+    outcome = analysis.overall(verdicts)
+    from opshero.services import record_audit_event
+
+    from .audit import RolloutVerb
+
+    record_audit_event(
+        organization=rollout.organization,
+        actor=ENGINE,
+        verb=RolloutVerb.WAVE_ANALYSED,
+        target=rollout,
+        data={
+            "wave": wave.name,
+            "round": round_,
+            "outcome": str(outcome),
+            "baseline": kind,
+            "checks": {v.check: str(v.outcome) for v in verdicts},
+        },
+    )
+    if outcome == analysis.Outcome.PASS or (
+        outcome == analysis.Outcome.INCONCLUSIVE and wave.inconclusive_accepted
+    ):
+        transition_wave(
+            wave=wave,
+            to=W.DONE,
+            actor=ENGINE,
+            finished_at=now,
+            outcome=f"Canary analysis {outcome} (round {round_}, baseline: {kind}).",
+        )
+        return True
+    if outcome == analysis.Outcome.FAIL:
+        failing = [v for v in verdicts if v.outcome == analysis.Outcome.FAIL]
+        reason = f"Wave {wave.name}: canary analysis failed: " + " ".join(
+            v.summary for v in failing
+        )
+        if settings.auto_rollback:
+            roll_back(rollout=rollout, actor=ENGINE, role=None, wave=wave, reason=reason[:900])
+        else:
+            transition_rollout(
+                rollout=rollout, to=R.PAUSED, actor=ENGINE, reason=reason, hold_reason=reason
+            )
+        return False
+    if not wave.extended:
+        wave.extended = True
+        wave.soak_until = now + timedelta(minutes=max(wave.soak_minutes, 1))
+        wave.save(update_fields=["extended", "soak_until"])
+        return False
+    reason = (
+        f"Wave {wave.name}: the canary analysis stayed inconclusive after an extended soak; "
+        "an approver decides (resume to accept, or roll back)."
+    )
+    transition_rollout(
+        rollout=rollout,
+        to=R.PAUSED,
+        actor=ENGINE,
+        reason=reason,
+        hold_reason=reason,
+        needs_decision=True,
+    )
+    return False
+
+
+def _finish_rollback(rollout: Rollout, now: datetime) -> None:
+    """A rollback is finished when no device it asked to go back is still on its way."""
+    waiting = rollout.actions.filter(rollback_requested_at__isnull=False).exclude(
+        status=A.ROLLED_BACK
+    )
+    if not waiting.exists():
+        rollout.rollback_finished_at = now
+        rollout.save(update_fields=["rollback_finished_at"])
