@@ -25,6 +25,15 @@
     });
   }
 
+  // <select data-autosubmit> submits its form when it changes (filters); no inline handlers,
+  // which the Content Security Policy blocks.
+  document.addEventListener("change", function (event) {
+    var field = event.target;
+    if (field && field.matches && field.matches("[data-autosubmit]") && field.form) {
+      field.form.requestSubmit ? field.form.requestSubmit() : field.form.submit();
+    }
+  });
+
   // <button data-copy="#selector"> copies that element's value or text.
   document.addEventListener("click", function (event) {
     var button = event.target.closest ? event.target.closest("[data-copy]") : null;
