@@ -19,7 +19,7 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from fleet.models import HardwareTarget
@@ -1079,8 +1079,21 @@ def register_variant(
 
 @transaction.atomic
 def retire_version(*, version: ModelVersion, actor: Actor) -> ModelVersion:
-    """Retire a version for good; refuses a version that is already retired (409)."""
+    """Retire a version for good; refuses a version that is already retired (409), and one that
+    devices are assigned or would fall back to (409, naming how many): retiring it would leave
+    them with a version nobody may send again, and a rollback with nothing to go back to."""
+    from .models import DeviceAssignment
+
     version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+    in_use = DeviceAssignment.objects.filter(
+        Q(version=version) | Q(previous_version=version)
+    ).count()
+    if in_use:
+        raise Conflict(
+            f"{in_use} device{'s' if in_use != 1 else ''} should run {version.version} or fall "
+            "back to it; roll them to another version before retiring it.",
+            code="version_in_use",
+        )
     transition_version(version=version, to=ModelVersion.Status.RETIRED)
     record_audit_event(
         organization=version.model.organization,

@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils.text import slugify
 
+from . import generations
 from .actors import Actor
 from .audit import PlatformVerb
 from .errors import Conflict, InvalidInput
@@ -42,6 +43,9 @@ def record_audit_event(
         target_type = target_type or f"{meta.app_label}.{meta.model_name}"
         target_id = target_id or str(target.pk)
         target_label = target_label or str(target)[:200]
+    if organization is not None and actor.kind != AuditEvent.ActorKind.DEVICE:
+        # What a device should run may have changed: cached device answers are stale.
+        generations.bump_on_commit(organization.pk)
     return AuditEvent.objects.create(
         organization=organization,
         actor_kind=actor.kind,

@@ -25,7 +25,7 @@ import logging
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import Count, Max
+from django.db.models import Count, F, Max, Min, Q
 from django.utils import timezone
 
 from fleet.models import Site
@@ -36,7 +36,7 @@ from telemetry.selectors import canary_group
 from telemetry.sketch import LatencySketch
 
 from . import analysis
-from .models import CanaryVerdict, DeploymentAction, Rollout, Wave
+from .models import CanaryVerdict, DeploymentAction, HoldKind, Rollout, Wave
 from .planning import AnalysisSettings
 from .services import current_wave, roll_back, start_rollout
 from .transitions import transition_actions, transition_rollout, transition_wave
@@ -97,29 +97,29 @@ def evaluate_rollout(rollout: Rollout, *, now: datetime) -> None:
     for _ in range(len(rollout.waves.all()) + 1):  # empty waves finish in the same tick
         wave = current_wave(rollout)
         if wave is None:
-            transition_rollout(
-                rollout=rollout,
-                to=R.COMPLETED,
-                actor=ENGINE,
-                reason="every wave done",
-                finished_at=now,
-            )
-            rollout.actions.filter(active=True).update(active=False)
+            _complete_when_settled(rollout, settings, now)
             return
         if not _tick_wave(rollout, wave, settings, now):
             return
 
 
-def _tick_wave(rollout: Rollout, wave: Wave, settings: AnalysisSettings, now: datetime) -> bool:
-    """Advance one wave; True when it finished and the next one may start this tick."""
-    if wave.status == W.PENDING:
-        transition_wave(wave=wave, to=W.RUNNING, actor=ENGINE, started_at=now)
-    actions = DeploymentAction.objects.filter(wave=wave)
-    _notify(rollout, wave, actions, now)
+def _started(rollout: Rollout):
+    """Actions of the waves that have started: a device left pending in a finished wave (its
+    site's window was closed) is still sent the version when its window opens."""
+    return DeploymentAction.objects.filter(
+        rollout=rollout, wave__status__in=[W.RUNNING, W.SOAKING, W.DONE]
+    )
+
+
+def _progress_devices(rollout: Rollout, settings: AnalysisSettings, now: datetime) -> None:
+    """Notify, time out and promote across every started wave."""
+    actions = _started(rollout)
+    _notify(rollout, actions, now)
     transition_actions(
         rollout=rollout,
         actions=actions.filter(status__in=[*DeploymentAction.IN_FLIGHT, A.INSTALLED]).filter(
-            deadline_at__lt=now, confirmed_at__isnull=True
+            Q(confirmed_at__isnull=True) | Q(status__in=DeploymentAction.IN_FLIGHT),
+            deadline_at__lt=now,
         ),
         to=A.TIMED_OUT,
         actor=ENGINE,
@@ -131,8 +131,8 @@ def _tick_wave(rollout: Rollout, wave: Wave, settings: AnalysisSettings, now: da
         rollout=rollout,
         actions=actions.filter(
             status__in=[A.INSTALLED, A.TIMED_OUT],
-            confirmed_at__isnull=False,
-            installed_at__lte=now - soak,
+            installed_at__isnull=False,
+            confirmed_at__gte=F("installed_at") + soak,
             confirmed_at__lte=now,
         ),
         to=A.HEALTHY,
@@ -140,6 +140,29 @@ def _tick_wave(rollout: Rollout, wave: Wave, settings: AnalysisSettings, now: da
         reason="served inferences through the device soak",
         healthy_at=now,
     )
+
+
+def _complete_when_settled(rollout: Rollout, settings: AnalysisSettings, now: datetime) -> None:
+    """Every wave is done: the rollout completes once no device is still waiting for its
+    maintenance window or on its way (each ends healthy, failed, timed out or rolled back)."""
+    _progress_devices(rollout, settings, now)
+    waiting = rollout.actions.filter(
+        status__in=[A.PENDING, *DeploymentAction.IN_FLIGHT, A.INSTALLED]
+    ).count()
+    if waiting:
+        return
+    transition_rollout(
+        rollout=rollout, to=R.COMPLETED, actor=ENGINE, reason="every wave done", finished_at=now
+    )
+    rollout.actions.filter(active=True).update(active=False)
+
+
+def _tick_wave(rollout: Rollout, wave: Wave, settings: AnalysisSettings, now: datetime) -> bool:
+    """Advance one wave; True when it finished and the next one may start this tick."""
+    if wave.status == W.PENDING:
+        transition_wave(wave=wave, to=W.RUNNING, actor=ENGINE, started_at=now)
+    actions = DeploymentAction.objects.filter(wave=wave)
+    _progress_devices(rollout, settings, now)
     counts = dict(actions.values_list("status").annotate(n=Count("pk")).values_list("status", "n"))
     total = wave.device_count
     if total == 0:
@@ -155,7 +178,12 @@ def _tick_wave(rollout: Rollout, wave: Wave, settings: AnalysisSettings, now: da
             f"({bad / total:.0%} ≥ the {wave.error_threshold:.0%} error threshold)."
         )
         transition_rollout(
-            rollout=rollout, to=R.PAUSED, actor=ENGINE, reason=reason, hold_reason=reason
+            rollout=rollout,
+            to=R.PAUSED,
+            actor=ENGINE,
+            reason=reason,
+            hold_reason=reason,
+            hold_kind=HoldKind.ERRORS,
         )
         return False
     judged = total - bad if wave.errors_accepted else total
@@ -167,7 +195,10 @@ def _tick_wave(rollout: Rollout, wave: Wave, settings: AnalysisSettings, now: da
                     to=W.DONE,
                     actor=ENGINE,
                     finished_at=now,
-                    outcome=f"{healthy} of {total} devices healthy; no soak.",
+                    outcome=(
+                        f"{healthy} of {total} devices healthy; no soak, so no canary "
+                        "analysis ran (not evaluated)."
+                    ),
                 )
                 return True
             transition_wave(
@@ -179,13 +210,23 @@ def _tick_wave(rollout: Rollout, wave: Wave, settings: AnalysisSettings, now: da
                 reason=f"{healthy} of {total} healthy",
             )
         return False
+    if wave.status == W.SOAKING and wave.inconclusive_accepted:
+        transition_wave(
+            wave=wave,
+            to=W.DONE,
+            actor=ENGINE,
+            finished_at=now,
+            outcome="The canary analysis stayed inconclusive; an approver accepted it.",
+        )
+        return True
     if wave.status == W.SOAKING and now >= wave.soak_until:
         return _judge(rollout, wave, settings, now, counts)
     return False
 
 
-def _notify(rollout: Rollout, wave: Wave, actions, now: datetime) -> None:
-    """Send the wave's pending devices the new version where their site's window is open."""
+def _notify(rollout: Rollout, actions, now: datetime) -> None:
+    """Send pending devices of the started waves the new version where their site's
+    maintenance window is open; their deadline is their wave's. One UPDATE per wave."""
     site_ids = list(actions.filter(status=A.PENDING).values_list("site_id", flat=True).distinct())
     if not site_ids:
         return
@@ -195,27 +236,33 @@ def _notify(rollout: Rollout, wave: Wave, actions, now: datetime) -> None:
     open_sites = [pk for pk, windows, zone in sites if window_open(windows or [], zone, now)]
     if not open_sites:
         return
-    due = actions.filter(status=A.PENDING, site_id__in=open_sites)
-    pairs = list(due.values_list("pk", "device_id"))
-    if not pairs:
-        return
-    transition_actions(
-        rollout=rollout,
-        actions=DeploymentAction.objects.filter(pk__in=[pk for pk, _ in pairs]),
-        to=A.NOTIFIED,
-        actor=ENGINE,
-        reason=f"wave {wave.name}",
-        notified_at=now,
-        deadline_at=now + timedelta(minutes=wave.device_deadline_minutes),
+    due = list(
+        actions.filter(status=A.PENDING, site_id__in=open_sites).values_list(
+            "pk", "device_id", "wave_id"
+        )
     )
+    if not due:
+        return
+    waves = {wave.pk: wave for wave in rollout.waves.filter(pk__in={w for _, _, w in due})}
+    for wave_id, wave in waves.items():
+        ids = [pk for pk, _, w in due if w == wave_id]
+        transition_actions(
+            rollout=rollout,
+            actions=DeploymentAction.objects.filter(pk__in=ids),
+            to=A.NOTIFIED,
+            actor=ENGINE,
+            reason=f"wave {wave.name}",
+            notified_at=now,
+            deadline_at=now + timedelta(minutes=wave.device_deadline_minutes),
+        )
     assignments.assign_version(
         organization=rollout.organization,
         model=rollout.model,
         version=rollout.version,
-        device_ids=[device_id for _, device_id in pairs],
+        device_ids=[device_id for _, device_id, _ in due],
         actor=ENGINE,
         rollout_id=rollout.pk,
-        action_ids={device_id: pk for pk, device_id in pairs},
+        action_ids={device_id: pk for pk, device_id, _ in due},
     )
 
 
@@ -270,7 +317,7 @@ def wave_comparison(rollout: Rollout, wave: Wave, now: datetime):
     minimum = AnalysisSettings.from_dict(rollout.analysis_settings).thresholds.min_events
     if baseline.inference["count"] < minimum:
         first = (
-            DeploymentAction.objects.filter(wave=wave).aggregate(first=Max("notified_at"))["first"]
+            DeploymentAction.objects.filter(wave=wave).aggregate(first=Min("notified_at"))["first"]
             or start
         )
         span = now - start
@@ -352,11 +399,22 @@ def _judge(rollout: Rollout, wave: Wave, settings: AnalysisSettings, now: dateti
             v.summary for v in failing
         )
         if settings.auto_rollback:
-            roll_back(rollout=rollout, actor=ENGINE, role=None, wave=wave, reason=reason[:900])
-        else:
-            transition_rollout(
-                rollout=rollout, to=R.PAUSED, actor=ENGINE, reason=reason, hold_reason=reason
-            )
+            try:
+                with transaction.atomic():
+                    roll_back(
+                        rollout=rollout, actor=ENGINE, role=None, wave=wave, reason=reason[:900]
+                    )
+                return False
+            except DomainError as exc:  # e.g. the previous version can no longer be re-issued
+                reason = f"{reason} Automatic rollback failed: {exc}"
+        transition_rollout(
+            rollout=rollout,
+            to=R.PAUSED,
+            actor=ENGINE,
+            reason=reason[:2000],
+            hold_reason=reason,
+            hold_kind=HoldKind.ANALYSIS,
+        )
         return False
     if not wave.extended:
         wave.extended = True
@@ -373,16 +431,26 @@ def _judge(rollout: Rollout, wave: Wave, settings: AnalysisSettings, now: dateti
         actor=ENGINE,
         reason=reason,
         hold_reason=reason,
+        hold_kind=HoldKind.DECISION,
         needs_decision=True,
     )
     return False
 
 
 def _finish_rollback(rollout: Rollout, now: datetime) -> None:
-    """A rollback is finished when no device it asked to go back is still on its way."""
-    waiting = rollout.actions.filter(rollback_requested_at__isnull=False).exclude(
-        status=A.ROLLED_BACK
+    """A rollback is finished when every device it asked to go back said it is back, or, for
+    those that never answered, when the rollback deadline (the longest device deadline of the
+    rollout's waves) has passed: they are counted as stragglers, and the rollback time is
+    the time to the last device that did come back."""
+    requested = rollout.actions.filter(rollback_requested_at__isnull=False)
+    waiting = requested.exclude(status=A.ROLLED_BACK)
+    deadline = timedelta(
+        minutes=max(rollout.waves.values_list("device_deadline_minutes", flat=True), default=60)
     )
-    if not waiting.exists():
-        rollout.rollback_finished_at = now
-        rollout.save(update_fields=["rollback_finished_at"])
+    stragglers = waiting.filter(rollback_requested_at__lte=now - deadline).count()
+    if waiting.count() > stragglers:
+        return
+    last_back = requested.filter(status=A.ROLLED_BACK).aggregate(last=Max("rolled_back_at"))["last"]
+    rollout.rollback_finished_at = last_back or now
+    rollout.rollback_stragglers = stragglers
+    rollout.save(update_fields=["rollback_finished_at", "rollback_stragglers"])

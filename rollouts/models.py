@@ -25,6 +25,16 @@ from modelregistry.models import MlModel, ModelSignature, ModelVersion
 from opshero.models import Organization
 
 
+class HoldKind(models.TextChoices):
+    """What paused a rollout."""
+
+    MANUAL = "manual", "Paused by a person"
+    ERRORS = "errors", "Error threshold"
+    ANALYSIS = "analysis", "Canary analysis failed"
+    DECISION = "decision", "Analysis inconclusive: an approver decides"
+    ROLLBACK = "rollback", "A wave was rolled back"
+
+
 class Rollout(models.Model):
     """One signed model version going to a target (sites and/or device groups) in waves."""
 
@@ -69,12 +79,20 @@ class Rollout(models.Model):
     signature = models.ForeignKey(
         ModelSignature, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
-    # Why it is paused, and whether an approver must decide (inconclusive analysis twice).
+    # Why it is paused, what paused it, and whether an approver must decide (an inconclusive
+    # analysis twice). Resuming accepts only what ``hold_kind`` names.
     hold_reason = models.TextField(blank=True)
+    hold_kind = models.CharField(max_length=12, choices=HoldKind.choices, blank=True)
     needs_decision = models.BooleanField(default=False)
+    # What the plan was made from: approval is refused when the evidence or the signed
+    # manifest changed since (the exclusions were worked out against these).
+    plan_evidence_digest = models.CharField(max_length=64, blank=True)
+    plan_manifest_digest = models.CharField(max_length=64, blank=True)
     rollback_reason = models.TextField(blank=True)
     rollback_started_at = models.DateTimeField(null=True, blank=True)
     rollback_finished_at = models.DateTimeField(null=True, blank=True)
+    # Devices asked to go back that never said they were back by the rollback deadline.
+    rollback_stragglers = models.PositiveIntegerField(default=0)
     # The re-issued manifest of the previous version that a rollback sends.
     rollback_signatures = models.JSONField(default=dict)  # {version_id: signature_id}
     updated_at = models.DateTimeField(default=timezone.now)

@@ -26,7 +26,7 @@ from opshero.roles import Action, role_can
 from opshero.services import record_audit_event
 
 from .audit import RolloutVerb
-from .models import DeploymentAction, Rollout, RolloutApproval, Wave
+from .models import DeploymentAction, HoldKind, Rollout, RolloutApproval, Wave
 from .planning import (
     AnalysisSettings,
     PlannedDevice,
@@ -282,10 +282,13 @@ def create_rollout(
             "or abort it first.",
             code="overlapping_rollout",
         )
+    pins = approval_pins(version)
     rollout = Rollout.objects.create(
         organization=organization,
         model=version.model,
         version=version,
+        plan_evidence_digest=pins["evidence_digest"],
+        plan_manifest_digest=pins["manifest_digest"],
         name=(name or f"{version.model.name} {version.version}")[:160],
         target_site_ids=sorted({int(s) for s in site_ids}),
         target_group_ids=sorted({int(g) for g in group_ids}),
@@ -380,15 +383,10 @@ def withdraw_rollout(*, rollout: Rollout, actor: Actor, role: str) -> Rollout:
 
 def approval_pins(version: ModelVersion) -> dict[str, str | int]:
     """What an approval is pinned to, as it stands now."""
-    signature = assignments.live_signature(version)
-    if signature is None:
+    pins = assignments.approval_pins_many([version])[version.pk]
+    if pins is None:
         raise Conflict("The version has no live signature.", code="signature_expired")
-    return {
-        "artifact_sha256": version.sha256,
-        "manifest_digest": assignments.manifest_content_digest(signature),
-        "evidence_digest": assignments.validation_evidence_digest(version),
-        "signature_id": signature.approved_signature.pk,
-    }
+    return pins
 
 
 def approval_changes(rollout: Rollout) -> list[str]:
@@ -416,9 +414,15 @@ def approval_changes(rollout: Rollout) -> list[str]:
 
 
 @transaction.atomic
-def approve_rollout(*, rollout: Rollout, actor: Actor, role: str) -> RolloutApproval:
+def approve_rollout(
+    *, rollout: Rollout, actor: Actor, role: str, seen: dict[str, str] | None = None
+) -> RolloutApproval:
     """An approver other than the creator approves; the approval is pinned to the artifact
-    digest, the signed manifest and the validation evidence."""
+    digest, the signed manifest and the validation evidence.
+
+    Refused when the evidence or the manifest changed since the rollout was planned (its
+    exclusions were worked out against them: plan again), and when ``seen`` (the digests the
+    approval page showed) differs from what is current: nobody approves what they did not see."""
     _require(role, Action.APPROVE_ROLLOUTS, "Only an approver can approve a rollout.")
     rollout = Rollout.objects.select_for_update().select_related("organization").get(pk=rollout.pk)
     relaxed = False
@@ -440,6 +444,30 @@ def approve_rollout(*, rollout: Rollout, actor: Actor, role: str) -> RolloutAppr
     version = ModelVersion.objects.select_related("model").get(pk=rollout.version_id)
     _require_rollable(version)
     pins = approval_pins(version)
+    if rollout.plan_evidence_digest and pins["evidence_digest"] != rollout.plan_evidence_digest:
+        raise Conflict(
+            "The version's validation evidence changed since this rollout was planned (it was "
+            "validated again); which devices may take it must be worked out again. Withdraw "
+            "it to draft and plan a new rollout.",
+            code="evidence_changed",
+        )
+    if rollout.plan_manifest_digest and pins["manifest_digest"] != rollout.plan_manifest_digest:
+        raise Conflict(
+            "The version's signed manifest changed since this rollout was planned; plan again.",
+            code="manifest_changed",
+        )
+    changed = [
+        name
+        for name in ("artifact_sha256", "manifest_digest", "evidence_digest")
+        if seen and seen.get(name) and seen[name] != pins[name]
+    ]
+    if changed:
+        raise Conflict(
+            "What you were shown changed before you approved ("
+            + ", ".join(name.replace("_", " ") for name in changed)
+            + "); reload the page and look again.",
+            code="approval_outdated",
+        )
     approval = RolloutApproval.objects.create(
         rollout=rollout,
         decision=RolloutApproval.Decision.APPROVED,
@@ -480,7 +508,12 @@ def reject_rollout(*, rollout: Rollout, actor: Actor, role: str, reason: str) ->
     ):
         raise Forbidden("Four-eyes: another approver decides on your rollout.", code="four_eyes")
     version = rollout.version
-    pins = approval_pins(version)
+    try:
+        pins = approval_pins(version)
+    except Conflict:  # an expired signature is one more reason to reject, not a blocker
+        pins = {"artifact_sha256": version.sha256, "manifest_digest": "", "evidence_digest": ""}
+        latest = version.signatures.order_by("-release_counter", "-pk").first()
+        pins["signature_id"] = latest.approved_signature.pk if latest else None
     transition_rollout(rollout=rollout, to=R.REJECTED, actor=actor, reason=reason)
     approval = RolloutApproval.objects.create(
         rollout=rollout,
@@ -567,28 +600,38 @@ def pause_rollout(*, rollout: Rollout, actor: Actor, role: str, reason: str = ""
     rollout = _locked(rollout)
     label = reason.strip() or f"paused by {actor.label}"
     return transition_rollout(
-        rollout=rollout, to=R.PAUSED, actor=actor, reason=label, hold_reason=label
+        rollout=rollout,
+        to=R.PAUSED,
+        actor=actor,
+        reason=label,
+        hold_reason=label,
+        hold_kind=HoldKind.MANUAL,
     )
 
 
 @transaction.atomic
 def resume_rollout(*, rollout: Rollout, actor: Actor, role: str) -> Rollout:
-    """Paused → running. Resuming past a threshold is the approver accepting it: the current
-    wave's error threshold, or its inconclusive analysis, is not judged again."""
+    """Paused → running. Resuming accepts exactly what paused it: past the error threshold,
+    the current wave's errors are not judged again; past an inconclusive analysis, the wave
+    finishes on it. A manual pause, or a pause after a wave's rollback, accepts nothing."""
     _require(role, Action.MANAGE_ROLLOUTS, "Only an approver or an admin can resume a rollout.")
     rollout = _locked(rollout)
     wave = current_wave(rollout)
-    if rollout.status == R.PAUSED and wave is not None:
-        if rollout.needs_decision:
+    if rollout.status == R.PAUSED and wave is not None and wave.status != W.PENDING:
+        if rollout.hold_kind == HoldKind.ERRORS:
+            wave.errors_accepted = True
+        if rollout.hold_kind == HoldKind.DECISION:
             wave.inconclusive_accepted = True
-        wave.errors_accepted = True
         wave.save(update_fields=["inconclusive_accepted", "errors_accepted"])
     return transition_rollout(
         rollout=rollout,
         to=R.RUNNING,
         actor=actor,
-        reason="resumed",
+        reason=f"resumed: {rollout.get_hold_kind_display().lower()} accepted"
+        if rollout.hold_kind in (HoldKind.ERRORS, HoldKind.DECISION)
+        else "resumed",
         hold_reason="",
+        hold_kind="",
         needs_decision=False,
     )
 
@@ -620,18 +663,85 @@ def _release_claims(rollout: Rollout) -> None:
     rollout.actions.filter(active=True).update(active=False)
 
 
+def _send_back(rollout: Rollout, actions, *, actor: Actor, reason: str, now) -> dict[str, int]:
+    """Point the devices of ``actions`` that were switched by this rollout back at the version
+    they ran before, as a re-issued manifest above every counter they have seen (or at nothing,
+    when they ran nothing of the model). A device whose assignment was changed since by
+    someone else (a later rollout) is left alone and counted as ``moved_on``."""
+    candidates = list(
+        actions.exclude(status__in=[A.PENDING, A.ROLLED_BACK])
+        .filter(rollback_requested_at__isnull=True)
+        .values_list("pk", "device_id", "previous_version_id")
+    )
+    ours = set(
+        DeviceAssignment.objects.filter(
+            model_id=rollout.model_id,
+            device_id__in=[device_id for _, device_id, _ in candidates],
+            rollout_id=rollout.pk,
+            version_id=rollout.version_id,
+        ).values_list("device_id", flat=True)
+    )
+    switched = [row for row in candidates if row[1] in ours]
+    by_previous: dict[int | None, list[tuple[int, int]]] = {}
+    for action_id, device_id, previous_id in switched:
+        by_previous.setdefault(previous_id, []).append((action_id, device_id))
+    reissued = dict(rollout.rollback_signatures)
+    for previous_id, pairs in by_previous.items():
+        device_ids = [device_id for _, device_id in pairs]
+        if previous_id is None:
+            assignments.unassign_model(
+                organization=rollout.organization,
+                model=rollout.model,
+                device_ids=device_ids,
+                actor=actor,
+                rollout_id=rollout.pk,
+            )
+            continue
+        previous = ModelVersion.objects.get(pk=previous_id)
+        if str(previous_id) not in reissued:
+            signature = assignments.reissue_signature(
+                version=previous, actor=actor, reason=f"rollback of rollout #{rollout.pk}"
+            )
+            reissued[str(previous_id)] = signature.pk
+        assignments.assign_version(
+            organization=rollout.organization,
+            model=rollout.model,
+            version=previous,
+            device_ids=device_ids,
+            actor=actor,
+            purpose="rollback",
+            rollout_id=rollout.pk,
+            action_ids={device_id: action_id for action_id, device_id in pairs},
+            previous=dict.fromkeys(device_ids),
+        )
+    rollout.actions.filter(pk__in=[pk for pk, _, _ in switched]).update(
+        rollback_requested_at=now, updated_at=now
+    )
+    rollout.rollback_signatures = reissued
+    if switched and rollout.rollback_started_at is None:
+        rollout.rollback_started_at = now
+        rollout.rollback_reason = reason
+    rollout.save(update_fields=["rollback_signatures", "rollback_started_at", "rollback_reason"])
+    return {"sent_back": len(switched), "moved_on": len(candidates) - len(switched)}
+
+
 @transaction.atomic
 def abort_rollout(*, rollout: Rollout, actor: Actor, role: str, reason: str = "") -> Rollout:
-    """Stop for good: no further device is switched; devices already switched keep what they
-    run (roll back to take them back)."""
+    """Stop for good: no further device is switched. Devices still on their way (notified,
+    downloading, verifying) are sent back to what they ran, so nothing keeps installing a
+    version nobody wants any more; devices that installed it keep it (roll back to take those
+    back too)."""
     _require(role, Action.MANAGE_ROLLOUTS, "Only an approver or an admin can abort a rollout.")
     rollout = _locked(rollout)
-    transition_rollout(
-        rollout=rollout,
-        to=R.ABORTED,
+    reason = (reason or "").strip() or "aborted"
+    now = timezone.now()
+    transition_rollout(rollout=rollout, to=R.ABORTED, actor=actor, reason=reason, finished_at=now)
+    _send_back(
+        rollout,
+        rollout.actions.filter(status__in=DeploymentAction.IN_FLIGHT),
         actor=actor,
-        reason=reason or "aborted",
-        finished_at=timezone.now(),
+        reason=f"aborted: {reason}",
+        now=now,
     )
     _release_claims(rollout)
     return rollout
@@ -676,49 +786,7 @@ def roll_back(
         rolled_back_at=now,
         active=False,
     )
-    switched = list(
-        scope.exclude(status__in=[A.PENDING, A.ROLLED_BACK])
-        .filter(rollback_requested_at__isnull=True)
-        .values_list("pk", "device_id", "previous_version_id")
-    )
-    by_previous: dict[int | None, list[tuple[int, int]]] = {}
-    for action_id, device_id, previous_id in switched:
-        by_previous.setdefault(previous_id, []).append((action_id, device_id))
-    reissued = dict(rollout.rollback_signatures)
-    for previous_id, pairs in by_previous.items():
-        device_ids = [device_id for _, device_id in pairs]
-        if previous_id is None:
-            assignments.unassign_model(
-                organization=rollout.organization,
-                model=rollout.model,
-                device_ids=device_ids,
-                actor=actor,
-                rollout_id=rollout.pk,
-            )
-            continue
-        previous = ModelVersion.objects.get(pk=previous_id)
-        if str(previous_id) not in reissued:
-            signature = assignments.reissue_signature(
-                version=previous, actor=actor, reason=f"rollback of rollout #{rollout.pk}"
-            )
-            reissued[str(previous_id)] = signature.pk
-        assignments.assign_version(
-            organization=rollout.organization,
-            model=rollout.model,
-            version=previous,
-            device_ids=device_ids,
-            actor=actor,
-            purpose="rollback",
-            rollout_id=rollout.pk,
-            action_ids={device_id: action_id for action_id, device_id in pairs},
-            previous=dict.fromkeys(device_ids),
-        )
-    rollout.actions.filter(pk__in=[pk for pk, _, _ in switched]).update(
-        rollback_requested_at=now, updated_at=now
-    )
-    fields = {"rollback_signatures": reissued}
-    if rollout.rollback_started_at is None:
-        fields |= {"rollback_started_at": now, "rollback_reason": reason}
+    sent = _send_back(rollout, scope, actor=actor, reason=reason, now=now)
     whole = (
         wave is None
         or not rollout.actions.exclude(wave=wave)
@@ -740,8 +808,8 @@ def roll_back(
             reason=reason,
             finished_at=now,
             hold_reason="",
+            hold_kind="",
             needs_decision=False,
-            **fields,
         )
         # Later waves never started: nothing to undo, and the claims go.
         transition_actions(
@@ -753,18 +821,15 @@ def roll_back(
             rolled_back_at=now,
         )
         _release_claims(rollout)
-    else:
-        for name, value in fields.items():
-            setattr(rollout, name, value)
-        rollout.save(update_fields=list(fields))
-        if rollout.status == R.RUNNING:
-            transition_rollout(
-                rollout=rollout,
-                to=R.PAUSED,
-                actor=actor,
-                reason=reason,
-                hold_reason=f"Wave {wave.name} rolled back: {reason}",
-            )
+    elif rollout.status == R.RUNNING:
+        transition_rollout(
+            rollout=rollout,
+            to=R.PAUSED,
+            actor=actor,
+            reason=reason,
+            hold_reason=f"Wave {wave.name} rolled back: {reason}",
+            hold_kind=HoldKind.ROLLBACK,
+        )
     record_audit_event(
         organization=rollout.organization,
         actor=actor,
@@ -772,9 +837,10 @@ def roll_back(
         target=rollout,
         data={
             "wave": wave.name if wave else None,
-            "devices": len(switched),
+            "devices": sent["sent_back"],
+            "moved_on": sent["moved_on"],
             "reason": reason[:500],
-            "reissued": reissued,
+            "reissued": rollout.rollback_signatures,
         },
     )
     return rollout
@@ -807,8 +873,10 @@ def report_action_status(
 
     Idempotent (the same report twice changes nothing), out-of-order safe (a report may skip
     states forward) and never backwards (a lower state is a 409). *healthy* is the device's
-    confirmation that the model loaded and served inferences: it is recorded, and the action
-    becomes healthy once the rollout's device soak has passed since install (the engine)."""
+    confirmation that the model loaded and is serving inferences; the device repeats it, and
+    the action becomes healthy (the engine) on a confirmation made once the rollout's device
+    soak has passed since install: installed is not healthy. Once the rollout is over, reports
+    are answered and change nothing (its figures are final), except a requested rollback."""
     action = (
         DeploymentAction.objects.select_for_update()
         .select_related("rollout__organization", "wave")
@@ -825,6 +893,13 @@ def report_action_status(
         )
     now = timezone.now()
     detail = {"reason_code": reason_code[:40], "detail": reason[:500]}
+    finished = action.rollout.status in (R.COMPLETED, R.ABORTED, R.ROLLED_BACK, R.REJECTED)
+    if finished and action.rollback_requested_at is None:
+        return ReportResult(
+            action,
+            changed=False,
+            note=f"the rollout is {action.rollout.get_status_display().lower()}",
+        )
     if action.rollback_requested_at is not None:
         # The device is going back to the previous version: only the outcome counts.
         if action.status == A.ROLLED_BACK:
@@ -853,8 +928,8 @@ def report_action_status(
                 fields={"inferences_served": ["Must be at least 1."]},
                 code="no_inferences",
             )
-        if action.status == A.HEALTHY or action.confirmed_at is not None:
-            return ReportResult(action, changed=False, note="already confirmed")
+        if action.status == A.HEALTHY:
+            return ReportResult(action, changed=False, note="already healthy")
         if action.status in (A.FAILED,) or ACTION_RANK[action.status] > ACTION_RANK[A.HEALTHY]:
             raise Conflict(
                 f"The deployment is {action.get_status_display().lower()}; it cannot go back to "
@@ -864,9 +939,13 @@ def report_action_status(
         if action.status != A.INSTALLED:
             transition_action(action=action, to=A.INSTALLED, actor=actor, installed_at=now)
         action.confirmed_at = now
-        action.inferences_served = inferences_served
+        action.inferences_served = max(action.inferences_served, inferences_served)
         action.save(update_fields=["confirmed_at", "inferences_served"])
-        return ReportResult(action, changed=True, note="confirmed; healthy after the device soak")
+        return ReportResult(
+            action,
+            changed=True,
+            note="confirmed; healthy on a confirmation after the device soak",
+        )
     if action.status == status:
         return ReportResult(action, changed=False, note="unchanged")
     if ACTION_RANK[status] < ACTION_RANK[action.status]:

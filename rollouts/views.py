@@ -14,12 +14,11 @@ from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render, resolve_url
-from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from modelregistry import reports
-from modelregistry.models import ModelSignature, ModelVersion, SigningKey, ValidationRun
+from modelregistry import assignment_services, reports
+from modelregistry.models import ModelSignature, ModelVersion, ValidationRun
 from modelregistry.views import version_comparison
 from opshero.actors import Actor
 from opshero.errors import DomainError
@@ -289,13 +288,32 @@ CONTROLS_BY_STATE: dict[str, tuple[str, ...]] = {
 }
 
 
+# The digests an approval is pinned to; the approve forms post what the page showed.
+PIN_NAMES = ("artifact_sha256", "manifest_digest", "evidence_digest")
+
+
+def _current_pins(rollout: Rollout) -> dict | None:
+    """What approving would pin now (None when it cannot be approved: no live signature)."""
+    if rollout.status != R.PENDING_APPROVAL:
+        return None
+    try:
+        return services.approval_pins(rollout.version)
+    except DomainError:
+        return None
+
+
 def _perform(verb: str, rollout: Rollout, request, form) -> Callable[[], object]:
     actor, role = _actor(request), _role(request)
     reason = (form.cleaned_data.get("reason") or "").strip()
     calls: dict[str, Callable[[], object]] = {
         "submit": lambda: services.submit_rollout(rollout=rollout, actor=actor, role=role),
         "withdraw": lambda: services.withdraw_rollout(rollout=rollout, actor=actor, role=role),
-        "approve": lambda: services.approve_rollout(rollout=rollout, actor=actor, role=role),
+        "approve": lambda: services.approve_rollout(
+            rollout=rollout,
+            actor=actor,
+            role=role,
+            seen={name: request.POST.get(name, "") for name in PIN_NAMES},
+        ),
         "reject": lambda: services.reject_rollout(
             rollout=rollout, actor=actor, role=role, reason=reason
         ),
@@ -471,6 +489,7 @@ def rollout_detail(request: HttpRequest, rollout_id: int) -> HttpResponse:
         "approvals": approvals,
         "voided": [a for a in approvals if a.voided_at],
         "controls": _controls(request, rollout),
+        "pins": _current_pins(rollout),
         "four_eyes_blocked": perms["can_approve"]
         and rollout.status == R.PENDING_APPROVAL
         and _four_eyes_blocked(request, rollout),
@@ -511,6 +530,7 @@ def approvals(request: HttpRequest) -> HttpResponse:
         version.headline = reports.headline(passed[0] if passed else None)
         version.passed_runs = passed
         version.live_signature = signatures.get(version.pk)
+    pins = assignment_services.approval_pins_many(versions[r.version_id] for r in queue)
     entries = []
     for rollout in queue:
         candidate = versions[rollout.version_id]
@@ -527,6 +547,7 @@ def approvals(request: HttpRequest) -> HttpResponse:
                 "figure_rows": figure_rows,
                 "gates": _gate_rows(candidate),
                 "four_eyes_blocked": _four_eyes_blocked(request, rollout),
+                "pins": pins.get(candidate.pk),
             }
         )
     context = {**_perms(request), "entries": entries, "reject_form": RejectForm()}
@@ -560,18 +581,7 @@ def _newest_runs(version_ids: list[int]) -> dict[int, list[ValidationRun]]:
 
 def _live_signatures(version_ids: list[int]) -> dict[int, ModelSignature]:
     """The signature devices get per version (the one ``live_signature`` picks; one query)."""
-    found: dict[int, ModelSignature] = {}
-    for signature in (
-        ModelSignature.objects.filter(
-            version_id__in=version_ids,
-            key__status=SigningKey.Status.ACTIVE,
-            expires_at__gt=timezone.now(),
-        )
-        .select_related("key", "signed_by")
-        .order_by("-release_counter", "-pk")
-    ):
-        found.setdefault(signature.version_id, signature)
-    return found
+    return assignment_services.live_signatures(version_ids)
 
 
 def _gate_rows(version: ModelVersion) -> list[dict]:

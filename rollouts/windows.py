@@ -5,13 +5,21 @@ local time; an end at or before the start runs past midnight into the next day
 ("Sat 22:00-02:00" is open Saturday 22:00 to Sunday 02:00 local). A site with no windows
 accepts changes at any time. Local time follows the zone's daylight-saving rules, so a
 window keeps its wall-clock hours across a DST change.
+
+Daylight saving: the window's ends are turned into instants (local wall time → UTC) and
+``now`` is compared with those instants, never as wall-clock times. A window edge that falls in
+the hour skipped in spring counts as the instant with the offset before the change (02:00 in
+Europe/Berlin on the last Sunday of March is 03:00 CEST), so a window inside the gap still
+opens for its length; in autumn an edge in the repeated hour is its first occurrence, so a
+window across the change is open an hour longer in absolute time, covering every wall-clock
+minute it names.
 """
 
 from __future__ import annotations
 
 import zoneinfo
 from collections.abc import Sequence
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 
 def _clock(text: str) -> time:
@@ -31,10 +39,10 @@ def window_open(windows: Sequence[dict], time_zone: str, now: datetime) -> bool:
             opened = (local - timedelta(days=offset)).date()
             if opened.weekday() != day:
                 continue
-            begin = datetime.combine(opened, start, tzinfo=local.tzinfo)
+            begin = datetime.combine(opened, start, tzinfo=local.tzinfo).astimezone(UTC)
             finish_day = opened if end > start else opened + timedelta(days=1)
-            finish = datetime.combine(finish_day, end, tzinfo=local.tzinfo)
-            if begin <= local < finish:
+            finish = datetime.combine(finish_day, end, tzinfo=local.tzinfo).astimezone(UTC)
+            if begin <= now.astimezone(UTC) < finish:
                 return True
     return False
 

@@ -8,12 +8,13 @@ device's own is a 404, never a 403 that says it exists.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime
 
+from django.core.cache import cache
 from django.db.models import Exists, OuterRef, Q
 from django.http import HttpResponse, StreamingHttpResponse
 from django.utils import timezone
@@ -27,7 +28,9 @@ from rest_framework.views import APIView
 from fleet.api.device_authentication import DeviceSignatureAuthentication, IsDevice
 from fleet.models import Device
 from fleet.selectors import effective_policy
+from modelregistry.assignment_services import live_signature_ids
 from modelregistry.models import DeviceAssignment, ModelSignature, ModelVersion, SigningKey
+from opshero import generations
 from opshero.actors import Actor, client_ip
 from opshero.api.errors import error_body
 from opshero.errors import InvalidInput
@@ -56,26 +59,6 @@ def artifact_url(version_id: int) -> str:
 
 
 # --- desired state ------------------------------------------------------------------------------
-
-
-def live_signatures(version_ids: set[int], *, now: datetime) -> dict[int, tuple[int, int]]:
-    """{version_id: (signature id, release counter)} of each version's live signature, in one
-    query: ``modelregistry.assignment_services.live_signature`` for many versions at once (the
-    highest release counter, then the newest, among signatures made with an active key that
-    have not expired), with PostgreSQL's DISTINCT ON."""
-    if not version_ids:
-        return {}
-    rows = (
-        ModelSignature.objects.filter(
-            version_id__in=version_ids,
-            key__status=SigningKey.Status.ACTIVE,
-            expires_at__gt=now,
-        )
-        .order_by("version_id", "-release_counter", "-pk")
-        .distinct("version_id")
-        .values_list("version_id", "pk", "release_counter")
-    )
-    return {version_id: (pk, counter) for version_id, pk, counter in rows}
 
 
 @dataclass
@@ -118,7 +101,7 @@ def read_desired_state(device: Device) -> DesiredState:
         )
         .order_by("model_id")
     )
-    live = live_signatures({a.version_id for a in assignments}, now=now)
+    live = live_signature_ids({a.version_id for a in assignments}, now=now)
     keys = list(
         SigningKey.objects.filter(organization_id=device.organization_id)
         .order_by("pk")
@@ -142,7 +125,9 @@ def read_desired_state(device: Device) -> DesiredState:
             for a in assignments
         ],
         [[key_id, status] for key_id, status, _ in keys],
-        policy.etag_part,
+        # The answer carries the policy's revision: a re-created policy with the same values
+        # is a new revision, and the ETag must say so.
+        [policy.etag_part, policy.revision, policy.policy_id],
     ]
     digest = hashlib.sha256(json.dumps(revision, separators=(",", ":")).encode()).hexdigest()[:32]
     return DesiredState(
@@ -237,14 +222,54 @@ class DesiredStateView(DeviceAPIView):
         responses={200: DesiredStateSerializer, 304: OpenApiResponse(description="Unchanged.")},
     )
     def get(self, request):
-        state = read_desired_state(request.auth)
-        headers = {"ETag": state.etag, "Cache-Control": "no-cache"}
-        if _matches(request.headers.get("If-None-Match", ""), state.etag):
-            response = HttpResponse(status=304)
-            for name, value in headers.items():
-                response[name] = value
-            return response
-        return Response(desired_payload(state), headers=headers)
+        device = request.auth
+        if_none_match = request.headers.get("If-None-Match", "")
+        generation = generations.current(device.organization_id)
+        if if_none_match and generation is not None:
+            # Nothing audited in the organisation since this device's last answer: the same
+            # answer, without reading assignments, signatures, keys or the policy.
+            known = _cached_etag(device.pk, generation)
+            if known is not None and _matches(if_none_match, known):
+                return _not_modified(known)
+        state = read_desired_state(device)
+        if generation is not None:
+            _cache_etag(device.pk, generation, state.etag)
+        if _matches(if_none_match, state.etag):
+            return _not_modified(state.etag)
+        return Response(
+            desired_payload(state), headers={"ETag": state.etag, "Cache-Control": "no-cache"}
+        )
+
+
+# A cached ETag lives at most this long, so what no audit event announces (a signature
+# expiring) reaches the device within it.
+ETAG_CACHE_SECONDS = 60
+
+
+def _etag_key(device_id: int) -> str:
+    return f"desired-etag:{device_id}"
+
+
+def _cached_etag(device_id: int, generation: int) -> str | None:
+    try:
+        entry = cache.get(_etag_key(device_id))
+    except Exception:  # noqa: BLE001 - a cache outage costs a database read
+        return None
+    if isinstance(entry, list | tuple) and len(entry) == 2 and entry[0] == generation:
+        return entry[1]
+    return None
+
+
+def _cache_etag(device_id: int, generation: int, etag: str) -> None:
+    with contextlib.suppress(Exception):  # a cache outage: the next poll reads the database
+        cache.set(_etag_key(device_id), (generation, etag), timeout=ETAG_CACHE_SECONDS)
+
+
+def _not_modified(etag: str) -> HttpResponse:
+    response = HttpResponse(status=304)
+    response["ETag"] = etag
+    response["Cache-Control"] = "no-cache"
+    return response
 
 
 # --- artifacts ----------------------------------------------------------------------------------

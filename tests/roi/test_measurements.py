@@ -62,6 +62,10 @@ TELEMETRY_KEYS = {
     (MeasureKey.FIELD_INFERENCE_P95_MS, Provenance.FIELD),
     (MeasureKey.FIELD_THROTTLED_SHARE, Provenance.FIELD),
 }
+ROLLOUT_KEYS = {
+    (MeasureKey.ROLLOUT_HOURS, Provenance.FIELD),
+    (MeasureKey.ROLLBACK_MINUTES, Provenance.FIELD),
+}
 
 
 def field_measurement(key, value, unit, source="fleet telemetry"):
@@ -82,9 +86,9 @@ def field_measurement(key, value, unit, source="fleet telemetry"):
 def test_without_measurements_everything_is_not_measured(world):
     measured = planned_vs_measured(make_plan(world.a.org, scenario=make_scenario(world.a.org)))
     assert {status.state for status in measured.statuses} == {Tracking.NOT_MEASURED}
-    # The validation (lab) and telemetry (field) sources are connected; rollout ones do not
-    # exist yet. Without telemetry the field sources report nothing.
-    assert set(measured.connected) == VALIDATION_KEYS | TELEMETRY_KEYS
+    # The validation (lab), telemetry and rollout (field) sources are connected. Without
+    # telemetry or finished rollouts the field sources report nothing.
+    assert set(measured.connected) == VALIDATION_KEYS | TELEMETRY_KEYS | ROLLOUT_KEYS
     assert measured.field_measurements == ()
     assert measured.roi.replaced == ()
     assert measured.roi.planned.to_dict() == measured.roi.measured.to_dict()

@@ -14,12 +14,12 @@ from django.utils import timezone
 from fleet import services as fleet_services
 from fleet.models import DeviceCredential
 from modelregistry import assignment_services, signing_services
+from modelregistry.assignment_services import live_signature_ids as live_signatures
 from modelregistry.models import DeviceAssignment, ModelSignature
 from opshero.actors import Actor
 from opshero.roles import Role
 from protocol import device_auth, manifest
 from rollouts import engine, services
-from rollouts.api.device_views import live_signatures
 from rollouts.models import DeploymentAction
 from tests.fleet.api.test_device_views import error_of, signed
 from tests.rollouts.fleet import build, tiny_version, validate_and_sign
@@ -145,6 +145,19 @@ def test_etag_gives_304_then_changes_with_assignment_key_and_policy(gw, w):
     assert policy.json()["policy"]["source"] == "site"
     assert gw.get(DESIRED, {"If-None-Match": policy["ETag"]}).status_code == 304
 
+    # Cleared and set again to the same values: a new revision, so a new answer.
+    from fleet.models import OperatingPolicy
+
+    fleet_services.clear_operating_policy(
+        policy=OperatingPolicy.objects.get(site=gw.device.site), actor=w.admin
+    )
+    fleet_services.set_operating_policy(
+        organization=w.org, actor=w.admin, site=gw.device.site, review_threshold=0.9
+    )
+    recreated = gw.get(DESIRED, {"If-None-Match": policy["ETag"]})
+    assert recreated.status_code == 200
+    assert recreated.json()["policy"]["revision"] > policy.json()["policy"]["revision"]
+
 
 def test_a_version_without_a_live_signature_is_listed_refused(gw, w):
     ModelSignature.objects.filter(version=w.baseline).update(
@@ -197,7 +210,8 @@ def test_desired_query_count_does_not_grow_with_assignments(gw, w):
     three, response = _count(gw)
     assert len(response.json()["models"]) == 3
     assert three == one
-    assert _count(gw, {"If-None-Match": response["ETag"]})[0] == cached == one - 1
+    # Unchanged polls are answered from the cache: the device's authentication only.
+    assert _count(gw, {"If-None-Match": response["ETag"]})[0] == cached < one
 
 
 def test_bulk_live_signatures_agree_with_live_signature(w):
@@ -314,7 +328,12 @@ def test_status_reports_flow_idempotent_and_never_backwards(client, w):
     assert "soak" in healthy["note"]
     action.refresh_from_db()
     assert action.confirmed_at is not None and action.inferences_served == 12
-    assert gw.post(url, {"status": "healthy", "inferences_served": 12}).json()["changed"] is False
+    # The device repeats its confirmation as it keeps serving: each one is newer evidence.
+    first_confirmation = action.confirmed_at
+    again = gw.post(url, {"status": "healthy", "inferences_served": 40}).json()
+    assert again["changed"] is True and again["status"] == "installed"
+    action.refresh_from_db()
+    assert action.confirmed_at > first_confirmation and action.inferences_served == 40
 
 
 def test_status_refusals(client, w):
@@ -380,3 +399,31 @@ def test_rollback_reissues_the_baseline_with_a_higher_counter(client, w):
     done = gw.post(status_url(action.pk), {"status": "rolled_back"}).json()
     assert done == {"action": action.pk, "status": "rolled_back", "changed": True, "note": ""}
     assert DeviceAssignment.objects.get(device=gw.device).version_id == w.baseline.pk
+
+
+def test_an_unchanged_poll_is_answered_from_the_cache_and_a_change_is_seen_at_once(gw, w):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    first = gw.get(DESIRED)
+    etag = first["ETag"]
+    with CaptureQueriesContext(connection) as full:
+        assert gw.get(DESIRED, {"If-None-Match": '"other"'}).status_code == 200
+    with CaptureQueriesContext(connection) as cached:
+        assert gw.get(DESIRED, {"If-None-Match": etag}).status_code == 304
+    reads = [q["sql"] for q in cached.captured_queries]
+    assert not any("modelregistry_deviceassignment" in sql for sql in reads), reads
+    assert len(cached) < len(full)
+    # Any audited change in the organisation (here: a new assignment) moves its generation.
+    from modelregistry import assignment_services
+
+    assignment_services.assign_version(
+        organization=w.org,
+        model=w.model,
+        version=w.candidate,
+        device_ids=[gw.device.pk],
+        actor=w.admin,
+    )
+    changed = gw.get(DESIRED, {"If-None-Match": etag})
+    assert changed.status_code == 200 and changed["ETag"] != etag
+    assert changed.json()["models"][0]["version"] == "1.1.0"

@@ -80,8 +80,13 @@ def test_plan_approve_watch_waves_and_see_a_slow_version_rolled_back(
     engine.evaluate_rollouts()
     canary = list(DeploymentAction.objects.filter(rollout=rollout, wave__number=0))
     assert len(canary) == 3
-    _report(canary, "downloading", "installed", "healthy")
-    soak_start = timezone.now() + timedelta(minutes=6)
+    _report(canary, "downloading", "installed")
+    # They installed six minutes ago (past the 5-minute device soak) and confirm serving now.
+    DeploymentAction.objects.filter(pk__in=[a.pk for a in canary]).update(
+        installed_at=timezone.now() - timedelta(minutes=6)
+    )
+    _report(canary, "healthy")
+    soak_start = timezone.now() + timedelta(minutes=1)
     engine.evaluate_rollouts(now=soak_start)
     second.goto(f"{live_server.url}/o/{org}/rollouts/{rollout.pk}/")
     expect(second.locator("text=Soaking").first).to_be_visible()

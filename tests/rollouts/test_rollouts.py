@@ -65,11 +65,17 @@ def _approved(w, **kwargs) -> Rollout:
     return rollout
 
 
-def _confirm(actions, inferences=20):
+def _confirm(actions, inferences=20, *, installed_minutes_ago=6):
+    """The devices installed the version ``installed_minutes_ago`` (past the 5-minute device
+    soak) and confirm now that it loaded and is serving."""
     for action in actions:
         services.report_action_status(
             device=action.device, action_id=action.pk, status="installed", actor=DEVICE
         )
+    DeploymentAction.objects.filter(pk__in=[a.pk for a in actions]).update(
+        installed_at=timezone.now() - timedelta(minutes=installed_minutes_ago)
+    )
+    for action in actions:
         services.report_action_status(
             device=action.device,
             action_id=action.pk,
@@ -332,10 +338,13 @@ def test_waves_advance_as_devices_report_and_installed_is_not_healthy(world):
         )
     engine.evaluate_rollouts(now=now + timedelta(minutes=10))
     assert {a.status for a in _wave_actions(rollout, 0)} == {A.INSTALLED}  # no confirmation
-    _confirm(canary)
-    engine.evaluate_rollouts(now=now + timedelta(minutes=2))  # before the device soak
+    # Installed is not healthy: a confirmation right after install does not count ...
+    _confirm(canary, installed_minutes_ago=0)
+    engine.evaluate_rollouts(now=timezone.now() + timedelta(minutes=10))
     assert {a.status for a in _wave_actions(rollout, 0)} == {A.INSTALLED}
-    later = timezone.now() + timedelta(minutes=6)
+    # ... one made after serving through the device soak does.
+    _confirm(canary)
+    later = timezone.now() + timedelta(minutes=1)
     engine.evaluate_rollouts(now=later)
     assert {a.status for a in _wave_actions(rollout, 0)} == {A.HEALTHY}
     waves = {wave.number: wave for wave in rollout.waves.all()}
@@ -644,3 +653,234 @@ def test_rollback_manifest_passes_the_devices_anti_rollback_check(world):
             min_release_counter=candidate.release_counter,
         )
     assert replay.value.code == manifest.RefusalCode.ROLLBACK
+
+
+# --- findings of the review (each failed before its fix) --------------------------------------
+
+
+def test_resuming_a_manual_pause_does_not_accept_the_error_threshold(world):
+    w = build(world, sites=2, per_site=4)
+    rollout = _approved(w, waves=_quick_waves())
+    engine.evaluate_rollouts()
+    services.pause_rollout(rollout=rollout, actor=w.approver, role=Role.APPROVER, reason="coffee")
+    services.resume_rollout(rollout=rollout, actor=w.approver, role=Role.APPROVER)
+    assert rollout.waves.get(number=0).errors_accepted is False
+    canary = _wave_actions(rollout, 0)
+    services.report_action_status(
+        device=canary[0].device, action_id=canary[0].pk, status="failed", actor=DEVICE
+    )
+    engine.evaluate_rollouts()
+    rollout.refresh_from_db()
+    assert rollout.status == R.PAUSED and rollout.hold_kind == "errors"
+
+
+def test_evidence_changed_after_planning_refuses_the_approval(world):
+    w = build(world, sites=1, per_site=3)
+    rollout = _plan(w)
+    ValidationRun.objects.create(
+        version=w.candidate,
+        target=w.target,
+        number=5,
+        status=ValidationRun.Status.FAILED,
+        report={"passed": False, "steps": []},
+        report_digest="e" * 64,
+        finished_at=timezone.now() + timedelta(seconds=5),
+    )
+    services.submit_rollout(rollout=rollout, actor=w.planner, role=Role.APPROVER)
+    with pytest.raises(Conflict) as refused:
+        services.approve_rollout(rollout=rollout, actor=w.approver, role=Role.APPROVER)
+    assert refused.value.code == "evidence_changed"
+    rollout.refresh_from_db()
+    assert rollout.status == R.PENDING_APPROVAL
+
+
+def test_approving_what_was_not_seen_is_refused(world):
+    w = build(world, sites=1, per_site=2)
+    rollout = _plan(w)
+    services.submit_rollout(rollout=rollout, actor=w.planner, role=Role.APPROVER)
+    shown = services.approval_pins(w.candidate)
+    with pytest.raises(Conflict) as refused:
+        services.approve_rollout(
+            rollout=rollout,
+            actor=w.approver,
+            role=Role.APPROVER,
+            seen={**shown, "evidence_digest": "0" * 64},
+        )
+    assert refused.value.code == "approval_outdated"
+    services.approve_rollout(rollout=rollout, actor=w.approver, role=Role.APPROVER, seen=shown)
+
+
+def test_rollback_re_issues_an_expired_baseline_and_retiring_it_is_refused(world):
+    from modelregistry import services as registry_services
+
+    w = build(world, sites=1, per_site=2)
+    rollout = _approved(w, waves=[WaveSpec(name="all", share_percent=100.0)])
+    engine.evaluate_rollouts()
+    with pytest.raises(Conflict) as in_use:
+        registry_services.retire_version(version=w.baseline, actor=w.admin)
+    assert in_use.value.code == "version_in_use"
+    w.baseline.signatures.update(expires_at=timezone.now() - timedelta(days=1))
+    services.roll_back(rollout=rollout, actor=w.approver, role=Role.APPROVER, reason="slow")
+    reissued = live_signature(w.baseline)
+    assert reissued is not None and reissued.expires_at > timezone.now()
+
+
+def test_a_failed_automatic_rollback_pauses_with_the_reason(world):
+    w = build(world, sites=2, per_site=4)
+    rollout, canary, wave = _canary_soaking(w)
+    _field_data(w, rollout, canary, wave, candidate_latency=80.0)
+    w.org.signing_keys.update(status="retired")  # nothing can re-issue the baseline
+    engine.evaluate_rollouts(now=wave.soak_until + timedelta(seconds=1))
+    rollout.refresh_from_db()
+    assert rollout.status == R.PAUSED
+    assert "Automatic rollback failed" in rollout.hold_reason
+    assert rollout.verdicts.filter(check_name="latency_p95", outcome="fail").exists()
+
+
+def test_a_device_waiting_for_its_window_is_sent_the_version_before_completion(world):
+    w = build(world, sites=2, per_site=2)
+    closed = w.sites[1]
+    closed.maintenance_windows = [{"day": 6, "start": "02:00", "end": "03:00"}]
+    closed.time_zone = "UTC"
+    closed.save()
+    rollout = _approved(
+        w, waves=[WaveSpec(name="all", share_percent=100.0, soak_minutes=0, success_threshold=0.5)]
+    )
+    friday = datetime(2027, 1, 1, 12, 0, tzinfo=UTC)
+    engine.evaluate_rollouts(now=friday)
+    _confirm(list(rollout.actions.filter(status=A.NOTIFIED)))
+    engine.evaluate_rollouts(now=friday + timedelta(minutes=1))
+    rollout.refresh_from_db()
+    assert rollout.waves.get().status == W.DONE
+    assert rollout.status == R.RUNNING  # two devices still wait for Sunday 02:00
+    sunday = datetime(2027, 1, 3, 2, 30, tzinfo=UTC)
+    engine.evaluate_rollouts(now=sunday)
+    late = list(rollout.actions.filter(status=A.NOTIFIED))
+    assert {a.site_id for a in late} == {closed.pk} and len(late) == 2
+    _confirm(late)
+    engine.evaluate_rollouts(now=timezone.now() + timedelta(minutes=1))
+    rollout.refresh_from_db()
+    assert rollout.status == R.COMPLETED
+
+
+def test_rolling_back_an_older_rollout_leaves_devices_a_later_one_moved_on(world):
+    w = build(world, sites=1, per_site=2)
+    first = _approved(w, waves=[WaveSpec(name="all", share_percent=100.0, soak_minutes=0)])
+    engine.evaluate_rollouts()
+    _confirm(list(first.actions.all()))
+    engine.evaluate_rollouts(now=timezone.now() + timedelta(minutes=1))
+    first.refresh_from_db()
+    assert first.status == R.COMPLETED
+    # A later, unrelated change of what one device runs (here: straight through the registry).
+    from modelregistry import assignment_services
+
+    moved = w.devices[0]
+    assignment_services.assign_version(
+        organization=w.org, model=w.model, version=w.baseline, device_ids=[moved.pk], actor=DEVICE
+    )
+    services.roll_back(rollout=first, actor=w.approver, role=Role.APPROVER, reason="late")
+    mine = DeviceAssignment.objects.get(device=moved)
+    assert mine.rollout_id is None and mine.purpose == "install"
+    other = DeviceAssignment.objects.get(device=w.devices[1])
+    assert other.purpose == "rollback" and other.version_id == w.baseline.pk
+
+
+def test_abort_sends_devices_still_on_their_way_back(world):
+    w = build(world, sites=1, per_site=3)
+    rollout = _approved(w, waves=[WaveSpec(name="all", share_percent=100.0)])
+    engine.evaluate_rollouts()
+    actions = list(rollout.actions.all())
+    _confirm(actions[:1])  # installed: keeps the new version
+    services.abort_rollout(rollout=rollout, actor=w.approver, role=Role.APPROVER, reason="stop")
+    versions = dict(DeviceAssignment.objects.values_list("device_id", "version_id"))
+    assert versions[actions[0].device_id] == w.candidate.pk
+    assert {versions[a.device_id] for a in actions[1:]} == {w.baseline.pk}
+    assert DeploymentAction.objects.filter(rollback_requested_at__isnull=False).count() == 2
+
+
+def test_a_rollback_finishes_with_stragglers_after_the_deadline(world):
+    w = build(world, sites=1, per_site=2)
+    rollout = _approved(
+        w, waves=[WaveSpec(name="all", share_percent=100.0, device_deadline_minutes=30)]
+    )
+    engine.evaluate_rollouts()
+    services.roll_back(rollout=rollout, actor=w.approver, role=Role.APPROVER, reason="slow")
+    first, _second = rollout.actions.all()
+    services.report_action_status(
+        device=first.device, action_id=first.pk, status="rolled_back", actor=DEVICE
+    )
+    engine.evaluate_rollouts()
+    rollout.refresh_from_db()
+    assert rollout.rollback_finished_at is None  # the second device may still come back
+    engine.evaluate_rollouts(now=timezone.now() + timedelta(minutes=31))
+    rollout.refresh_from_db()
+    assert rollout.rollback_stragglers == 1
+    first.refresh_from_db()
+    assert rollout.rollback_finished_at == first.rolled_back_at
+
+
+def test_rejecting_a_rollout_whose_signature_expired_works(world):
+    w = build(world, sites=1, per_site=2)
+    rollout = _plan(w)
+    services.submit_rollout(rollout=rollout, actor=w.planner, role=Role.APPROVER)
+    w.candidate.signatures.update(expires_at=timezone.now() - timedelta(days=1))
+    services.reject_rollout(rollout=rollout, actor=w.approver, role=Role.APPROVER, reason="old")
+    rollout.refresh_from_db()
+    assert rollout.status == R.REJECTED
+
+
+def test_a_wave_without_a_soak_says_its_analysis_was_not_evaluated(world):
+    w = build(world, sites=1, per_site=2)
+    rollout = _approved(w, waves=[WaveSpec(name="all", share_percent=100.0, soak_minutes=0)])
+    engine.evaluate_rollouts()
+    _confirm(list(rollout.actions.all()))
+    engine.evaluate_rollouts(now=timezone.now() + timedelta(minutes=1))
+    wave = rollout.waves.get()
+    assert wave.status == W.DONE
+    assert "no canary analysis ran (not evaluated)" in wave.outcome
+    assert not wave.verdicts.exists()
+
+
+def test_accepting_an_inconclusive_wave_keeps_its_verdicts(world):
+    w = build(world, sites=2, per_site=4)
+    rollout, _, wave = _canary_soaking(w)
+    engine.evaluate_rollouts(now=wave.soak_until + timedelta(seconds=1))
+    wave.refresh_from_db()
+    engine.evaluate_rollouts(now=wave.soak_until + timedelta(seconds=1))
+    round_two = dict(wave.verdicts.filter(round=2).values_list("check_name", "evaluated_at"))
+    services.resume_rollout(rollout=rollout, actor=w.approver, role=Role.APPROVER)
+    engine.evaluate_rollouts(now=wave.soak_until + timedelta(minutes=5))
+    wave.refresh_from_db()
+    assert wave.status == W.DONE and "approver accepted" in wave.outcome
+    after = dict(wave.verdicts.filter(round=2).values_list("check_name", "evaluated_at"))
+    assert after == round_two
+
+
+def test_reports_after_the_rollout_finished_change_nothing(world):
+    w = build(world, sites=1, per_site=2)
+    rollout = _approved(w, waves=[WaveSpec(name="all", share_percent=100.0, soak_minutes=0)])
+    engine.evaluate_rollouts()
+    _confirm(list(rollout.actions.all()))
+    engine.evaluate_rollouts(now=timezone.now() + timedelta(minutes=1))
+    rollout.refresh_from_db()
+    assert rollout.status == R.COMPLETED
+    action = rollout.actions.first()
+    result = services.report_action_status(
+        device=action.device, action_id=action.pk, status="failed", actor=DEVICE
+    )
+    assert result.changed is False and "completed" in result.note
+    assert DeploymentAction.objects.get(pk=action.pk).status == A.HEALTHY
+
+
+def test_windows_hold_across_daylight_saving_changes():
+    from rollouts.windows import window_open
+
+    spring_gap = [{"day": 6, "start": "02:00", "end": "02:30"}]  # skipped hour in Berlin
+    # 2027-03-28: clocks go 02:00 CET → 03:00 CEST. The window becomes 03:00-03:30 CEST.
+    assert window_open(spring_gap, "Europe/Berlin", datetime(2027, 3, 28, 1, 15, tzinfo=UTC))
+    assert not window_open(spring_gap, "Europe/Berlin", datetime(2027, 3, 28, 1, 45, tzinfo=UTC))
+    autumn = [{"day": 6, "start": "02:00", "end": "03:00"}]
+    # 2027-10-31: 03:00 CEST → 02:00 CET; 02:00-03:00 wall clock covers both 02:xx hours.
+    assert window_open(autumn, "Europe/Berlin", datetime(2027, 10, 31, 0, 30, tzinfo=UTC))
+    assert window_open(autumn, "Europe/Berlin", datetime(2027, 10, 31, 1, 30, tzinfo=UTC))
+    assert not window_open(autumn, "Europe/Berlin", datetime(2027, 10, 31, 2, 0, tzinfo=UTC))

@@ -229,6 +229,9 @@ def test_plan_create_detail_and_task_updates(api_as, world):
         ("support.time_to_diagnose_hours", "field"),
         ("field.inference_p95_ms", "field"),
         ("field.throttled_share", "field"),
+        # Rollout sources read finished rollouts; with none they report nothing.
+        ("rollout.duration_hours", "field"),
+        ("rollout.rollback_minutes", "field"),
     }
     assert detail["measured"]["field_measurements"] == []  # no telemetry in this organisation
     decided = {item["metric"]["key"]: item["decided_by"] for item in detail["measured"]["metrics"]}
