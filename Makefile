@@ -4,6 +4,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
+# The suite runs on this many pytest-xdist workers (each with its own test database and Redis
+# databases, see tests/settings.py); TEST_WORKERS=1 runs it in one process.
+TEST_WORKERS ?= 2
 HOST ?= 127.0.0.1
 export PORT HOST
 
@@ -62,7 +65,7 @@ test: setup-dev
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 	$(PY) manage.py makemigrations --check --dry-run
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: setup-dev
 	$(VENV)/bin/ruff check --fix .

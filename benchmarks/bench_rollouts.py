@@ -369,13 +369,14 @@ def tick_phase(world: World, *, steady_repeat: int, timeouts: int) -> dict:
     # 5. steady: nothing to do
     t = t + timedelta(minutes=1)
     tick("steady, nothing to do", t, repeat=steady_repeat)
-    # 6. every device of the wave installed and confirmed 10 minutes ago: promoted to healthy
+    # 6. every device of the wave confirmed serving after its device soak: promoted to healthy
     confirmed = t + timedelta(minutes=2)
     DeploymentAction.objects.filter(wave=sixty, status__in=DeploymentAction.IN_FLIGHT).update(
         status=A.INSTALLED
     )
+    # Installed six minutes before a confirmation: past the 5-minute device soak.
     promote = DeploymentAction.objects.filter(wave=sixty).update(
-        installed_at=confirmed, confirmed_at=confirmed, inferences_served=100
+        installed_at=confirmed - timedelta(minutes=6), confirmed_at=confirmed, inferences_served=100
     )
     analyze()
     tick(f"{promote} promoted to healthy", confirmed + timedelta(minutes=10))

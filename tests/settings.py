@@ -38,6 +38,16 @@ if REDIS_URL:
     _cache_db, _broker_db = (
         int(n) for n in os.environ.get("OPSHERO_TEST_REDIS_DBS", "14,15").split(",")
     )
+    # Under pytest-xdist each worker takes the next pair of databases down (gw0 the given
+    # pair, gw1 the two below it, ...), so workers never flush each other's cache or queues.
+    _worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    _offset = 2 * int(_worker) if _worker.isdigit() else 0
+    _cache_db, _broker_db = _cache_db - _offset, _broker_db - _offset
+    if min(_cache_db, _broker_db) < 1:
+        raise RuntimeError(
+            f"OPSHERO_TEST_REDIS_DBS leaves no Redis database pair for xdist worker {_worker}; "
+            "give a higher pair (e.g. 14,15) or fewer workers."
+        )
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",

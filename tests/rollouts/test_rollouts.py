@@ -107,52 +107,82 @@ def _every_pair(table):
     return [(a, b) for a in table for b in table if a != b]
 
 
+def _bare(world):
+    """One rollout, wave and action as plain rows: the machines need nothing more, and these
+    tests run once per pair of states."""
+    from modelregistry.models import MlModel
+    from tests.factories import make_device
+
+    org = world.a.org
+    model = MlModel.objects.create(organization=org, name="bare")
+    version = ModelVersion.objects.create(
+        model=model,
+        version="1",
+        artifact="artifacts/bare.onnx",
+        file_name="bare.onnx",
+        sha256="a" * 64,
+        size_bytes=1,
+        status=ModelVersion.Status.SIGNED,
+    )
+    rollout = Rollout.objects.create(
+        organization=org, model=model, version=version, name="r", seed=1
+    )
+    wave = Wave.objects.create(rollout=rollout, number=0, name="all", share_percent=100.0)
+    device = make_device(org)
+    action = DeploymentAction.objects.create(
+        organization=org,
+        rollout=rollout,
+        wave=wave,
+        device=device,
+        model=model,
+        site_id=device.site_id,
+    )
+    return rollout, wave, action, Actor.system("tests")
+
+
 @pytest.mark.parametrize(("current", "to"), _every_pair(ROLLOUT_TRANSITIONS))
 def test_rollout_transitions_allowed_and_refused(world, current, to):
-    w = build(world, sites=1, per_site=1)
-    rollout = _plan(w, waves=[WaveSpec(name="all", share_percent=100.0)])
+    rollout, _, _, actor = _bare(world)
     Rollout.objects.filter(pk=rollout.pk).update(status=current)
     rollout.refresh_from_db()
     if to in ROLLOUT_TRANSITIONS[current]:
-        transition_rollout(rollout=rollout, to=to, actor=w.planner)
+        transition_rollout(rollout=rollout, to=to, actor=actor)
         rollout.refresh_from_db()
         assert rollout.status == to
         event = AuditEvent.objects.filter(verb=RolloutVerb.ROLLOUT_TRANSITIONED).latest("at")
         assert event.data["from"] == current and event.data["to"] == to
     else:
         with pytest.raises(Conflict):
-            transition_rollout(rollout=rollout, to=to, actor=w.planner)
+            transition_rollout(rollout=rollout, to=to, actor=actor)
         rollout.refresh_from_db()
         assert rollout.status == current
 
 
 @pytest.mark.parametrize(("current", "to"), _every_pair(WAVE_TRANSITIONS))
 def test_wave_transitions_allowed_and_refused(world, current, to):
-    w = build(world, sites=1, per_site=1)
-    wave = _plan(w, waves=[WaveSpec(name="all", share_percent=100.0)]).waves.get()
+    _, wave, _, actor = _bare(world)
     Wave.objects.filter(pk=wave.pk).update(status=current)
     wave.refresh_from_db()
     if to in WAVE_TRANSITIONS[current]:
-        transition_wave(wave=wave, to=to, actor=w.planner)
+        transition_wave(wave=wave, to=to, actor=actor)
         assert Wave.objects.get(pk=wave.pk).status == to
     else:
         with pytest.raises(Conflict):
-            transition_wave(wave=wave, to=to, actor=w.planner)
+            transition_wave(wave=wave, to=to, actor=actor)
         assert Wave.objects.get(pk=wave.pk).status == current
 
 
 @pytest.mark.parametrize(("current", "to"), _every_pair(ACTION_TRANSITIONS))
 def test_action_transitions_allowed_and_refused(world, current, to):
-    w = build(world, sites=1, per_site=1)
-    action = _plan(w, waves=[WaveSpec(name="all", share_percent=100.0)]).actions.get()
+    _, _, action, actor = _bare(world)
     DeploymentAction.objects.filter(pk=action.pk).update(status=current)
     action.refresh_from_db()
     if to in ACTION_TRANSITIONS[current]:
-        transition_action(action=action, to=to, actor=w.planner)
+        transition_action(action=action, to=to, actor=actor)
         assert DeploymentAction.objects.get(pk=action.pk).status == to
     else:
         with pytest.raises(Conflict):
-            transition_action(action=action, to=to, actor=w.planner)
+            transition_action(action=action, to=to, actor=actor)
         assert DeploymentAction.objects.get(pk=action.pk).status == current
 
 
