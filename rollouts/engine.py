@@ -245,10 +245,11 @@ def _notify(rollout: Rollout, actions, now: datetime) -> None:
         return
     waves = {wave.pk: wave for wave in rollout.waves.filter(pk__in={w for _, _, w in due})}
     for wave_id, wave in waves.items():
-        ids = [pk for pk, _, w in due if w == wave_id]
+        # The same rows as ``due`` (pending actions move only here, under the rollout's lock),
+        # named by their wave and sites rather than by thousands of ids.
         transition_actions(
             rollout=rollout,
-            actions=DeploymentAction.objects.filter(pk__in=ids),
+            actions=actions.filter(wave_id=wave_id, status=A.PENDING, site_id__in=open_sites),
             to=A.NOTIFIED,
             actor=ENGINE,
             reason=f"wave {wave.name}",

@@ -12,6 +12,7 @@ from telemetry.partitions import (
     ensure_partitions,
     existing_partitions,
     forget_known_partitions,
+    partitioned_tables,
 )
 from telemetry.storage import INFERENCE_COLUMNS, Owner, store_events
 
@@ -48,11 +49,15 @@ def test_the_table_has_exactly_the_models_columns():
 @postgres_only
 def test_partitions_are_created_ahead():
     forget_known_partitions()
+    wanted = {(NOW + timedelta(days=offset)).date() for offset in range(-1, 8)}
+    # Tests that commit (the end-to-end ones, in whatever order a worker runs them) may have
+    # made some of these days' partitions already: only the missing ones are created.
+    before = existing_partitions(using="default")
+    missing = sum(len(wanted - set(before.get(table, ()))) for table in partitioned_tables())
     report = retention.maintain_storage(now=NOW)
     days = existing_partitions(using="default")["telemetry_inferenceevent"]
-    for offset in range(-1, 8):
-        assert (NOW + timedelta(days=offset)).date() in days
-    assert len(report["created"]) == 2 * 9
+    assert wanted <= set(days)
+    assert len(report["created"]) == missing
     assert retention.maintain_storage(now=NOW)["created"] == []
 
 
