@@ -670,6 +670,15 @@ def _z(alpha: float) -> float:
     return float(ndtri(1 - alpha / 2))
 
 
+def _interval_words(outcome: Outcome, what: str) -> str:
+    """How an interval check's summary ends, for a ``what`` ("drop", "increase") vs its limit."""
+    return {
+        Outcome.FAIL: f"the {what} is over the limit",
+        Outcome.PASS: "within the limit",
+        Outcome.INCONCLUSIVE: "the interval straddles the limit",
+    }[outcome]
+
+
 def _interval_outcome(low: float, high: float, limit: float) -> Outcome:
     """``FAIL`` when the whole interval is past ``limit``, ``PASS`` when none of it is."""
     if low > limit:
@@ -738,11 +747,7 @@ def _confidence_mean(
         drop_high=high,
     )
     outcome = _interval_outcome(low, high, limits.max_confidence_drop)
-    verdict_text = {
-        Outcome.FAIL: "the drop is over the limit",
-        Outcome.PASS: "within the limit",
-        Outcome.INCONCLUSIVE: "the interval straddles the limit",
-    }[outcome]
+    verdict_text = _interval_words(outcome, "drop")
     summary = (
         f"Mean confidence {cand_mean:.3f} vs {base_mean:.3f} baseline (drop {drop:+.3f}, "
         f"{level} CI {low:+.3f} to {high:+.3f}); largest allowed drop "
@@ -874,11 +879,7 @@ def _low_confidence(
         increase_high=high,
     )
     outcome = _interval_outcome(low, high, limits.max_low_confidence_increase)
-    verdict_text = {
-        Outcome.FAIL: "the increase is over the limit",
-        Outcome.PASS: "within the limit",
-        Outcome.INCONCLUSIVE: "the interval straddles the limit",
-    }[outcome]
+    verdict_text = _interval_words(outcome, "increase")
     rounded = "" if math.isclose(edge, limits.low_confidence) else f", rounded down to {edge:g}"
     summary = (
         f"Confidence below {edge:g}{rounded} in {_pct(cand_low / n_cand)} of candidate events "
@@ -934,11 +935,7 @@ def _throttling(candidate: GroupStats, baseline: GroupStats, limits: Thresholds)
         increase_high=high,
     )
     outcome = _interval_outcome(low, high, limits.max_throttling_increase)
-    verdict_text = {
-        Outcome.FAIL: "the increase is over the limit",
-        Outcome.PASS: "within the limit",
-        Outcome.INCONCLUSIVE: "the interval straddles the limit",
-    }[outcome]
+    verdict_text = _interval_words(outcome, "increase")
     summary = (
         f"Throttled in {_pct(cand_share)} of candidate health samples vs {_pct(base_share)} "
         f"baseline ({_pp(increase)}, {_level(limits.alpha)} CI {_pp(low)} to {_pp(high)}); "
