@@ -10,7 +10,7 @@ TEST_WORKERS ?= 2
 HOST ?= 127.0.0.1
 export PORT HOST
 
-.PHONY: run test setup setup-dev assets migrate seed lint bench clean
+.PHONY: run test setup setup-dev assets migrate seed lint bench gateway-wheel clean
 
 ## Set-up steps (each re-runs only when its inputs change) --------------------------------------
 $(VENV)/.installed: pyproject.toml requirements.lock
@@ -58,7 +58,7 @@ run: seed
 	@echo "OpsHero is starting at http://$(HOST):$(PORT)/  (web, validation worker, worker, beat; Ctrl-C stops all)"
 	@echo "Database: $${DATABASE_URL:-SQLite under var/}   Broker: $${REDIS_URL:-$${CELERY_BROKER_URL:-filesystem under var/celery/}}"
 	@echo ""
-	$(VENV)/bin/honcho start -f Procfile -p $(PORT)
+	WEB_PORT=$(PORT) $(VENV)/bin/honcho start -f Procfile -p $(PORT)
 
 test: setup-dev
 	$(VENV)/bin/ruff check .
@@ -76,5 +76,12 @@ bench: setup-dev
 	if [ $${#scripts[@]} -eq 0 ]; then echo "No benchmarks yet."; fi; \
 	for script in "$${scripts[@]}"; do echo "== $$script"; $(PY) $$script || exit 1; done
 
+# The edge agent as its own wheel (gateway/ and protocol/ only; docs/gateway.md). The in-tree
+# backend uses only the standard library, so this needs neither the venv nor a package index.
+gateway-wheel:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "building the gateway wheel needs Python >= 3.11")'
+	$(PYTHON) -m pip wheel --no-deps --no-cache-dir -w dist packaging/gateway
+	@ls -1 dist/opshero_gateway-*.whl
+
 clean:
-	rm -rf $(VENV) node_modules static/vendor var .pytest_cache .ruff_cache
+	rm -rf dist $(VENV) node_modules static/vendor var .pytest_cache .ruff_cache

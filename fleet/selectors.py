@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -320,6 +320,9 @@ class EffectivePolicy:
     revision: int
     policy_id: int | None
     etag_part: str
+    # The kind of the device's site (a clinic's gateways label answers "assistive, not a
+    # decision"); not a policy value, so not in ``values()``.
+    site_kind: str = ""
 
     def values(self) -> dict[str, object]:
         return {name: getattr(self, name) for name in POLICY_FIELDS}
@@ -494,6 +497,7 @@ def effective_policies(*, devices: Iterable[Device]) -> dict[int, EffectivePolic
                 name=name,
                 policy=site_policies.get(device.site_id),
             )
+        result[device.pk] = replace(result[device.pk], site_kind=kind)
     return result
 
 

@@ -1,4 +1,5 @@
-"""python -m gateway enroll|status|whoami|rotate-key — the reference gateway agent's CLI."""
+"""The reference agent's one-shot commands: enroll, status, whoami, rotate-key (``gateway.cli``
+adds run and simulate; ``python -m gateway`` and ``opshero-gateway`` are both that CLI)."""
 
 from __future__ import annotations
 
@@ -63,4 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m gateway` is `opshero-gateway`: these commands, plus run and simulate.
+    from gateway.cli import main as full
+
+    sys.exit(full())

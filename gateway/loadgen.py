@@ -24,8 +24,6 @@ batch. Standard library HTTP (one keep-alive ``http.client`` connection per proc
 from __future__ import annotations
 
 import argparse
-import bisect
-import http.client
 import json
 import math
 import multiprocessing
@@ -33,7 +31,6 @@ import queue
 import random
 import sys
 import time
-import urllib.parse
 import zlib
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -48,6 +45,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from protocol import device_auth
 from protocol.telemetry import DeviceEpoch, TelemetryEvent, encode_batch
 
+from .sender import settled
 from .simulation import (
     Drift,
     Scenario,
@@ -58,6 +56,7 @@ from .simulation import (
     default_model,
     generate_history,
 )
+from .transport import NETWORK_ERRORS, ServerConnection
 
 __all__ = [
     "TELEMETRY_PATH",
@@ -75,7 +74,6 @@ __all__ = [
 
 TELEMETRY_PATH = "/api/v1/device/telemetry"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-NETWORK_ERRORS = (OSError, http.client.HTTPException)
 
 
 # --- the fleet file -----------------------------------------------------------------------------
@@ -177,51 +175,6 @@ def sim_device_for(
 
 
 # --- HTTP ---------------------------------------------------------------------------------------
-
-
-class ServerConnection:
-    """One keep-alive connection to the server, reopened after any network error."""
-
-    def __init__(self, server: str, *, timeout: float = 30.0) -> None:
-        parsed = urllib.parse.urlsplit(server)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise ValueError(f"the server must be an http(s):// URL, got {server!r}")
-        self.scheme = parsed.scheme
-        self.host = parsed.hostname
-        self.port = parsed.port
-        self.prefix = parsed.path.rstrip("/")
-        self.timeout = timeout
-        self._connection: http.client.HTTPConnection | None = None
-
-    def _open(self) -> http.client.HTTPConnection:
-        if self._connection is None:
-            cls = (
-                http.client.HTTPSConnection
-                if self.scheme == "https"
-                else http.client.HTTPConnection
-            )
-            self._connection = cls(self.host, self.port, timeout=self.timeout)
-        return self._connection
-
-    def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict, bytes]:
-        """POST and read the whole answer; raises OSError/HTTPException on a network error
-        (after closing the connection, so the next call opens a fresh one)."""
-        connection = self._open()
-        try:
-            connection.request("POST", self.prefix + path, body=body, headers=headers)
-            response = connection.getresponse()
-            raw = response.read()
-        except NETWORK_ERRORS:
-            self.close()
-            raise
-        if response.will_close:
-            self.close()
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, raw
-
-    def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
 
 
 # --- the sender ---------------------------------------------------------------------------------
@@ -438,21 +391,13 @@ class TelemetrySender:
 
     def _apply(self, chunk: _Chunk, answer: dict[str, Any]) -> bool:
         """Drop the held and refused events of the head batch; True when any left the queue."""
-        ranges = sorted((int(a), int(b)) for a, b in answer.get("held") or ())
-        starts = [a for a, _ in ranges]
-        refused = {int(r["index"]) for r in answer.get("rejected") or ()}
+        stored, refused = settled(answer, [event.sequence for event in chunk.events])
+        gone = set(stored) | set(refused)
         self.stats.accepted += int(answer.get("accepted") or 0)
         self.stats.duplicates += len(answer.get("duplicates") or ())
-        keep: list[TelemetryEvent] = []
-        for index, event in enumerate(chunk.events):
-            if index in refused:
-                self.stats.rejected += 1
-                continue
-            at = bisect.bisect_right(starts, event.sequence) - 1
-            if at >= 0 and event.sequence <= ranges[at][1]:
-                self.stats.held += 1
-                continue
-            keep.append(event)
+        self.stats.rejected += len(refused)
+        self.stats.held += len(stored)
+        keep = [event for event in chunk.events if event.sequence not in gone]
         if len(keep) == len(chunk.events):
             return False  # nothing left the queue: the same batch (and body) goes again
         self.queue.popleft()

@@ -127,7 +127,7 @@ def read_desired_state(device: Device) -> DesiredState:
         [[key_id, status] for key_id, status, _ in keys],
         # The answer carries the policy's revision: a re-created policy with the same values
         # is a new revision, and the ETag must say so.
-        [policy.etag_part, policy.revision, policy.policy_id],
+        [policy.etag_part, policy.revision, policy.policy_id, policy.site_kind],
     ]
     digest = hashlib.sha256(json.dumps(revision, separators=(",", ":")).encode()).hexdigest()[:32]
     return DesiredState(
@@ -191,7 +191,12 @@ def desired_payload(state: DesiredState) -> dict:
         "revoked_key_ids": [
             key_id for key_id, status, _ in state.keys if status == SigningKey.Status.RETIRED
         ],
-        "policy": {**policy.values(), "source": policy.source, "revision": policy.revision},
+        "policy": {
+            **policy.values(),
+            "source": policy.source,
+            "revision": policy.revision,
+            "site_kind": policy.site_kind,
+        },
     }
 
 
