@@ -65,7 +65,11 @@ def fleet_file(world: common.World, count: int, path: Path, server: str) -> None
     admin = Actor.system("bench")
     for site in world.sites:
         fleet_services.set_operating_policy(
-            organization=world.org, actor=admin, site=site, desired_poll_interval_s=15
+            organization=world.org,
+            actor=admin,
+            site=site,
+            desired_poll_interval_s=15,
+            telemetry_interval_s=60,  # the standard default: a batch a minute per gateway
         )
     uids = dict(Device.objects.filter(pk__in=ids).values_list("pk", "uid"))
     FleetFile(

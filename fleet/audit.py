@@ -22,6 +22,7 @@ class FleetVerb(AuditVerb):
     ENROLLMENT_TOKEN_CREATED = "enrollment_token.created"  # noqa: S105 - a verb, not a secret
     DEVICE_ENROLLED = "device.enrolled"
     DEVICE_KEY_ROTATED = "device.key_rotated"
+    DEVICE_DEMO_KEY_SET = "device.demo_key_set"
     DEVICE_VERSIONS_REPORTED = "device.versions_reported"
     GROUP_CREATED = "group.created"
     GROUP_UPDATED = "group.updated"

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
 from opshero.actors import Actor
-from opshero.errors import Conflict, InvalidInput, Unauthenticated
+from opshero.errors import Conflict, Forbidden, InvalidInput, Unauthenticated
 from opshero.models import Organization
 from opshero.naming import unique_name
 from opshero.services import record_audit_event
@@ -939,6 +940,48 @@ def rotate_device_key(
         verb=FleetVerb.DEVICE_KEY_ROTATED,
         target=device,
         data={"from": old_fingerprints[0] if old_fingerprints else None, "to": fingerprint},
+    )
+    return credential
+
+
+@transaction.atomic
+def set_demo_device_key(*, device: Device, public_key: str, actor: Actor) -> DeviceCredential:
+    """Bind a key the demo fleet holds to a seeded demo device (``manage.py demo_fleet``).
+
+    Seeding enrolls the demo devices with keys it throws away, so the simulated gateways get
+    fresh ones from the server side, without the old key's signature a real rotation needs.
+    That is only acceptable for demo data: refused in production and for a device that is not
+    active; the old key is kept as rotated and the change is audited as a demo action.
+    """
+    if settings.PRODUCTION:
+        raise Forbidden("Demo device keys are not set in production.", code="demo_in_production")
+    device = Device.objects.select_for_update().get(pk=device.pk)
+    if device.status != Device.Status.ACTIVE:
+        raise Conflict(
+            f"{device.name} is {device.get_status_display().lower()}; only an active demo "
+            "device gets a simulator key.",
+            code="device_not_active",
+        )
+    try:
+        key = device_auth.load_public_key(public_key)
+    except device_auth.DeviceAuthError as exc:
+        raise InvalidInput(exc.message, fields={"public_key": [exc.message]}) from exc
+    fingerprint = device_auth.key_fingerprint(key)
+    if DeviceCredential.objects.filter(fingerprint=fingerprint).exists():
+        raise _key_in_use()
+    old = list(
+        device.credentials.filter(revoked_at__isnull=True).values_list("fingerprint", flat=True)
+    )
+    _revoke_credentials(device, "rotated")
+    credential = DeviceCredential.objects.create(
+        device=device, public_key=device_auth.canonical_public_key(key), fingerprint=fingerprint
+    )
+    record_audit_event(
+        organization=device.organization,
+        actor=actor,
+        verb=FleetVerb.DEVICE_DEMO_KEY_SET,
+        target=device,
+        data={"from": old[0] if old else None, "to": fingerprint, "demo": True},
     )
     return credential
 

@@ -137,6 +137,7 @@ class Agent:
         self.reports: deque[tuple[int, dict[str, Any], int | None]] = deque(maxlen=100)
         self.last_poll_ok: float | None = None
         self._desired_file = self.state_dir / "desired.json"
+        self._apply_policy({})
         self._stop = threading.Event()
 
     # --- start-up
@@ -154,7 +155,7 @@ class Agent:
         if self._desired_file.exists():
             try:
                 cached = json.loads(self._desired_file.read_text())
-                self.policy.update(cached.get("policy") or {})
+                self._apply_policy(cached.get("policy") or {})
             except ValueError:
                 pass
         for model_id, (item, runner) in self.store.load_installed().items():
@@ -349,7 +350,7 @@ class Agent:
 
     def apply_desired(self, doc: Mapping[str, Any]) -> bool:
         policy = doc.get("policy") or {}
-        self.policy.update(policy)
+        self._apply_policy(policy)
         write_json(self._desired_file, {"policy": self.policy})
         self.store.trust.update(
             {k["key_id"]: k["public_pem"] for k in doc.get("trusted_keys") or ()},
@@ -552,8 +553,13 @@ class Agent:
 
     # --- telemetry
 
-    def drain(self, *, max_batches: int | None = None) -> int:
-        return self.sender.drain(max_batches=max_batches)
+    def drain(self, *, max_batches: int | None = None, flush: bool = False) -> int:
+        """Send queued telemetry (``flush``: also a partial batch younger than the interval)."""
+        return self.sender.drain(max_batches=max_batches, flush=flush)
+
+    def _apply_policy(self, policy: Mapping[str, Any]) -> None:
+        self.policy.update(policy)
+        self.sender.flush_interval_s = float(self.policy.get("telemetry_interval_s") or 60)
 
     # --- the daemon
 
@@ -610,7 +616,7 @@ class Agent:
                 outcome = "failed"
             if outcome == "sent":
                 continue
-            if outcome == "empty":
+            if outcome in ("empty", "holding"):
                 self._stop.wait(1.0)
             else:
                 self._stop.wait(max(0.2, min(self.sender.wait_s(), 5.0)))

@@ -84,6 +84,10 @@ class Sender:
         self.max_batch_size = self.batch_size
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
+        # Hold a partial batch until its oldest event is this old (the site policy's
+        # telemetry interval): a gateway posts about once an interval, not once per event.
+        # 0 sends whatever is queued at once. A full batch, or a backlog, goes at once.
+        self.flush_interval_s = 0.0
         self.counts = SenderCounts()
         self.online: bool | None = None  # unknown until the first attempt
         self._failures = 0
@@ -95,20 +99,29 @@ class Sender:
         """Seconds until the next attempt is allowed (0 now)."""
         return max(0.0, self._not_before - self._clock())
 
-    def drain(self, *, max_batches: int | None = None) -> int:
-        """Send batches until the queue is empty, a failure backs off, or ``max_batches``."""
+    def drain(self, *, max_batches: int | None = None, flush: bool = False) -> int:
+        """Send batches until the queue is empty (or holds only a partial batch younger than
+        the flush interval, unless ``flush``), a failure backs off, or ``max_batches``."""
         sent = 0
         while max_batches is None or sent < max_batches:
-            outcome = self.drain_once()
+            outcome = self.drain_once(flush=flush)
             if outcome != "sent":
                 break
             sent += 1
         return sent
 
-    def drain_once(self) -> str:
-        """One attempt: "sent", "empty", "waiting" (backing off) or "failed"."""
+    def drain_once(self, *, flush: bool = False) -> str:
+        """One attempt: "sent", "empty", "holding" (a partial batch younger than the flush
+        interval), "waiting" (backing off) or "failed"."""
         if self.wait_s() > 0:
             return "waiting"
+        if self.flush_interval_s > 0 and not flush:
+            depth, oldest = self.queue.head()
+            if depth == 0:
+                return "empty"
+            young = oldest is not None and self.queue.now() - oldest < self.flush_interval_s
+            if depth < self.batch_size and young:
+                return "holding"
         batch = self.queue.peek(self.batch_size)
         if batch is None:
             return "empty"

@@ -61,7 +61,7 @@ from .loadgen import DRIFT_CLASS_FACTOR, DRIFT_CONFIDENCE_DROP, FleetDevice, Fle
 from .logs import configure_logging
 from .runner import SyntheticProfile, SyntheticRunner
 from .simulation import Drift, Outage, SiteProfile, Throttling
-from .transport import NETWORK_ERRORS
+from .transport import NETWORK_ERRORS, StaleConnection
 
 __all__ = [
     "GatewaySpec",
@@ -283,6 +283,7 @@ class Link:
         self.cut = False
         self.requests = 0
         self.network_errors = 0
+        self.reconnects = 0  # kept-alive connections the server had closed (sent again)
         self.http_errors = 0
 
     def wrap(self, connection: Any) -> None:
@@ -296,6 +297,9 @@ class Link:
                 raise ConnectionRefusedError("simulated outage: the link is cut")
             try:
                 answer = request(*args, **kwargs)
+            except StaleConnection:
+                self.reconnects += 1
+                raise
             except NETWORK_ERRORS:
                 self.network_errors += 1
                 raise
@@ -606,6 +610,7 @@ class Simulation:
                 requests=gateway.link.requests,
                 http_errors=gateway.link.http_errors,
                 network_errors=gateway.link.network_errors,
+                reconnects=gateway.link.reconnects,
             )
             lags.extend(c.lag_s)
         return {
@@ -633,6 +638,7 @@ _COUNTED = (
     "requests",
     "http_errors",
     "network_errors",
+    "reconnects",
 )
 
 

@@ -377,6 +377,15 @@ class EventQueue:
             self._add("refused", sum(1 for seq in sizes if seq in refused_set))
             self._add("bytes", -sum(sizes.values()))
 
+    def head(self) -> tuple[int, float | None]:
+        """How many events are queued and when the oldest was queued (clock seconds)."""
+        with self._lock:
+            row = self._db.execute("SELECT queued_at FROM events ORDER BY seq LIMIT 1").fetchone()
+            return self._depth(), (row[0] if row else None)
+
+    def now(self) -> float:
+        return self._clock()
+
     def counts(self) -> QueueCounts:
         with self._lock:
             return QueueCounts(

@@ -101,7 +101,7 @@ def test_the_agent_installs_the_verified_assignment_serves_it_and_its_events_lan
         agent.infer("nothing", INPUT)
     assert unknown.value.status == 404
 
-    assert agent.drain() >= 1
+    assert agent.drain(flush=True) >= 1
     counts = agent.queue.counts()
     assert counts.depth == 0 and counts.sent == counts.enqueued == 6
 

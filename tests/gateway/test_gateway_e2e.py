@@ -181,7 +181,11 @@ def test_gateways_run_the_whole_loop_and_lose_nothing(world, tmp_path, settings,
         target = HardwareTarget.objects.get(builtin_key="cpu")
         site = make_site(org, name="Dock 7")
         fleet_services.set_operating_policy(
-            organization=org, actor=admin, site=site, desired_poll_interval_s=15
+            organization=org,
+            actor=admin,
+            site=site,
+            desired_poll_interval_s=15,
+            telemetry_interval_s=10,
         )
         model = registry.create_model(organization=org, actor=planner, name=MODEL)
         tokens = [
@@ -340,8 +344,12 @@ def test_gateways_run_the_whole_loop_and_lose_nothing(world, tmp_path, settings,
         wait_for(lambda: len(stored_by_device()) == 3, 60, "telemetry from all three gateways")
         browser = Client()
         browser.force_login(world.a.user(Role.VIEWER))
-        page = browser.get(reverse("telemetry:health", kwargs={"org": org.slug}))
-        assert page.status_code == 200 and site.name in page.content.decode()
+
+        def fleet_page():
+            page = browser.get(reverse("telemetry:health", kwargs={"org": org.slug}))
+            return page.status_code == 200 and site.name in page.content.decode()
+
+        wait_for(fleet_page, 120, "the fleet health page to show the site", 2.0)
 
         def device_page():
             body = browser.get(

@@ -262,3 +262,24 @@ def test_one_enqueue_larger_than_the_queue_keeps_only_the_newest(tmp_path):
     counts = queue.counts()
     assert counts.depth == 5 and counts.evicted_overflow == 5  # three new, two old
     assert [e.sequence for e in all_events(queue)] == [5, 6, 7, 8, 9]
+
+
+def test_a_partial_batch_waits_for_the_telemetry_interval_a_full_one_goes_at_once(tmp_path):
+    fleet_device, key = new_device()
+    with FakeTelemetryServer({fleet_device.device_id: key.public_key()}) as server:
+        now = [1000.0]
+        queue = EventQueue(tmp_path / "q.sqlite3", clock=lambda: now[0])
+        sender, _ = _sender(server, fleet_device.device_id, key, queue, batch_size=10)
+        sender.flush_interval_s = 60.0
+        assert sender.drain_once() == "empty"
+        queue.enqueue([inference(queue)] * 3)
+        assert sender.drain_once() == "holding"
+        now[0] += 59
+        assert sender.drain_once() == "holding"
+        now[0] += 1
+        assert sender.drain_once() == "sent"  # the oldest is a telemetry interval old
+        queue.enqueue([inference(queue)] * 25)  # a backlog: full batches go at once
+        assert sender.drain() == 2
+        assert queue.counts().depth == 5
+        assert sender.drain(flush=True) == 1  # flush sends the partial one too
+        assert len(server.stored()) == 28
