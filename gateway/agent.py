@@ -587,10 +587,28 @@ class Agent:
         self._stop.wait()
         for thread in threads:
             thread.join(timeout=35)
+        self._final_flush()
         self.sender.transport.close()
         self.control.close()
         self.queue.close()
         log.info("agent stopped")
+
+    def _final_flush(self, *, timeout_s: float = 5.0, max_batches: int = 20) -> None:
+        """On the way out, send what is queued if the server answers at once (short timeout,
+        bounded batches, so a stop never hangs); whatever is left stays queued for the next
+        start."""
+        connection = self.sender.transport.connection
+        connection.close()
+        connection.timeout = timeout_s
+        self.sender.retry_now()  # one try now, whatever the backoff said
+        try:
+            sent = self.sender.drain(max_batches=max_batches, flush=True)
+        except Exception:  # a failed flush loses nothing: the events stay queued
+            log.exception("final flush failed; events stay queued")
+            return
+        log.info(
+            "final flush", extra={"fields": {"batches": sent, "queued": self.queue.counts().depth}}
+        )
 
     def _loop_control(self) -> None:
         self._report_status()

@@ -95,6 +95,10 @@ class Sender:
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
         self._clock = clock
 
+    def retry_now(self) -> None:
+        """Allow the next attempt at once (a final flush on shutdown)."""
+        self._not_before = 0.0
+
     def wait_s(self) -> float:
         """Seconds until the next attempt is allowed (0 now)."""
         return max(0.0, self._not_before - self._clock())
