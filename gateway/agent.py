@@ -10,6 +10,7 @@ synthetic runner in place of onnxruntime.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import random
@@ -41,6 +42,10 @@ from . import __version__ as AGENT_VERSION
 
 DESIRED_PATH = "/api/v1/device/desired"
 CLINICAL_NOTICE = "assistive, not a decision"
+# A refused offer is not tried again for this long (unless the server changes it).
+REFUSAL_RETRY_S = 3600.0
+# Healthy confirmations while a rollout watches a deployment, this often.
+CONFIRM_INTERVAL_S = 15.0
 DEFAULT_POLICY = {
     "review_threshold": 0.7,
     "telemetry_interval_s": 60,
@@ -132,7 +137,9 @@ class Agent:
         self.policy: dict[str, Any] = dict(DEFAULT_POLICY)
         self.confirmations: dict[int, _Confirmation] = {}
         self.refused: dict[tuple, str] = {}
-        self.pending_reports: list[tuple[int, dict[str, Any]]] = []
+        self.refused_at: dict[tuple, float] = {}
+        # Reports the server did not answer, the latest per deployment (sent on the next poll).
+        self.pending_reports: dict[int, dict[str, Any]] = {}
         # The latest deployment reports and their answers (diagnostics; the server keeps all).
         self.reports: deque[tuple[int, dict[str, Any], int | None]] = deque(maxlen=100)
         self.last_poll_ok: float | None = None
@@ -362,6 +369,12 @@ class Agent:
             listed.add(int(entry["model_id"]))
             try:
                 self._apply_entry(entry)
+            except (KeyError, TypeError, ValueError) as exc:
+                complete = False
+                log.error(
+                    "desired entry not understood; skipped",
+                    extra={"fields": {"model": entry.get("model"), "why": repr(exc)}},
+                )
             except TransientError as exc:
                 complete = False
                 log.warning(
@@ -398,11 +411,17 @@ class Agent:
                 extra={"fields": {"model": entry.get("model"), "why": entry.get("refused")}},
             )
             return
+        with self._serving_lock:
+            serving = self.serving.get(current.model) if current is not None else None
+        envelope_sha = hashlib.sha256(str(entry["envelope"]).encode()).hexdigest()
         up_to_date = (
             current is not None
+            and serving is not None
+            and serving.item.directory == current.directory  # it really serves
             and current.version_id == int(entry["version_id"])
             and current.sha256 == entry["sha256"]
-            and current.release_counter >= int(entry.get("release_counter") or 0)
+            # a re-signed envelope (key rotation: same counter) is taken too
+            and current.envelope_sha256 == envelope_sha
         )
         if up_to_date:
             if action_id and action_id not in self.confirmations:
@@ -416,9 +435,13 @@ class Agent:
             entry.get("release_counter"),
             entry["sha256"],
             hash(entry["envelope"]),
+            action_id,  # a new rollout of the same offer hears the refusal too
         )
-        if key in self.refused:
-            return  # refused already (and reported); a new envelope or version is a new key
+        refused_at = self.refused_at.get(key)
+        if key in self.refused and refused_at is not None:
+            if self.clock() - refused_at < REFUSAL_RETRY_S:
+                return  # refused already (and reported); tried again after an hour
+            del self.refused[key]
         reports: list[str] = []
 
         def progress(status: str) -> None:
@@ -456,10 +479,14 @@ class Agent:
                 self._report(action_id, "installed")
                 self._watch(action_id, model_id, item.version_id, purpose)
 
+    def _refuse_at(self, key: tuple) -> None:
+        self.refused_at[key] = self.clock()
+
     def _refuse(
         self, key: tuple, entry: Mapping[str, Any], action_id: Any, code: str, reason: str
     ) -> None:
         self.refused[key] = code
+        self._refuse_at(key)
         log.error(
             "model refused; the running model keeps serving",
             extra={
@@ -495,7 +522,8 @@ class Agent:
             served = serving.served if serving else 0
             if served < 1:
                 continue  # healthy means serving: wait for the first inference
-            answer = self._report(action_id, "healthy", inferences_served=served)
+            # Not kept when unanswered: the next round confirms again, with a newer count.
+            answer = self._report(action_id, "healthy", keep=False, inferences_served=served)
             if answer is None:
                 continue
             status = str(answer.get("status") or answer.get("refused") or "")
@@ -505,23 +533,28 @@ class Agent:
                 # for a rollback (the report changed nothing): stop confirming.
                 del self.confirmations[action_id]
 
-    def _report(self, action_id: int, status: str, **fields: Any) -> dict[str, Any] | None:
-        """Report a deployment status; None when it must be retried later (kept pending),
-        else the server's answer (``{"refused": code, "changed": False}`` for a refusal)."""
+    def _report(
+        self, action_id: int, status: str, *, keep: bool = True, **fields: Any
+    ) -> dict[str, Any] | None:
+        """Report a deployment status; None when it must be retried later (kept pending
+        unless ``keep`` is false), else the server's answer (``{"refused": code, "changed":
+        False}`` for a refusal)."""
         payload = {"status": status, **fields}
         try:
             answer = self.control.call_json(
                 "POST", f"/api/v1/device/deployments/{action_id}/status", payload
             )
         except NETWORK_ERRORS:
-            self.pending_reports.append((action_id, payload))
+            if keep:
+                self.pending_reports[action_id] = payload
             self.reports.append((action_id, dict(payload), None))
             return None
         self.reports.append((action_id, dict(payload), answer.status))
         if answer.status == 200:
             return answer.json()
         if answer.status in (429, 500, 502, 503, 504):
-            self.pending_reports.append((action_id, payload))
+            if keep:
+                self.pending_reports[action_id] = payload
             return None
         log.warning(
             "deployment report refused",
@@ -537,8 +570,9 @@ class Agent:
         return {"refused": answer.error_code() or str(answer.status), "changed": False}
 
     def _flush_reports(self) -> None:
-        pending, self.pending_reports = self.pending_reports, []
-        for action_id, payload in pending:
+        pending, self.pending_reports = self.pending_reports, {}
+        for action_id, payload in pending.items():
+            payload = dict(payload)
             self._report(action_id, payload.pop("status"), **payload)
 
     def _report_status(self) -> None:
@@ -585,9 +619,13 @@ class Agent:
             extra={"fields": {"device": self.device_id, "epoch": self.queue.device_epoch.epoch}},
         )
         self._stop.wait()
+        # One deadline for the whole stop, inside systemd's TimeoutStopSec (30 s).
+        deadline = time.monotonic() + 20.0
         for thread in threads:
-            thread.join(timeout=35)
-        self._final_flush()
+            thread.join(timeout=max(0.1, deadline - time.monotonic()))
+        sender_thread = threads[1]
+        if not sender_thread.is_alive():  # never two users of one connection
+            self._final_flush(timeout_s=min(5.0, max(1.0, deadline + 8.0 - time.monotonic())))
         self.sender.transport.close()
         self.control.close()
         self.queue.close()
@@ -622,7 +660,7 @@ class Agent:
             except Exception:  # one bad answer must not stop the loop
                 log.exception("desired-state step failed")
                 next_poll = self.clock() + self.poll_interval_s()
-            wait = 5.0 if self.confirmations else next_poll - self.clock()
+            wait = CONFIRM_INTERVAL_S if self.confirmations else next_poll - self.clock()
             self._stop.wait(max(0.5, min(wait, 30.0)))
 
     def _loop_sender(self) -> None:

@@ -19,9 +19,11 @@ as of when it was installed) before it loads.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
@@ -33,7 +35,7 @@ from typing import Any
 from protocol import manifest as signed
 from protocol.bundles import BundleRejected, unpack_bundle
 
-from .runner import HealthCheckFailed, ModelRunner
+from .runner import ModelRunner
 from .transport import NETWORK_ERRORS, SignedTransport
 
 __all__ = [
@@ -47,6 +49,10 @@ __all__ = [
 log = logging.getLogger("opshero.gateway.installer")
 TRUST_FILE = "trusted_keys.json"
 INSTALLED_FILE = "installed.json"
+FLOORS_FILE = "release_counters.json"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+# Refusals that say the local bytes are wrong, not the envelope.
+_BYTES_WRONG = frozenset({"digest_mismatch", "size_mismatch", "missing_file", "unexpected_file"})
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -123,6 +129,7 @@ class Installed:
     installed_at: str
     action_id: int | None = None
     purpose: str = "install"
+    envelope_sha256: str = ""  # of the envelope on disk: a re-signed one is a change
 
     @property
     def ref(self) -> str:
@@ -154,6 +161,9 @@ class ModelStore:
         self.load_runner = load_runner
         self.clock = clock
         self.records: dict[int, _ModelRecord] = {}
+        floors = state_dir / FLOORS_FILE
+        # The highest release counter ever installed per model name: never cleared.
+        self.floors: dict[str, int] = json.loads(floors.read_text()) if floors.exists() else {}
         path = state_dir / INSTALLED_FILE
         if path.exists():
             for key, item in json.loads(path.read_text()).items():
@@ -195,7 +205,7 @@ class ModelStore:
                 runner, _ = self._verify_and_load(
                     item, self.version_dir(item), as_of=item.installed_at
                 )
-            except (InstallRefused, HealthCheckFailed, OSError) as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever it is, this model does not serve
                 log.error(
                     "installed model refused at start-up",
                     extra={"fields": {"model": item.ref, "why": str(exc)}},
@@ -261,48 +271,69 @@ class ModelStore:
         its health check. Nothing serving changes: `activate` switches to it.
 
         Raises InstallRefused (report it), TransientError (retry later), HealthCheckFailed."""
-        model_id, sha = int(entry["model_id"]), str(entry["sha256"])
+        try:
+            model_id, version_id = int(entry["model_id"]), int(entry["version_id"])
+            sha = str(entry["sha256"])
+            entrypoint = str(entry.get("entrypoint") or "model.onnx")
+            artifact_kind = str(entry.get("artifact_kind") or "onnx")
+            if not _SHA256.fullmatch(sha):
+                raise ValueError(f"sha256 {sha[:80]!r} is not 64 lower-case hex digits")
+            signed.require_relative_path(entrypoint, "entrypoint")
+            if artifact_kind == "onnx" and "/" in entrypoint:
+                raise ValueError(f"entrypoint {entrypoint!r} of a single file has a folder")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InstallRefused(
+                "malformed_entry", f"the desired entry is malformed: {exc}"
+            ) from exc
         envelope = str(entry.get("envelope") or "").encode()
         if not envelope:
             raise InstallRefused("no_signature", str(entry.get("refused") or "no envelope"))
         record = self.records.get(model_id)
         running = record.current if record else None
         min_counter = running.release_counter if running else None
-        # The model's name is pinned by what was verified before (a rename on the server
-        # changes the label, not which model this slot runs).
-        expected = running.model if running else None
         item = Installed(
             model_id=model_id,
             model=str(entry["model"]),
             version=str(entry["version"]),
-            version_id=int(entry["version_id"]),
+            version_id=version_id,
             sha256=sha,
             release_counter=int(entry.get("release_counter") or 0),
-            artifact_kind=str(entry.get("artifact_kind") or "onnx"),
-            entrypoint=str(entry.get("entrypoint") or "model.onnx"),
-            directory=f"{int(entry['version_id'])}-{sha[:12]}",
+            artifact_kind=artifact_kind,
+            entrypoint=entrypoint,
+            directory=f"{version_id}-{sha[:12]}",
             installed_at=self.clock().isoformat(),
             action_id=entry.get("action_id"),
             purpose=str(entry.get("purpose") or "install"),
+            envelope_sha256=hashlib.sha256(envelope).hexdigest(),
         )
-        if Path(item.entrypoint).name != item.entrypoint or item.entrypoint in ("", ".", ".."):
-            raise InstallRefused(
-                "malformed_payload", f"entrypoint {item.entrypoint!r} is not a file name"
-            )
+        expected = None
         final = self.version_dir(item)
+        verified = None
         if final.exists() and (final / "envelope.json").exists():
             # The same bytes are here already (a fallback kept, or a re-issue): verify the new
-            # envelope against them, no download.
+            # envelope against them, no download. Bytes on disk that no longer match (a bad
+            # disk) are thrown away and fetched again.
             report("verifying")
-            verified = self._verify(
-                envelope,
-                final / "files" if item.artifact_kind == "bundle" else final / item.entrypoint,
-                now=self.clock(),
-                min_counter=min_counter,
-                model=expected,
-            )
-            write_json_bytes(final / "envelope.json", envelope)
-        else:
+            try:
+                verified = self._verify(
+                    envelope,
+                    final / "files" if item.artifact_kind == "bundle" else final / item.entrypoint,
+                    now=self.clock(),
+                    min_counter=min_counter,
+                    model=expected,
+                )
+            except InstallRefused as exc:
+                if exc.code not in _BYTES_WRONG:
+                    raise
+                log.warning(
+                    "installed copy no longer matches; fetching it again",
+                    extra={"fields": {"model": item.ref, "why": exc.reason}},
+                )
+                shutil.rmtree(final, ignore_errors=True)
+            else:
+                self._check_signed_entry(item, verified, model_id)
+                write_json_bytes(final / "envelope.json", envelope)
+        if verified is None:
             report("downloading")
             archive = self._download(entry, transport, item)
             report("verifying")
@@ -310,6 +341,7 @@ class ModelStore:
                 verified = self._verify(
                     envelope, archive, now=self.clock(), min_counter=min_counter, model=expected
                 )
+                self._check_signed_entry(item, verified, model_id)
             except InstallRefused:
                 # Never keep refused bytes: a corrected artifact must be fetched afresh, not
                 # "resumed" from a complete but wrong copy.
@@ -360,6 +392,35 @@ class ModelStore:
             raise
         return item, runner
 
+    def _check_signed_entry(
+        self, item: Installed, verified: signed.VerifiedManifest, model_id: int
+    ) -> None:
+        """What the unsigned desired entry said must be what was signed; the release counter
+        never goes below the highest ever installed for that model name (kept across an
+        unassignment), and one model name runs in one slot only."""
+        m = verified.manifest
+        if (m.artifact_sha256, m.artifact_kind, m.entrypoint) != (
+            item.sha256,
+            item.artifact_kind,
+            item.entrypoint,
+        ):
+            raise InstallRefused(
+                "digest_mismatch",
+                "the desired entry's sha256, kind or entrypoint differs from the signed manifest",
+            )
+        floor = self.floors.get(m.model_name)
+        if floor is not None and m.release_counter < floor:
+            raise InstallRefused(
+                "rollback",
+                f"release counter {m.release_counter} is lower than {floor}, the highest"
+                f" installed for {m.model_name!r}",
+            )
+        for other_id, record in self.records.items():
+            if other_id != model_id and record.current.model == m.model_name:
+                raise InstallRefused(
+                    "wrong_model", f"{m.model_name!r} already runs here in another model slot"
+                )
+
     def activate(self, item: Installed) -> Installed | None:
         """Make ``item`` the version that serves: switch the pointer, record the previous."""
         record = self.records.get(item.model_id)
@@ -373,6 +434,9 @@ class ModelStore:
         os.replace(temporary, link)
         self.records[item.model_id] = _ModelRecord(item, previous)
         self._save()
+        if item.release_counter > self.floors.get(item.model, -1):
+            self.floors[item.model] = item.release_counter
+            write_json(self.state_dir / FLOORS_FILE, self.floors)
         self._prune(item.model_id)
         return previous
 

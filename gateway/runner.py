@@ -154,7 +154,7 @@ class OnnxRunner:
             spec = self._specs[name]
             try:
                 array = np.asarray(value, dtype=np.dtype(spec.dtype))
-            except (TypeError, ValueError) as exc:
+            except (TypeError, ValueError, OverflowError) as exc:
                 raise InputError(f"input {name!r} is not an array of {spec.dtype}: {exc}") from None
             if array.ndim == len(spec.shape) - 1:
                 array = array[np.newaxis, ...]  # one sample without its batch axis
@@ -210,7 +210,9 @@ class OnnxRunner:
             raise HealthCheckFailed(f"the reference input failed: {exc}") from exc
 
     def close(self) -> None:
-        self.session = None
+        # The session stays usable: a request already running on the replaced model ends
+        # normally, and the session is freed with the last reference to this runner.
+        self.closed = True
 
 
 def _ort_dtype(type_text: str) -> str:

@@ -17,6 +17,7 @@ import gzip
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,16 @@ __all__ = ["TELEMETRY_PATH", "Sender", "SenderCounts", "settled"]
 
 TELEMETRY_PATH = "/api/v1/device/telemetry"
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# Whole-batch refusals that blame the body (protocol.telemetry.BATCH_REJECTION_STATUS): only
+# these isolate and drop a poison event; any other refusal keeps the events.
+_POISON = frozenset(
+    {
+        (400, "malformed_gzip"),
+        (400, "malformed_json"),
+        (400, "invalid_batch"),
+        (413, "decompressed_too_large"),
+    }
+)
 log = logging.getLogger("opshero.gateway.sender")
 
 
@@ -61,7 +72,7 @@ class SenderCounts:
     http_errors: int = 0
     retries: int = 0
     last_error: str = ""
-    latencies_ms: list[float] = field(default_factory=list)
+    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
 
 
 class Sender:
@@ -181,12 +192,18 @@ class Sender:
             # Revoked, or the key is being rotated: keep every event and wait long.
             self._fail(f"{answer.status} {code}: {answer.error_message()}", floor=60.0)
             return "failed"
-        # 400, 413, 415: the server will never take this body. Halve until the one event
-        # that poisons it is isolated; then set that event aside (counted, logged).
+        if (answer.status, code) not in _POISON:
+            # A proxy's 404, a 415, an answer we do not know: nothing says the events are
+            # bad, so keep every one and try again later.
+            self._fail(f"{answer.status} {code or 'error'}: {answer.error_message()}", floor=60.0)
+            return "failed"
+        # The server says this body can never be taken. Halve until the one event that
+        # poisons it is isolated; then set that event aside (counted as lost, logged).
         if len(batch) > 1:
             self.batch_size = max(1, len(batch) // 2)
             return "sent"
         self.queue.settle(stored=(), refused=batch.sequences)
+        self.queue.note_lost(len(batch))
         self.counts.dead_lettered += 1
         log.error(
             "event dropped: the server refuses it",

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -53,6 +54,7 @@ def make_server(agent: Agent, address: tuple[str, int]) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         server_version = "opshero-gateway"
         protocol_version = "HTTP/1.1"
+        timeout = 15  # seconds a client may take to send its request (no slow-loris hold)
 
         def log_message(self, format: str, *args: Any) -> None:
             log.debug("http", extra={"fields": {"line": format % args}})
@@ -113,7 +115,10 @@ def make_server(agent: Agent, address: tuple[str, int]) -> ThreadingHTTPServer:
             except InferenceRefused as exc:
                 self._error(exc.status, exc.code, exc.message)
 
-    server = ThreadingHTTPServer(address, Handler)
+    class Server(ThreadingHTTPServer):
+        address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+
+    server = Server(address, Handler)
     server.daemon_threads = True
     return server
 

@@ -22,6 +22,7 @@ previous one. A health event that is itself evicted hands its counts on to the n
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -130,6 +131,7 @@ class EventQueue:
         # NORMAL in WAL mode: a power cut may lose the last transactions, never corrupt the
         # file; FULL also survives that (at a cost per commit).
         self._db.execute(f"PRAGMA synchronous={synchronous}")
+        self.synchronous = synchronous
         self._db.executescript(_SCHEMA)
         with self._tx():
             self._init_meta()
@@ -146,12 +148,20 @@ class EventQueue:
         class _Tx:
             def __enter__(self_inner):
                 queue._lock.acquire()
-                queue._db.execute("BEGIN IMMEDIATE")
+                try:
+                    queue._db.execute("BEGIN IMMEDIATE")
+                except BaseException:
+                    queue._lock.release()  # another process holds the file: fail, not hang
+                    raise
                 return queue._db
 
             def __exit__(self_inner, kind, value, tb):
                 try:
                     queue._db.execute("COMMIT" if kind is None else "ROLLBACK")
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        queue._db.execute("ROLLBACK")
+                    raise
                 finally:
                     queue._lock.release()
                 return False
@@ -222,6 +232,12 @@ class EventQueue:
             given: list[int] = []
             self._store([(seq, _encoder.encode(event))], given, handed=(buffered, evicted))
         return given[0] if given else None
+
+    def note_lost(self, count: int) -> None:
+        """Count events dropped for good (the server refuses them): reported as evicted."""
+        if count:
+            with self._tx():
+                self._add("unreported_evicted", count)
 
     def note_buffered(self, count: int) -> None:
         """Count events queued while the link was down (reported as ``buffered``)."""
@@ -345,6 +361,13 @@ class EventQueue:
             ).fetchall()
         if not rows:
             return None
+        if self.synchronous != "FULL":
+            # Make everything numbered so far durable before any of it can reach the server:
+            # under synchronous=NORMAL a power cut may undo the last commits, and numbers the
+            # server already holds would then be given to new events. A checkpoint syncs the
+            # WAL (one fsync per batch posted, not per event).
+            with self._lock:
+                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
         epoch = _encoder.encode(self.device_epoch)
         body = b'{"device_epoch":' + epoch + b',"events":[' + b",".join(r[1] for r in rows) + b"]}"
         return QueuedBatch(self.device_epoch, tuple(r[0] for r in rows), body)
@@ -366,10 +389,15 @@ class EventQueue:
         with self._tx():
             placeholders = ",".join("?" * len(gone))
             present = self._db.execute(
-                f"SELECT seq, size FROM events WHERE seq IN ({placeholders})",  # noqa: S608
+                "SELECT seq, size, handed_buffered, handed_evicted FROM events"  # noqa: S608
+                f" WHERE seq IN ({placeholders})",
                 gone,
             ).fetchall()
-            sizes = dict(present)
+            sizes = {row[0]: row[1] for row in present}
+            refused_rows = [row for row in present if row[0] in set(refused)]
+            # A refused health event's loss counts go to the next one, like an evicted one's.
+            self._add("unreported_buffered", sum(row[2] for row in refused_rows))
+            self._add("unreported_evicted", sum(row[3] for row in refused_rows))
             self._delete(list(sizes))
             self._add("depth", -len(sizes))
             refused_set = set(refused)

@@ -298,6 +298,10 @@ def test_a_restart_verifies_installed_models_again_and_refuses_a_file_altered_on
     model_file.write_bytes(bytes(data))
     third = restarted()
     assert third.serving == {}  # an altered file never serves
+    # ... and the next desired state repairs it: the bad copy is thrown away and fetched.
+    assert third.poll_desired() is True
+    assert _serving(third) == ("1.0.0", w.baseline.sha256)
+    third.control.close()
     third.queue.close()
 
 
@@ -366,3 +370,59 @@ def test_a_model_that_fails_its_health_check_never_serves_and_is_reported(setup)
     reports = len(agent.reports)
     agent.poll_desired()
     assert len(agent.reports) == reports
+
+
+def test_an_unsigned_sha256_that_walks_out_of_the_state_dir_is_refused(setup):
+    _, _, agent = setup
+    doc = _desired(agent)
+    doc["models"][0]["sha256"] = "/../../../../" + "a" * 52
+    assert agent.apply_desired(doc) is True
+    assert agent.serving == {}
+    assert agent.state_dir.exists() and (agent.state_dir / "queue.sqlite3").exists()
+    assert list(agent.refused.values()) == ["malformed_entry"]
+
+
+def test_a_re_signed_envelope_with_the_same_counter_replaces_the_one_on_disk(setup, live_server):
+    """A key rotation re-signs every live manifest with the same counter; the gateway must
+    keep the new envelope, or it cannot load its model once the old key is gone."""
+    w, _, agent = setup
+    agent.poll_desired()
+    good = _desired(agent)
+    private, public = _foreign_key()
+    rotated = json.loads(json.dumps(good))
+    rotated["models"][0]["envelope"] = _resigned(good["models"][0]["envelope"], private, public)
+    rotated["trusted_keys"] = [{"key_id": dsse.key_id(public), "public_pem": public.decode()}]
+    agent.apply_desired(rotated)
+    item = agent.store.current(w.model.pk)
+    assert (agent.store.version_dir(item) / "envelope.json").read_text() == rotated["models"][0][
+        "envelope"
+    ]
+    agent.queue.close()
+    again = Agent(
+        agent.state_dir,
+        AgentConfig(listen=""),
+        server=live_server.url,
+        device_id=agent.device_id,
+        private_key=agent.control.private_key,
+    )
+    again.start()
+    assert _serving(again)[0] == "1.0.0"  # verifies with the new key, the old one dropped
+    again.queue.close()
+
+
+def test_an_unassigned_model_keeps_its_counter_floor(setup):
+    w, _, agent = setup
+    agent.poll_desired()
+    installed = agent.store.current(w.model.pk).release_counter
+    good = _desired(agent)
+    agent.apply_desired({**good, "models": []})  # unassigned: unloaded, forgotten
+    assert agent.serving == {}
+    private, public = _foreign_key()
+    older = json.loads(json.dumps(good))
+    older["trusted_keys"].append({"key_id": dsse.key_id(public), "public_pem": public.decode()})
+    older["models"][0]["envelope"] = _resigned(
+        good["models"][0]["envelope"], private, public, release_counter=installed - 1
+    )
+    agent.apply_desired(older)
+    assert agent.serving == {}
+    assert list(agent.refused.values()) == ["rollback"]

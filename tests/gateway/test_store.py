@@ -283,3 +283,47 @@ def test_a_partial_batch_waits_for_the_telemetry_interval_a_full_one_goes_at_onc
         assert queue.counts().depth == 5
         assert sender.drain(flush=True) == 1  # flush sends the partial one too
         assert len(server.stored()) == 28
+
+
+def test_a_proxy_refusal_keeps_every_event(tmp_path):
+    """A 404 or 415 from something in the way says nothing about the events: none dropped."""
+    fleet_device, key = new_device()
+    with FakeTelemetryServer({fleet_device.device_id: key.public_key()}) as server:
+        queue = EventQueue(tmp_path / "q.sqlite3")
+        queue.enqueue([inference(queue)] * 40)
+        transport = SignedTransport(
+            server=server.url + "/wrong-prefix",
+            device_id=fleet_device.device_id,
+            private_key=key,
+            timeout=5,
+        )
+        sender = Sender(queue, transport, batch_size=10)
+        assert sender.drain_once() == "failed"
+        assert sender.wait_s() >= 59  # waits a minute before trying again
+        assert queue.counts().depth == 40 and sender.counts.dead_lettered == 0
+
+
+def test_a_locked_queue_file_fails_the_call_and_the_queue_still_works(tmp_path):
+    path = tmp_path / "q.sqlite3"
+    queue = EventQueue(path)
+    other = sqlite3.connect(path, timeout=0.1)
+    other.execute("BEGIN IMMEDIATE")  # a backup or a second agent holds the write lock
+    queue._db.execute("PRAGMA busy_timeout = 100")
+    with pytest.raises(sqlite3.OperationalError):
+        queue.enqueue(inference(queue))
+    other.rollback()
+    other.close()
+    assert queue.enqueue(inference(queue)) == [0]  # the lock was released, no deadlock
+    assert queue.counts().depth == 1
+
+
+def test_a_refused_health_event_hands_its_loss_counts_on(tmp_path):
+    queue = EventQueue(tmp_path / "q.sqlite3", max_events=2)
+    queue.enqueue([inference(queue)] * 3)  # one evicted
+    queue.enqueue_health(health(queue))  # carries evicted=1, evicts another
+    batch = queue.peek(10)
+    health_seq = batch.sequences[-1]
+    queue.settle(stored=batch.sequences[:-1], refused=[health_seq])
+    queue.enqueue_health(health(queue))
+    last = all_events(queue)[-1]
+    assert last.evicted == 2  # the refused report's 1, plus the one evicted since

@@ -177,6 +177,10 @@ def test_a_seeded_database_from_before_the_split_upgrades_in_place(scratch_datab
     moved_events = [row for row in before["opshero_auditevent"] if row[type_column] in MOVED_TYPES]
     assert moved_events, "seed_demo wrote no audit event about a registry object"
 
+    # An upgrade in place keeps its signing master key (today's seed signs with the key the
+    # old seed created).
+    new_var.mkdir(parents=True, exist_ok=True)
+    shutil.copy(old_var / "signing_master_key", new_var / "signing_master_key")
     out = _manage(REPO, url, new_var, "migrate", "--noinput")
     assert "modelregistry.0002_registry_tables_and_history... OK" in out
 
