@@ -136,11 +136,14 @@ class DeviceClient:
         """Send one signed request; ``path`` may carry a query string."""
         body = b"" if payload is None else json.dumps(payload).encode()
         parsed = urllib.parse.urlsplit(path)
+        # The request target as it leaves the device, the server URL's path prefix included
+        # (what gateway.transport signs too).
+        prefix = urllib.parse.urlsplit(self.server).path.rstrip("/")
         headers = device_auth.sign_request(
             private_key=self.private_key,
             device_id=self.device_id,
             method=method,
-            path=parsed.path,
+            path=prefix + parsed.path,
             query=parsed.query,
             body=body,
         )

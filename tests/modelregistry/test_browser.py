@@ -136,7 +136,9 @@ def test_the_shape_editor_reads_the_file_and_keeps_what_was_typed(page_factory, 
 
     page.set_input_files("#id_artifact", str(detector))
     height = page.locator('[data-testid="shape-axis-x[2]"]')
-    expect(height).to_have_value("224")
+    # The file is read on the server (its open axes); on a loaded CI machine that can take
+    # longer than the default wait.
+    expect(height).to_have_value("224", timeout=60_000)
     expect(page.locator('[data-testid="shape-axis-x[0]"]')).to_have_value("1")
     height.fill("48")
     page.locator('[data-testid="shape-axis-x[3]"]').fill("192")
