@@ -250,6 +250,11 @@ class OperatingPolicyForm(forms.Form):
         help_text="Share of low-confidence cases sent as evidence (0 to 1; 0 sends none).",
         widget=forms.NumberInput(attrs={"step": "0.01"}),
     )
+    evidence_audit_rate = forms.FloatField(
+        label="Audit sampling rate",
+        help_text="Share of all cases, confident ones too, sent for review (0 to 1; 0 sends none).",
+        widget=forms.NumberInput(attrs={"step": "0.01"}),
+    )
     evidence_daily_cap = forms.IntegerField(
         label="Evidence samples per device and day", help_text="0 sends none."
     )

@@ -332,6 +332,7 @@ class DeviceGroup(models.Model):
 POLICY_LIMITS: dict[str, tuple[type, float, float]] = {
     "review_threshold": (float, 0.0, 1.0),
     "evidence_sampling_rate": (float, 0.0, 1.0),
+    "evidence_audit_rate": (float, 0.0, 1.0),
     "evidence_daily_cap": (int, 0, 100_000),
     "image_evidence": (bool, 0, 1),
     "telemetry_interval_s": (int, 10, 3600),
@@ -344,6 +345,9 @@ POLICY_FIELDS = tuple(POLICY_LIMITS)
 STANDARD_POLICY_DEFAULTS: dict[str, object] = {
     "review_threshold": 0.6,
     "evidence_sampling_rate": 0.05,
+    # A random share of *all* cases (confident ones too) sent for review, so that measured
+    # accuracy is not only that of the hard cases.
+    "evidence_audit_rate": 0.01,
     "evidence_daily_cap": 50,
     "image_evidence": True,
     "telemetry_interval_s": 60,
@@ -353,6 +357,7 @@ CLINIC_POLICY_DEFAULTS: dict[str, object] = {
     **STANDARD_POLICY_DEFAULTS,
     "review_threshold": 0.7,
     "evidence_sampling_rate": 0.0,
+    "evidence_audit_rate": 0.0,
     "evidence_daily_cap": 0,
     "image_evidence": False,
 }
@@ -404,6 +409,8 @@ class OperatingPolicy(models.Model):
         default=STANDARD_POLICY_DEFAULTS["evidence_sampling_rate"]
     )
     # Evidence samples per device and day at most; the server refuses samples beyond it.
+    # Share of all cases a gateway sends as audit samples, whatever their confidence (0..1).
+    evidence_audit_rate = models.FloatField(default=STANDARD_POLICY_DEFAULTS["evidence_audit_rate"])
     evidence_daily_cap = models.PositiveIntegerField(
         default=STANDARD_POLICY_DEFAULTS["evidence_daily_cap"]
     )

@@ -311,6 +311,7 @@ class EffectivePolicy:
 
     review_threshold: float
     evidence_sampling_rate: float
+    evidence_audit_rate: float
     evidence_daily_cap: int
     image_evidence: bool
     telemetry_interval_s: int

@@ -21,8 +21,9 @@ from django.utils.text import slugify
 
 from opshero.actors import Actor
 from opshero.errors import Conflict, Forbidden, InvalidInput, Unauthenticated
-from opshero.models import Organization
+from opshero.models import Membership, Organization
 from opshero.naming import unique_name
+from opshero.roles import Action, roles_that_can
 from opshero.services import record_audit_event
 from opshero.tokens import hash_token
 from protocol import device_auth
@@ -1193,6 +1194,7 @@ def delete_group(*, group: DeviceGroup, actor: Actor) -> None:
 _POLICY_HINTS = {
     "review_threshold": "Confidence below which a case goes to a human: between 0 and 1.",
     "evidence_sampling_rate": "Share of low-confidence cases sent as evidence: between 0 and 1.",
+    "evidence_audit_rate": "Share of all cases sent as audit evidence: between 0 and 1.",
     "evidence_daily_cap": "Evidence samples per device and day: a whole number from 0.",
     "image_evidence": "Whether images may be sent as evidence: true or false.",
     "telemetry_interval_s": "Seconds between telemetry batches: a whole number from 10 to 3600.",
@@ -1255,6 +1257,33 @@ def _policy_scope(
     return {"site": site} if site is not None else {"group": group}
 
 
+def _check_clinic_images(
+    *, organization: Organization, actor: Actor, site: Site | None, group: DeviceGroup | None
+) -> None:
+    """Images leave a clinic (a site of kind clinic, or a lane with devices at one) only when
+    an admin says so: the seed's strictest case keeps them on site by default."""
+    if site is not None:
+        at_clinic = site.kind == Site.Kind.CLINIC
+    else:
+        at_clinic = selectors.members_of(group).filter(site__kind=Site.Kind.CLINIC).exists()
+    if not at_clinic:
+        return
+    user = actor.user if actor.kind == "user" else None
+    is_admin = (
+        user is not None
+        and Membership.objects.filter(
+            organization=organization,
+            user=user,
+            role__in=roles_that_can(Action.ENABLE_CLINIC_IMAGES),
+        ).exists()
+    )
+    if not is_admin:
+        raise Forbidden(
+            "Only an admin may let images leave a clinic site as evidence.",
+            code="clinic_images_admin_only",
+        )
+
+
 def _next_policy_revision(organization: Organization, scope: dict[str, Any]) -> int:
     """One above the highest revision this site or group ever had, cleared ones included."""
     last = (
@@ -1296,6 +1325,8 @@ def set_operating_policy(
         .filter(organization=organization, **scope)
         .first()
     )
+    if cleaned.get("image_evidence") and not (policy.image_evidence if policy else False):
+        _check_clinic_images(organization=organization, actor=actor, site=site, group=group)
     user = actor.user if actor.kind == "user" else None
     if policy is None:
         before = _scope_defaults(scope)

@@ -25,10 +25,20 @@ from typing import Any
 
 import msgspec
 
+from protocol.evidence import EvidenceRef
 from protocol.manifest import ModelManifest
 from protocol.telemetry import HealthEvent, InferenceEvent, ModelRef
 
 from .config import AgentConfig
+from .evidence import (
+    EVIDENCE_FILE,
+    EvidencePolicy,
+    EvidenceQueue,
+    EvidenceSampler,
+    EvidenceUploader,
+    build_sample,
+    status_block,
+)
 from .health import HealthProbe
 from .installer import Installed, InstallRefused, ModelStore, TransientError, write_json
 from .runner import HealthCheckFailed, InputError, ModelRunner, OnnxRunner, Prediction
@@ -51,6 +61,12 @@ DEFAULT_POLICY = {
     "telemetry_interval_s": 60,
     "desired_poll_interval_s": 60,
     "site_kind": "",
+    # No evidence leaves until the server's policy says how much may (an older server's
+    # desired state has none of these keys).
+    "evidence_sampling_rate": 0.0,
+    "evidence_audit_rate": 0.0,
+    "evidence_daily_cap": 0,
+    "image_evidence": False,
 }
 log = logging.getLogger("opshero.gateway.agent")
 _validate = msgspec.json.Decoder(InferenceEvent)
@@ -97,6 +113,7 @@ class Agent:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         synchronous: str = "NORMAL",
+        evidence_rng: random.Random | None = None,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.config = config
@@ -119,6 +136,17 @@ class Agent:
             )
 
         self.sender = Sender(self.queue, transport(), batch_size=config.batch_size, rng=self.rng)
+        self.evidence = EvidenceQueue(self.state_dir / EVIDENCE_FILE, clock=clock)
+        self.sampler = EvidenceSampler(self.evidence, rng=evidence_rng)
+        # On the sender's thread and connection (one user of a connection at a time).
+        self.uploader = EvidenceUploader(
+            self.evidence,
+            self.sender.transport,
+            ready=self._event_left_queue,
+            clock=clock,
+            rng=self.rng,
+        )
+        self.evidence_policy = EvidencePolicy()
         self.control = transport()  # desired state, downloads and reports (one thread)
         if load_runner is None:
 
@@ -215,6 +243,11 @@ class Agent:
                 "refused": counts.refused,
                 "evicted": counts.evicted,
             },
+            "evidence": {
+                **status_block(self.evidence.counts(), daily_cap=self.evidence_policy.daily_cap),
+                "not_sent_over_cap": self.sampler.capped,
+                **self.uploader.status(),
+            },
         }
 
     def infer(
@@ -240,7 +273,10 @@ class Agent:
             raise InferenceRefused(503, "model_error", str(exc)) from None
         with serving.lock:
             serving.served += 1
-        sequence = self._queue_inference(serving, prediction, workflow)
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        sequence = self._queue_inference(serving, prediction, workflow, now=now)
+        if sequence is not None:
+            self._sample_evidence(serving, prediction, inputs, sequence, now)
         threshold = float(self.policy.get("review_threshold", 0.7))
         answer = {
             "model": serving.item.model,
@@ -276,9 +312,14 @@ class Agent:
             raise InferenceRefused(400, "invalid_workflow_fields", str(exc)) from None
 
     def _queue_inference(
-        self, serving: Serving, prediction: Prediction, workflow: Mapping[str, Any]
+        self,
+        serving: Serving,
+        prediction: Prediction,
+        workflow: Mapping[str, Any],
+        *,
+        now: datetime | None = None,
     ) -> int | None:
-        now = datetime.fromtimestamp(self.clock(), UTC)
+        now = now or datetime.fromtimestamp(self.clock(), UTC)
 
         def make(sequence: int) -> InferenceEvent:
             return InferenceEvent(
@@ -295,6 +336,48 @@ class Agent:
 
         given = self.queue.enqueue(make)
         return given[0] if given else None
+
+    # --- evidence samples
+
+    def _sample_evidence(
+        self, serving: Serving, prediction: Prediction, inputs: Any, sequence: int, now: datetime
+    ) -> str | None:
+        """Queue an evidence sample of this case when the site policy draws it (the reason),
+        else None. Never fails the inference: a sample that cannot be made is logged."""
+        policy = self.evidence_policy
+        reason = self.sampler.decide(confidence=prediction.confidence, policy=policy)
+        if reason is None:
+            return None
+        try:
+            sample = build_sample(
+                inputs=inputs,
+                predicted_class=prediction.predicted_class[:200],
+                confidence=prediction.confidence,
+                model_name=serving.item.model,
+                model_version=serving.item.version,
+                timestamp=now,
+                image_allowed=policy.image_evidence,
+            )
+            ref = EvidenceRef(epoch=self.queue.device_epoch.epoch, sequence=sequence, reason=reason)
+            queued = self.evidence.enqueue(
+                ref, media_type=sample.media_type, body=sample.body, daily_cap=policy.daily_cap
+            )
+        except Exception:
+            log.exception("evidence sample not queued", extra={"fields": {"sequence": sequence}})
+            return None
+        return reason if queued else None
+
+    def _event_left_queue(self, ref: EvidenceRef) -> bool:
+        """True once the sample's event has left the telemetry queue (accepted by the server,
+        or evicted): the server can then link the sample at once."""
+        if ref.epoch != self.queue.device_epoch.epoch:
+            return True
+        oldest = self.queue.oldest_sequence()
+        return oldest is None or ref.sequence < oldest
+
+    def drain_evidence(self, *, max_samples: int | None = None) -> int:
+        """Upload queued evidence samples (those whose event has been sent); the number settled."""
+        return self.uploader.drain(max_samples=max_samples)
 
     # --- health
 
@@ -594,6 +677,7 @@ class Agent:
     def _apply_policy(self, policy: Mapping[str, Any]) -> None:
         self.policy.update(policy)
         self.sender.flush_interval_s = float(self.policy.get("telemetry_interval_s") or 60)
+        self.evidence_policy = EvidencePolicy.from_policy(self.policy)
 
     # --- the daemon
 
@@ -629,6 +713,7 @@ class Agent:
         self.sender.transport.close()
         self.control.close()
         self.queue.close()
+        self.evidence.close()
         log.info("agent stopped")
 
     def _final_flush(self, *, timeout_s: float = 5.0, max_batches: int = 20) -> None:
@@ -670,7 +755,12 @@ class Agent:
             except Exception:
                 log.exception("sender step failed")
                 outcome = "failed"
-            if outcome == "sent":
+            try:
+                evidence = self.uploader.drain_once()
+            except Exception:
+                log.exception("evidence upload step failed")
+                evidence = "failed"
+            if outcome == "sent" or evidence in ("sent", "refused"):
                 continue
             if outcome in ("empty", "holding"):
                 self._stop.wait(1.0)

@@ -230,6 +230,10 @@ class SyntheticProfile:
     confidence_sd: float = 0.08
     class_weights: tuple[float, ...] = ()
     fails_health_check: bool = False
+    # A share of hard cases whose confidence is drawn uniformly from ``hard_confidence``
+    # instead (what a review threshold catches); 0 draws nothing extra.
+    hard_case_share: float = 0.0
+    hard_confidence: tuple[float, float] = (0.3, 0.6)
 
 
 class SyntheticRunner:
@@ -258,6 +262,8 @@ class SyntheticRunner:
                 drop = self.drift[1]
             predicted = rng.choices(range(len(self.labels)), weights)[0]
             confidence = rng.gauss(self.profile.confidence_mean, self.profile.confidence_sd) - drop
+            if self.profile.hard_case_share > 0 and rng.random() < self.profile.hard_case_share:
+                confidence = rng.uniform(*self.profile.hard_confidence) - drop
             confidence = round(min(0.999, max(0.05, confidence)), 4)
             latency = self.profile.base_latency_ms * self.profile.latency_factor
             latency *= self.extra_latency_factor * rng.lognormvariate(0.0, 0.2)

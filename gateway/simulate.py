@@ -14,6 +14,11 @@ One asyncio loop per process schedules the gateways (a tick a second, jittered);
 steps block (sqlite, http.client), so each runs on a bounded thread pool, one step in flight
 per gateway. ``--processes`` splits the fleet like the load generator (gateway.loadgen) does.
 
+Every simulated inference sends a small synthetic 8x8 grayscale input, and a share of them
+(``HARD_CASE_SHARE``) are hard cases with a confidence in [0.3, 0.6), under any usual review
+threshold: so a site's evidence policy samples low-confidence cases and uploads them (as PNG
+where the policy allows images, else JSON) through the agent's real evidence queue.
+
 Scenarios (FRACTION of the gateways, chosen by ``--seed``; all when absent):
 
 - ``normal``: nothing happens.
@@ -83,6 +88,7 @@ THROTTLE_MINUTES = 10.0
 THROTTLE_LATENCY_FACTOR = 1.8
 THROTTLE_TEMPERATURE_RISE_C = 25.0
 SLOW_FACTOR = 3.0
+HARD_CASE_SHARE = 0.08
 
 
 # --- scenarios ----------------------------------------------------------------------------------
@@ -186,7 +192,9 @@ class GatewaySpec:
             if slow == version:
                 factor *= value
         return SyntheticProfile(
-            latency_factor=factor, fails_health_check=version in self.bad_versions
+            latency_factor=factor,
+            fails_health_check=version in self.bad_versions,
+            hard_case_share=HARD_CASE_SHARE,
         )
 
 
@@ -368,11 +376,13 @@ class SimulatedGateway:
             probe=self.probe,
             clock=clock,
             rng=random.Random(spec.seed),  # noqa: S311 - jitter
+            evidence_rng=random.Random(spec.seed + 4),  # noqa: S311 - simulation
         )
         self.link = Link()
         self.link.wrap(self.agent.sender.transport.connection)
         self.link.wrap(self.agent.control.connection)
         self._rng = random.Random(spec.seed + 2)  # noqa: S311 - simulation
+        self._inputs_rng = random.Random(spec.seed + 3)  # noqa: S311 - simulation
         self._next_inference: dict[str, float] = {}
         self._next_health = 0.0
         self._next_poll = 0.0
@@ -427,7 +437,7 @@ class SimulatedGateway:
                 due = now + self._rng.expovariate(rate)
             while due <= now:
                 try:
-                    self.agent.infer(name, None)
+                    self.agent.infer(name, self.synthetic_input())
                     self.counts.inferences += 1
                 except InferenceRefused:  # the model erred: counted, not fatal
                     self.counts.inference_errors += 1
@@ -435,6 +445,20 @@ class SimulatedGateway:
             self._next_inference[name] = due
         for name in [n for n in self._next_inference if n not in self.agent.serving]:
             del self._next_inference[name]
+
+    def synthetic_input(self) -> list[list[int]]:
+        """An 8x8 grayscale input (values 0..16, like the digits data, flattened to [1, 64]):
+        dim noise with one bright rectangle, so that a sample's PNG shows something."""
+        rng = self._inputs_rng
+        noise = rng.randbytes(64)
+        top, left = rng.randrange(6), rng.randrange(6)
+        bottom, right = rng.randrange(top + 2, 9), rng.randrange(left + 2, 9)
+        return [
+            [
+                12 + b % 5 if top <= i // 8 < bottom and left <= i % 8 < right else b % 4
+                for i, b in enumerate(noise)
+            ]
+        ]
 
     def step(self) -> None:
         agent, now = self.agent, self.clock()
@@ -462,6 +486,7 @@ class SimulatedGateway:
             if self._next_health <= now:
                 self._next_health = now + self.options.health_interval_s
         agent.drain(max_batches=4)
+        agent.drain_evidence(max_samples=4)
 
     def close(self) -> None:
         self._final = self.report()  # the queue's counts, kept for summaries after closing
@@ -469,17 +494,23 @@ class SimulatedGateway:
         self.agent.sender.transport.close()
         self.agent.control.close()
         self.agent.queue.close()
+        self.agent.evidence.close()
 
     def report(self) -> dict[str, Any]:
         if self._final is not None:
             return {**self._final, "refusals": Counter(self._final["refusals"])}
         counts = self.agent.queue.counts()
+        evidence = self.agent.evidence.counts()
         return {
             "enqueued": counts.enqueued,
             "sent": counts.sent,
             "queued": counts.depth,
             "evicted": counts.evicted,
             "refused_events": counts.refused,
+            "evidence_enqueued": evidence.enqueued,
+            "evidence_sent": evidence.sent,
+            "evidence_queued": evidence.queued,
+            "evidence_refused": sum(evidence.refused.values()),
             "refusals": Counter(self.agent.refused.values()),
         }
 
@@ -629,6 +660,10 @@ _COUNTED = (
     "queued",
     "evicted",
     "refused_events",
+    "evidence_enqueued",
+    "evidence_sent",
+    "evidence_queued",
+    "evidence_refused",
     "inferences",
     "inference_errors",
     "health",

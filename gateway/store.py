@@ -414,6 +414,13 @@ class EventQueue:
     def now(self) -> float:
         return self._clock()
 
+    def oldest_sequence(self) -> int | None:
+        """The number of the oldest event still queued (None when the queue is empty):
+        every lower number of this epoch has left the queue."""
+        with self._lock:
+            row = self._db.execute("SELECT MIN(seq) FROM events").fetchone()
+            return None if row is None or row[0] is None else int(row[0])
+
     def counts(self) -> QueueCounts:
         with self._lock:
             return QueueCounts(

@@ -14,6 +14,7 @@ from django.db import models
 class Role(models.TextChoices):
     VIEWER = "viewer", "Viewer"
     PLANNER = "planner", "Planner"
+    REVIEWER = "reviewer", "Reviewer"
     APPROVER = "approver", "Approver"
     ADMIN = "admin", "Admin"
 
@@ -22,6 +23,9 @@ ROLE_DESCRIPTIONS = {
     Role.VIEWER: "Reads every page of the organisation; changes nothing.",
     Role.PLANNER: (
         "Ops leader: placement decisions, stack scorecards, ROI scenarios, the 90-day plan."
+    ),
+    Role.REVIEWER: (
+        "Confirms or corrects the model's answers on evidence samples in the review queue."
     ),
     Role.APPROVER: "Technical manager: fleet, models, validation, signing and rollout approval.",
     Role.ADMIN: (
@@ -48,6 +52,10 @@ class Action(StrEnum):
     ACKNOWLEDGE_ALERTS = "alerts.acknowledge"  # acknowledge and resolve field alerts
     MANAGE_ROLLOUTS = "rollouts.manage"  # plan, submit, pause, resume, advance, abort, roll back
     APPROVE_ROLLOUTS = "rollouts.approve"  # approve or reject a submitted rollout (four-eyes)
+    REVIEW_EVIDENCE = "evidence.review"  # see evidence samples, confirm or correct predictions
+    EXPORT_EVIDENCE = "evidence.export"  # download the de-identified labelled dataset
+    MANAGE_EVIDENCE = "evidence.manage"  # evidence retention schedule
+    ENABLE_CLINIC_IMAGES = "fleet.clinic_image_evidence"  # let images leave a clinic site
 
 
 _EVERYONE = frozenset(Role)
@@ -75,6 +83,13 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     # Approving a rollout vouches for it reaching devices, like signing: approvers only, and
     # never the rollout's creator (rollouts.services.approve_rollout).
     Action.APPROVE_ROLLOUTS: frozenset({Role.APPROVER}),
+    # Evidence holds what the sites saw: those who judge it, never planners or viewers.
+    Action.REVIEW_EVIDENCE: frozenset({Role.REVIEWER, Role.APPROVER, Role.ADMIN}),
+    # A dataset leaving the product for retraining is the technical manager's call.
+    Action.EXPORT_EVIDENCE: frozenset({Role.APPROVER, Role.ADMIN}),
+    Action.MANAGE_EVIDENCE: frozenset({Role.ADMIN}),
+    # A clinic keeps images on site unless an admin decides otherwise (the seed's strictest case).
+    Action.ENABLE_CLINIC_IMAGES: frozenset({Role.ADMIN}),
 }
 
 

@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "fleet",
     "modelregistry",
     "telemetry",
+    "review",
     "rollouts",
     "roi",
 ]
@@ -258,6 +259,40 @@ def _signing_master_key() -> bytes:
 
 SIGNING_MASTER_KEY = _signing_master_key()
 
+
+def _evidence_master_key() -> bytes:
+    """The secret evidence data keys are wrapped under (review.crypto): distinct from the signing
+    master key, so a leak of one never opens the other. Required in production, generated once
+    into var/ in development."""
+    value = env.str("EVIDENCE_MASTER_KEY", default="")
+    if not value:
+        if PRODUCTION:
+            raise ImproperlyConfigured(
+                "EVIDENCE_MASTER_KEY must be set in production (base64 of 32+ random bytes)."
+            )
+        key_file = VAR_DIR / "evidence_master_key"
+        if not key_file.exists():
+            key_file.write_text(base64.b64encode(secrets.token_bytes(32)).decode())
+            key_file.chmod(0o600)
+        value = key_file.read_text().strip()
+    try:
+        key = base64.b64decode(value, validate=True)
+    except ValueError as exc:
+        raise ImproperlyConfigured("EVIDENCE_MASTER_KEY is not valid base64.") from exc
+    if len(key) < 32:
+        raise ImproperlyConfigured("EVIDENCE_MASTER_KEY must decode to at least 32 bytes.")
+    if key == SIGNING_MASTER_KEY:
+        raise ImproperlyConfigured("EVIDENCE_MASTER_KEY must differ from SIGNING_MASTER_KEY.")
+    return key
+
+
+EVIDENCE_MASTER_KEY = _evidence_master_key()
+# Encrypted evidence objects (one file a sample); their data keys live in the database.
+EVIDENCE_ROOT = Path(env.str("EVIDENCE_ROOT", default=str(VAR_DIR / "evidence")))
+# Default retention of evidence samples (an organisation changes it on the review settings page).
+EVIDENCE_RETENTION_DAYS = env.int("EVIDENCE_RETENTION_DAYS", default=30)
+EVIDENCE_CLINIC_RETENTION_DAYS = env.int("EVIDENCE_CLINIC_RETENTION_DAYS", default=7)
+
 # --- Internationalisation -------------------------------------------------------------------
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
@@ -402,6 +437,7 @@ CELERY_TASK_ROUTES = {
     "fleet.validate_*": {"queue": "validation"},  # the old task name, for one release
     "telemetry.*": {"queue": "ingest"},
     "rollouts.*": {"queue": "rollouts"},
+    "review.*": {"queue": "default"},
 }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -449,6 +485,14 @@ CELERY_BEAT_SCHEDULE = {
     "fail-stale-validation-runs": {
         "task": "modelregistry.fail_stale_validation_runs",
         "schedule": 600,
+    },
+    "link-pending-evidence": {
+        "task": "review.link_pending_evidence",
+        "schedule": env.float("EVIDENCE_LINK_SECONDS", default=15.0),
+    },
+    "apply-evidence-retention": {
+        "task": "review.apply_evidence_retention",
+        "schedule": env.float("EVIDENCE_RETENTION_SECONDS", default=600.0),
     },
     "delete-superseded-variant-files": {
         "task": "modelregistry.delete_superseded_variant_files",

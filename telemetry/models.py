@@ -205,6 +205,40 @@ class IngestedBatch(models.Model):
         return (self.ingested_at - self.received_at).total_seconds()
 
 
+class DataSent(models.Model):
+    """What left a site, by UTC day and kind: the bytes and records the server received from its
+    gateways (telemetry batches as sent, compressed or not; evidence samples as uploaded).
+
+    The seed's "measure what data leaves the device/gateway": counted on arrival, whatever became
+    of the content (a retried batch is counted again: it did cross the network twice).
+    """
+
+    telemetry_store = True
+
+    class Kind(models.TextChoices):
+        EVENTS = "events", "Telemetry events"
+        EVIDENCE = "evidence", "Evidence samples"
+
+    organization_id = models.BigIntegerField()
+    site_id = models.BigIntegerField()
+    day = models.DateField()
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    records = models.PositiveBigIntegerField(default=0)
+    bytes = models.PositiveBigIntegerField(default=0)
+    requests = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["site_id", "day", "kind"], name="telemetry_sent_unique"
+            ),
+        ]
+        indexes = [models.Index(fields=["organization_id", "day"], name="telemetry_sent_org_day")]
+
+    def __str__(self) -> str:
+        return f"site {self.site_id} {self.day} {self.kind}: {self.bytes} bytes"
+
+
 # --- Rollups ------------------------------------------------------------------------------------
 
 

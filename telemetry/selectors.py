@@ -1049,3 +1049,106 @@ def canary_group(
         inference=merge_inference(rows),
         health=merge_health(health),
     )
+
+
+# --- events by reference (evidence samples name their event by device, epoch and sequence) -------
+
+
+@dataclass(frozen=True)
+class EventReference:
+    """What an evidence sample needs of its event; ``kind`` is "inference" or "health"."""
+
+    kind: str
+    epoch_id: int
+    sequence: int
+    timestamp: datetime
+    model_name: str = ""
+    model_version: str = ""
+    model_sha256: str = ""
+    predicted_class: str = ""
+    confidence: float | None = None
+
+
+class FoundEvents(dict):
+    """(epoch, sequence) → ``EventReference`` of the events stored; ``foreign_epochs`` are the
+    asked-for epochs that are another device's."""
+
+    foreign_epochs: set[str]
+
+
+_REFERENCE_CHUNK = 500
+
+
+def events_by_reference(*, device_id: int, refs: Iterable[tuple[str, int]]) -> FoundEvents:
+    """The stored events of one device among ``refs`` ((epoch, sequence) pairs)."""
+    from .models import DeviceEpoch, EventKey, HealthEvent, InferenceEvent
+
+    db = telemetry_db()
+    wanted = list(dict.fromkeys(refs))
+    found = FoundEvents()
+    found.foreign_epochs = set()
+    epochs = {epoch for epoch, _ in wanted}
+    if not epochs:
+        return found
+    own = dict(
+        DeviceEpoch.objects.using(db)
+        .filter(device_id=device_id, epoch__in=epochs)
+        .values_list("epoch", "pk")
+    )
+    missing = epochs - own.keys()
+    if missing:
+        found.foreign_epochs = set(
+            DeviceEpoch.objects.using(db)
+            .filter(epoch__in=missing)
+            .exclude(device_id=device_id)
+            .values_list("epoch", flat=True)
+        )
+    epoch_names = {pk: epoch for epoch, pk in own.items()}
+    pairs = [(own[epoch], sequence) for epoch, sequence in wanted if epoch in own]
+    for start in range(0, len(pairs), _REFERENCE_CHUNK):
+        chunk = pairs[start : start + _REFERENCE_CHUNK]
+        wanted_pairs = set(chunk)
+        keys = [
+            key
+            for key in EventKey.objects.using(db).filter(
+                device_id=device_id,
+                epoch_id__in={e for e, _ in chunk},
+                sequence__in={s for _, s in chunk},
+            )
+            if (key.epoch_id, key.sequence) in wanted_pairs
+        ]
+        if not keys:
+            continue
+        moments = {key.timestamp for key in keys}
+        common = {
+            "device_id": device_id,
+            "epoch_id__in": {key.epoch_id for key in keys},
+            "sequence__in": {key.sequence for key in keys},
+            "timestamp__in": moments,
+        }
+        for event in InferenceEvent.objects.using(db).filter(**common):
+            if (event.epoch_id, event.sequence) in wanted_pairs:
+                found[(epoch_names[event.epoch_id], event.sequence)] = EventReference(
+                    kind="inference",
+                    epoch_id=event.epoch_id,
+                    sequence=event.sequence,
+                    timestamp=event.timestamp,
+                    model_name=event.model_name,
+                    model_version=event.model_version,
+                    model_sha256=event.model_sha256,
+                    predicted_class=event.predicted_class,
+                    confidence=event.confidence,
+                )
+        for epoch_id, sequence, moment in (
+            HealthEvent.objects.using(db)
+            .filter(**common)
+            .values_list("epoch_id", "sequence", "timestamp")
+        ):
+            if (epoch_id, sequence) in wanted_pairs:
+                found.setdefault(
+                    (epoch_names[epoch_id], sequence),
+                    EventReference(
+                        kind="health", epoch_id=epoch_id, sequence=sequence, timestamp=moment
+                    ),
+                )
+    return found

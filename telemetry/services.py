@@ -17,12 +17,12 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import msgspec
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
 from fleet.models import Device
@@ -31,7 +31,7 @@ from opshero.errors import DomainError
 from protocol import telemetry as wire
 
 from .dispatch import IngestDispatcher
-from .models import DeviceEpoch, IngestedBatch, LandedBatch
+from .models import DataSent, DeviceEpoch, IngestedBatch, LandedBatch
 from .partitions import ensure_partitions
 from .rollups import hours_to_mark, mark_hours
 from .routers import telemetry_db
@@ -210,6 +210,14 @@ def land_batch(
                 continue
         kept.append(accepted)
 
+    record_data_sent(
+        organization_id=device.organization_id,
+        site_id=device.site_id,
+        kind=DataSent.Kind.EVENTS,
+        records=len(decoded.events) + len(decoded.rejected) + len(decoded.duplicates),
+        size=len(body),
+        day=now.date(),
+    )
     rejected = _describe_rejections(raw, refused) if refused else []
     held_sequences = [a.event.sequence for a in kept]
     batch_id: str | None = None
@@ -250,6 +258,29 @@ def land_batch(
         duplicates=decoded.duplicates,
         rejected=rejected,
     )
+
+
+_DATA_SENT_UPSERT = (
+    "INSERT INTO {table} (organization_id, site_id, day, kind, records, bytes, requests) "
+    "VALUES (%s, %s, %s, %s, %s, %s, 1) "
+    "ON CONFLICT (site_id, day, kind) DO UPDATE SET records = {table}.records + excluded.records, "
+    "bytes = {table}.bytes + excluded.bytes, requests = {table}.requests + 1"
+)
+
+
+def record_data_sent(
+    *, organization_id: int, site_id: int, kind: str, records: int, size: int, day: date
+) -> None:
+    """Add one request's records and bytes to its site's ledger of what left it that day.
+
+    One upsert (PostgreSQL and SQLite alike), so concurrent gateways of a site never lose a count.
+    """
+    db = telemetry_db()
+    with connections[db].cursor() as cursor:
+        cursor.execute(
+            _DATA_SENT_UPSERT.format(table=DataSent._meta.db_table),
+            [organization_id, site_id, day, kind, records, size],
+        )
 
 
 def _describe_rejections(raw: bytes, refused: list[wire.EventRejection]) -> list[dict[str, Any]]:

@@ -311,6 +311,9 @@ class OperatingPolicyInputSerializer(serializers.Serializer):
     evidence_sampling_rate = serializers.FloatField(
         required=False, help_text="Share of low-confidence cases sent as evidence, 0..1."
     )
+    evidence_audit_rate = serializers.FloatField(
+        required=False, help_text="Share of all cases sent as audit evidence, 0..1."
+    )
     evidence_daily_cap = serializers.IntegerField(
         required=False, help_text="Evidence samples per device and day, >= 0."
     )
@@ -336,6 +339,7 @@ class OperatingPolicyInputSerializer(serializers.Serializer):
 class PolicyValuesSerializer(serializers.Serializer):
     review_threshold = serializers.FloatField()
     evidence_sampling_rate = serializers.FloatField()
+    evidence_audit_rate = serializers.FloatField()
     evidence_daily_cap = serializers.IntegerField()
     image_evidence = serializers.BooleanField()
     telemetry_interval_s = serializers.IntegerField()

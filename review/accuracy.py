@@ -1,0 +1,1 @@
+"""Field accuracy from reviews (placeholder until built)."""
