@@ -8,6 +8,7 @@ import json
 import sys
 
 from .client import DeviceAPIError, DeviceClient, GatewayStateError, enroll
+from .evidence import read_status
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
             answer = client.me()
         elif args.command == "status":
             answer = client.report_status(model_version=args.model_version)
+            # What this box's evidence queue holds and sent (read from the state directory).
+            answer = {**answer, "evidence": read_status(args.state_dir)}
         else:
             answer = {"key_fingerprint": client.rotate_key(args.state_dir)}
         print(json.dumps(answer, indent=2))

@@ -30,6 +30,7 @@ NAVIGATION: tuple[NavItem, ...] = (
     NavItem("Rollouts", "rocket", "rollouts:list", "rollouts"),
     NavItem("Fleet health", "heart-rate-monitor", "telemetry:health", "health"),
     NavItem("Alerts", "alert-triangle", "telemetry:alerts", "alerts"),
+    NavItem("Review", "checklist", "review:queue", "review", Action.REVIEW_EVIDENCE),
     NavItem("Telemetry", "activity-heartbeat", "telemetry:ingest", "telemetry"),
     NavItem("Audit", "list-search", "audit", "audit", Action.VIEW_AUDIT),
 )

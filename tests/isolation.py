@@ -475,7 +475,7 @@ def _app_cases() -> dict[str, Callable[[World], list[Probe]]]:
     from importlib import import_module
 
     cases: dict[str, Callable[[World], list[Probe]]] = {}
-    for app in ("fleet", "modelregistry", "roi", "rollouts"):
+    for app in ("fleet", "modelregistry", "roi", "rollouts", "review"):
         try:
             module = import_module(f"tests.{app}.isolation_cases")
         except ModuleNotFoundError as exc:

@@ -905,3 +905,15 @@ PROBES: dict[str, Callable[[World], ListProbe]] = {
     "rollouts:approvals": _rollouts("rollouts:approvals", "pending_approval", Role.APPROVER),
     "rollouts:detail": _rollout_detail,
 }
+
+
+def _merge_review() -> None:
+    """The review app keeps its list probes beside its tests (tests/review/query_cases.py)."""
+    from tests.review import query_cases
+
+    PROBES.update(query_cases.PROBES)
+    NOT_LISTS.update(query_cases.NOT_LISTS)
+    OTHER_LISTS.update(query_cases.OTHER_LISTS)
+
+
+_merge_review()
