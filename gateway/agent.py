@@ -345,10 +345,10 @@ class Agent:
         """Queue an evidence sample of this case when the site policy draws it (the reason),
         else None. Never fails the inference: a sample that cannot be made is logged."""
         policy = self.evidence_policy
-        reason = self.sampler.decide(confidence=prediction.confidence, policy=policy)
-        if reason is None:
-            return None
         try:
+            reason = self.sampler.decide(confidence=prediction.confidence, policy=policy)
+            if reason is None:
+                return None
             sample = build_sample(
                 inputs=inputs,
                 predicted_class=prediction.predicted_class[:200],

@@ -623,6 +623,16 @@ class EvidenceQueue:
 
     # --- reading and settling
 
+    def head(self) -> EvidenceRef | None:
+        """The oldest sample's reference, without decrypting it (None when empty)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT epoch, sequence, reason FROM samples ORDER BY id LIMIT 1"
+            ).fetchone()
+        if row is None:
+            return None
+        return EvidenceRef(epoch=str(row[0]), sequence=int(row[1]), reason=str(row[2]))
+
     def peek(self) -> QueuedSample | None:
         """The oldest sample, decrypted. A row that does not decrypt (altered, or sealed with
         a lost key) is deleted and counted as ``unreadable``, and the next one is tried."""
@@ -813,7 +823,12 @@ class EvidenceUploader:
             self.held_until = None
         if now < self._not_before:
             return "waiting"
-        sample = self.queue.peek()
+        head = self.queue.head()
+        if head is None:
+            return "empty"
+        if self.ready is not None and not self.ready(head):
+            return "holding"
+        sample = self.queue.peek()  # the head, or the next one if the head does not decrypt
         if sample is None:
             return "empty"
         if self.ready is not None and not self.ready(sample.ref):

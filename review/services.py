@@ -47,8 +47,12 @@ class EvidenceRefusedError(DomainError):
 
     def __init__(self, code: str, status: int, message: str, *, retry_after: int | None = None):
         super().__init__(message, code=code)
-        self.status = status
+        self.http_status = status
         self.retry_after = retry_after
+
+    @property
+    def status(self) -> int:  # the HTTP status the API answers with (DomainError's contract)
+        return self.http_status
 
 
 def _refused(exc: wire.EvidenceRefused) -> EvidenceRefusedError:

@@ -14,13 +14,30 @@ from fleet.audit import FleetVerb
 from modelregistry.audit import RegistryVerb
 from opshero.audit import AuditVerb, PlatformVerb
 from opshero.models import AuditEvent
+from review.audit import ReviewVerb
 from roi.audit import RoiVerb
 from rollouts.audit import RolloutVerb
 from telemetry.audit import TelemetryVerb
 
 ROOT = Path(__file__).resolve().parent.parent
-APPS = ("opshero", "fleet", "modelregistry", "roi", "telemetry", "rollouts")  # those present
-VERB_ENUMS = (PlatformVerb, FleetVerb, RegistryVerb, RoiVerb, TelemetryVerb, RolloutVerb)
+APPS = (
+    "opshero",
+    "fleet",
+    "modelregistry",
+    "roi",
+    "telemetry",
+    "review",
+    "rollouts",
+)  # those present
+VERB_ENUMS = (
+    PlatformVerb,
+    FleetVerb,
+    RegistryVerb,
+    RoiVerb,
+    TelemetryVerb,
+    ReviewVerb,
+    RolloutVerb,
+)
 
 
 def test_every_verb_enum_derives_from_the_platform_base():

@@ -12,7 +12,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-APPS = ("opshero", "fleet", "modelregistry", "roi", "telemetry", "rollouts")  # those present
+APPS = ("opshero", "fleet", "modelregistry", "roi", "telemetry", "review", "rollouts")  # those present
 TRANSITION_FUNCTIONS = {
     ("modelregistry/services.py", "transition_version"),
     ("modelregistry/services.py", "transition_run"),
@@ -24,6 +24,9 @@ TRANSITION_FUNCTIONS = {
     ("rollouts/transitions.py", "transition_wave"),
     ("rollouts/transitions.py", "transition_action"),
     ("rollouts/transitions.py", "transition_actions"),
+    ("review/transitions.py", "transition_sample"),
+    ("review/transitions.py", "transition_samples"),
+    ("review/transitions.py", "transition_export"),
 }
 
 

@@ -35,6 +35,7 @@ def test_a_clinic_defaults_to_the_strictest_policy():
     assert clinic == {
         "review_threshold": 0.7,
         "evidence_sampling_rate": 0.0,
+        "evidence_audit_rate": 0.0,
         "evidence_daily_cap": 0,
         "image_evidence": False,
         "telemetry_interval_s": 60,
@@ -43,6 +44,7 @@ def test_a_clinic_defaults_to_the_strictest_policy():
     assert dock == {
         "review_threshold": 0.6,
         "evidence_sampling_rate": 0.05,
+        "evidence_audit_rate": 0.01,
         "evidence_daily_cap": 50,
         "image_evidence": True,
         "telemetry_interval_s": 60,
@@ -398,6 +400,7 @@ def test_site_page_shows_the_policy_and_saves_the_form(world, client):
     form = {
         "review_threshold": "0.8",
         "evidence_sampling_rate": "0",
+        "evidence_audit_rate": "0",
         "evidence_daily_cap": "0",
         "telemetry_interval_s": "90",
         "desired_poll_interval_s": "60",
@@ -423,6 +426,7 @@ def test_site_policy_form_shows_service_errors_inline_and_keeps_the_input(world,
         {
             "review_threshold": "1.7",
             "evidence_sampling_rate": "0.1",
+            "evidence_audit_rate": "0",
             "evidence_daily_cap": "7",
             "telemetry_interval_s": "4",
             "desired_poll_interval_s": "60",
@@ -454,6 +458,7 @@ def test_group_page_saves_and_removes_an_override(world, client):
     form = {
         "review_threshold": "0.5",
         "evidence_sampling_rate": "0.2",
+        "evidence_audit_rate": "0",
         "evidence_daily_cap": "5",
         "image_evidence": "on",
         "telemetry_interval_s": "30",
@@ -471,3 +476,50 @@ def test_group_page_saves_and_removes_an_override(world, client):
     assert not OperatingPolicy.objects.filter(group=group).exists()
     detail = client.get(reverse("fleet:device", kwargs={"org": "acme", "device_id": device.pk}))
     assert "Operating policy: Standard defaults" in detail.content.decode()
+
+
+# --- images leave a clinic only when an admin says so -------------------------------------------
+
+
+def test_only_an_admin_lets_images_leave_a_clinic(world):
+    from opshero.errors import Forbidden
+
+    clinic = make_site(world.a.org, kind="clinic")
+    approver = Actor.for_user(world.a.user(Role.APPROVER))
+    with pytest.raises(Forbidden) as refused:
+        services.set_operating_policy(
+            organization=world.a.org, actor=approver, site=clinic, image_evidence=True
+        )
+    assert refused.value.code == "clinic_images_admin_only"
+    assert not OperatingPolicy.objects.filter(site=clinic).exists()
+    # The approver may still change everything else at the clinic, images kept on site.
+    services.set_operating_policy(
+        organization=world.a.org, actor=approver, site=clinic, evidence_daily_cap=5
+    )
+    admin = Actor.for_user(world.a.user(Role.ADMIN))
+    policy = services.set_operating_policy(
+        organization=world.a.org, actor=admin, site=clinic, image_evidence=True
+    )
+    assert policy.image_evidence is True
+    # Once allowed, an approver's other changes do not trip the rule again.
+    services.set_operating_policy(
+        organization=world.a.org, actor=approver, site=clinic, evidence_daily_cap=6
+    )
+
+
+def test_a_dock_approver_may_allow_images_but_not_a_lane_holding_a_clinic_device(world):
+    from opshero.errors import Forbidden
+
+    dock = make_site(world.a.org, kind="dock")
+    approver = Actor.for_user(world.a.user(Role.APPROVER))
+    policy = services.set_operating_policy(
+        organization=world.a.org, actor=approver, site=dock, image_evidence=True
+    )
+    assert policy.image_evidence is True
+    clinic = make_site(world.a.org, kind="clinic")
+    make_device(world.a.org, site=clinic, tags=["imaging"])
+    lane = make_group(world.a.org, rules={"tags": ["imaging"]})
+    with pytest.raises(Forbidden):
+        services.set_operating_policy(
+            organization=world.a.org, actor=approver, group=lane, image_evidence=True
+        )
