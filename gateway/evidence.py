@@ -35,6 +35,7 @@ import struct
 import threading
 import time
 import zlib
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -756,7 +757,7 @@ class UploaderCounts:
     network_errors: int = 0
     http_errors: int = 0
     last_error: str = ""
-    latencies_ms: list[float] = field(default_factory=list)
+    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
 
 
 def _seconds(value: str | None) -> float | None:
@@ -846,7 +847,7 @@ class EvidenceUploader:
             self.counts.network_errors += 1
             self._fail(f"server unreachable: {exc.__class__.__name__}: {exc}")
             return "failed"
-        self.counts.latencies_ms = [*self.counts.latencies_ms[-99:], (self._clock() - began) * 1e3]
+        self.counts.latencies_ms.append((self._clock() - began) * 1000.0)
         if answer.status in (200, 201):
             self.queue.settle(sample.id)
             self._succeed()

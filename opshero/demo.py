@@ -34,6 +34,7 @@ DEMO_USERS = (
     DemoUser("demo-approver", "Tara", "Nakamura", Role.APPROVER),
     DemoUser("demo-approver2", "Ben", "Okafor", Role.APPROVER),
     DemoUser("demo-planner", "Priya", "Shah", Role.PLANNER),
+    DemoUser("demo-reviewer", "Rosa", "Almeida", Role.REVIEWER),
     DemoUser("demo-viewer", "Victor", "Lind", Role.VIEWER),
 )
 

@@ -15,3 +15,18 @@ def link_pending_evidence_task() -> dict[str, int]:
 @shared_task(name="review.apply_evidence_retention")
 def apply_evidence_retention_task() -> int:
     return services.apply_evidence_retention()
+
+
+@shared_task(name="review.build_labelled_export")
+def build_labelled_export_task(export_id: str) -> str:
+    """Build one labelled export (redelivered after a crash: a built export is left as it is)."""
+    from . import exports
+
+    return exports.build_labelled_export(export_id).status
+
+
+@shared_task(name="review.delete_expired_exports")
+def delete_expired_exports_task() -> int:
+    from . import exports
+
+    return exports.delete_expired_exports()

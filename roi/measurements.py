@@ -14,12 +14,15 @@ profile and bucket. *Field* figures come from the fleet (telemetry, reviewed cas
 and name the sites, the device count and the window (today: :mod:`roi.sources.telemetry`, the
 gateways' telemetry rollups and acknowledged alerts since the plan started: P95 time-to-action,
 offline coverage, accuracy on labelled inferences, time-to-diagnose, and two figures that are no
-plan metric, on-device inference P95 and the throttled share). A metric is decided only by its
+plan metric, on-device inference P95 and the throttled share; :mod:`roi.sources.review`, people's
+reviews of the cases gateways sampled: accuracy and calibration (ECE) from the minimum number of
+reviewed cases on, its accuracy source taking the place of telemetry's and keeping whichever of
+labelled inferences and reviewed cases rests on more cases). A metric is decided only by its
 deciding provenance (``roi.plan.DECIDING_PROVENANCE``): the field metrics (P95 time-to-action,
 offline coverage, real-world accuracy and calibration, rollout and rollback times,
 time-to-diagnose) stay "not measured yet" until a field source reports them, with the lab figure
 shown beside them as a reference, and the ROI recompute replaces assumptions only with field
-figures. Calibration (ECE) and rollout and rollback times have no field source yet.
+figures.
 
 Besides the plan's metrics and the ROI inputs, every other key a source is registered for is
 collected too (:data:`roi.plan.MeasureKey` ``field.*``), so the plan board lists every field
@@ -87,6 +90,7 @@ SOURCE_MODULES: tuple[str, ...] = (
     "roi.sources.validation",
     "roi.sources.telemetry",
     "roi.sources.rollouts",
+    "roi.sources.review",
 )
 
 _loaded = False

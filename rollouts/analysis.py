@@ -71,6 +71,7 @@ from telemetry.sketch import LatencySketch
 
 __all__ = [
     "CHECKS",
+    "REVIEW_CHECK",
     "CheckVerdict",
     "GroupStats",
     "MannWhitney",
@@ -81,6 +82,7 @@ __all__ = [
     "mann_whitney",
     "overall",
     "quantile_interval",
+    "reviewed_accuracy",
 ]
 
 CHECKS: tuple[str, ...] = (
@@ -91,6 +93,10 @@ CHECKS: tuple[str, ...] = (
     "throttling",
     "failed_loads",
 )
+
+#: The gate on reviewed accuracy (``review``): judged apart from :data:`CHECKS` and only when the
+#: rollout sets ``Thresholds.min_reviews`` (0, the default, leaves it off).
+REVIEW_CHECK = "reviewed_accuracy"
 _BIN_WIDTH = 1.0 / CONFIDENCE_BINS
 _CENTRES = np.asarray(
     [(CONFIDENCE_EDGES[i] + CONFIDENCE_EDGES[i + 1]) / 2 for i in range(CONFIDENCE_BINS)]
@@ -238,6 +244,12 @@ class Thresholds:
     alpha: float = 0.05
     min_events: int = 200
     min_health_samples: int = 30
+    # Field accuracy from reviews: judged once the wave's sites have this many reviews of the
+    # candidate (0: the gate is off). The candidate may be at most ``max_reviewed_accuracy_drop``
+    # below the previous version's reviewed accuracy, and never below the floor (0: no floor).
+    min_reviews: int = 0
+    max_reviewed_accuracy_drop: float = 0.05
+    reviewed_accuracy_floor: float = 0.0
 
     def __post_init__(self) -> None:
         # A nonsensical limit would silently pass (or fail) every wave; refuse it loudly.
@@ -251,6 +263,8 @@ class Thresholds:
             "max_throttling_increase": (0.0, 1.0, True),
             "max_failed_load_share": (0.0, 1.0, True),
             "alpha": (0.0, 0.5, False),
+            "max_reviewed_accuracy_drop": (0.0, 1.0, True),
+            "reviewed_accuracy_floor": (0.0, 1.0, True),
         }
         for name, (low, high, inclusive) in ranges.items():
             value = getattr(self, name)
@@ -266,6 +280,11 @@ class Thresholds:
             if not _is_int(value) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
             object.__setattr__(self, name, int(value))
+        if not _is_int(self.min_reviews) or not 0 <= self.min_reviews <= 100_000:
+            raise ValueError(
+                f"min_reviews must be an integer from 0 to 100000, not {self.min_reviews!r}"
+            )
+        object.__setattr__(self, "min_reviews", int(self.min_reviews))
 
     def to_dict(self) -> dict[str, Any]:
         return {spec.name: getattr(self, spec.name) for spec in fields(self)}
@@ -305,7 +324,7 @@ class CheckVerdict:
     figures: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.check not in CHECKS:
+        if self.check not in CHECKS and self.check != REVIEW_CHECK:
             raise ValueError(f"unknown check {self.check!r}")
         object.__setattr__(self, "outcome", Outcome(self.outcome))
 
@@ -965,6 +984,120 @@ def _failed_loads(*, failed_loads: int, devices: int, limits: Thresholds) -> Che
         f"statistical test): {'over the limit' if over else 'within the limit'}."
     )
     return _verdict(check, Outcome.FAIL if over else Outcome.PASS, summary, figures)
+
+
+def _wilson(hits: int, n: int, alpha: float) -> tuple[float, float]:
+    z = _z(alpha)
+    p = hits / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z / denominator * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def reviewed_accuracy(
+    *,
+    candidate_correct: int,
+    candidate_reviews: int,
+    baseline_correct: int,
+    baseline_reviews: int,
+    limits: Thresholds,
+) -> CheckVerdict | None:
+    """The reviewed-accuracy gate; None when the rollout leaves it off (``min_reviews`` 0).
+
+    Below ``min_reviews`` reviews of the candidate it is *not evaluated* (``INCONCLUSIVE`` with
+    ``figures["evaluated"]`` False; the engine does not hold a wave on it, and it never passes).
+    From there: ``FAIL`` when the candidate's Wilson interval lies wholly under the floor or the
+    Agresti-Caffo interval of (candidate - baseline) lies wholly under ``-max drop``; ``PASS``
+    when the interval is wholly above both; else ``INCONCLUSIVE``. A baseline needs
+    ``min_reviews`` reviews too; without one only the floor judges, and with no floor either the
+    gate is not evaluated (nothing to compare with is no pass).
+    """
+    if limits.min_reviews == 0:
+        return None
+    for name, hits, n in (
+        ("candidate", candidate_correct, candidate_reviews),
+        ("baseline", baseline_correct, baseline_reviews),
+    ):
+        if not _is_int(hits) or not _is_int(n) or not 0 <= hits <= n:
+            raise ValueError(f"{name}: need 0 <= correct <= reviews, got {hits} of {n}")
+    needed = limits.min_reviews
+    figures: dict[str, Any] = {
+        "evaluated": False,
+        "candidate_reviews": candidate_reviews,
+        "baseline_reviews": baseline_reviews,
+        "min_reviews": needed,
+        "candidate_accuracy": candidate_correct / candidate_reviews if candidate_reviews else None,
+        "baseline_accuracy": baseline_correct / baseline_reviews if baseline_reviews else None,
+        "max_drop": limits.max_reviewed_accuracy_drop,
+        "floor": limits.reviewed_accuracy_floor,
+    }
+    if candidate_reviews < needed:
+        summary = (
+            f"Reviewed accuracy not evaluated: only {candidate_reviews:,} review"
+            f"{'' if candidate_reviews == 1 else 's'} of the candidate at the wave's sites "
+            f"(need {needed:,})."
+        )
+        return _verdict(REVIEW_CHECK, Outcome.INCONCLUSIVE, summary, figures)
+    has_baseline = baseline_reviews >= needed
+    floor = limits.reviewed_accuracy_floor
+    if not has_baseline and floor <= 0:
+        summary = (
+            f"Reviewed accuracy not evaluated: {baseline_reviews:,} reviews of the previous "
+            f"version at these sites (need {needed:,}) and no accuracy floor set."
+        )
+        return _verdict(REVIEW_CHECK, Outcome.INCONCLUSIVE, summary, figures)
+    figures["evaluated"] = True
+    low, high = _wilson(candidate_correct, candidate_reviews, limits.alpha)
+    figures["candidate_ci"] = [low, high]
+    outcomes = []
+    parts = [
+        f"Candidate reviewed accuracy {_pct(candidate_correct / candidate_reviews)} over "
+        f"{candidate_reviews:,} reviews ({_level(limits.alpha)} CI {_pct(low)} to {_pct(high)})"
+    ]
+    if floor > 0:
+        outcomes.append(
+            Outcome.FAIL if high < floor else Outcome.PASS if low >= floor else Outcome.INCONCLUSIVE
+        )
+        parts.append(f"floor {_pct(floor)}")
+    if has_baseline:
+        difference, d_low, d_high = _share_difference(
+            cand_hits=candidate_correct,
+            cand_n=candidate_reviews,
+            base_hits=baseline_correct,
+            base_n=baseline_reviews,
+            alpha=limits.alpha,
+        )
+        figures["difference"] = difference
+        figures["difference_ci"] = [d_low, d_high]
+        # The drop is -(difference); fail when even its smallest value is over the limit.
+        outcomes.append(_interval_outcome(-d_high, -d_low, limits.max_reviewed_accuracy_drop))
+        parts.append(
+            f"baseline {_pct(baseline_correct / baseline_reviews)} over {baseline_reviews:,} "
+            f"({_pp(difference)}, CI {_pp(d_low)} to {_pp(d_high)}; largest allowed drop "
+            f"{limits.max_reviewed_accuracy_drop * 100:g} pp)"
+        )
+    outcome = (
+        Outcome.FAIL
+        if Outcome.FAIL in outcomes
+        else Outcome.INCONCLUSIVE
+        if Outcome.INCONCLUSIVE in outcomes
+        else Outcome.PASS
+    )
+    words = {
+        Outcome.FAIL: "worse than allowed",
+        Outcome.PASS: "within the limits",
+        Outcome.INCONCLUSIVE: "the interval straddles a limit",
+    }[outcome]
+    return _verdict(REVIEW_CHECK, outcome, "; ".join(parts) + f": {words}.", figures)
+
+
+def counts_in_overall(verdict: CheckVerdict) -> bool:
+    """Whether a verdict takes part in the wave's outcome: a gate that was not evaluated does
+    not (it neither holds the wave nor passes it)."""
+    if verdict.check != REVIEW_CHECK:
+        return True
+    return verdict.figures.get("evaluated") is True
 
 
 # --- entry points -------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from fleet.models import Site
 from modelregistry import assignment_services as assignments
 from opshero.actors import Actor
 from opshero.errors import DomainError
+from review.field_accuracy import review_counts
 from telemetry.selectors import canary_group
 from telemetry.sketch import LatencySketch
 
@@ -333,6 +334,51 @@ def wave_comparison(rollout: Rollout, wave: Wave, now: datetime):
     return candidate, baseline, kind, start, len(device_ids), len(peers)
 
 
+#: How far back the previous version's reviews at the wave's sites count as its baseline.
+REVIEW_BASELINE_DAYS = 30
+
+
+def review_verdict(
+    rollout: Rollout, wave: Wave, settings: AnalysisSettings, now: datetime
+) -> analysis.CheckVerdict | None:
+    """The reviewed-accuracy gate of a wave (None when the rollout leaves it off): reviews of
+    the candidate at the wave's sites since the rollout started, against reviews of the
+    versions the wave's devices ran before, at the same sites, over the last
+    :data:`REVIEW_BASELINE_DAYS` days. Two queries (plus one for the wave's sites)."""
+    if settings.thresholds.min_reviews == 0:
+        return None
+    rows = list(
+        DeploymentAction.objects.filter(wave=wave)
+        .values_list("site_id", "previous_version_id")
+        .distinct()
+    )
+    site_ids = {site for site, _ in rows}
+    previous = {version for _, version in rows if version and version != rollout.version_id}
+    cand_correct, cand_n = review_counts(
+        org=rollout.organization,
+        site_ids=site_ids,
+        version_ids=[rollout.version_id],
+        since=rollout.started_at or rollout.created_at,
+    )
+    base_correct, base_n = (
+        review_counts(
+            org=rollout.organization,
+            site_ids=site_ids,
+            version_ids=previous,
+            since=now - timedelta(days=REVIEW_BASELINE_DAYS),
+        )
+        if previous
+        else (0, 0)
+    )
+    return analysis.reviewed_accuracy(
+        candidate_correct=cand_correct,
+        candidate_reviews=cand_n,
+        baseline_correct=base_correct,
+        baseline_reviews=base_n,
+        limits=settings.thresholds,
+    )
+
+
 def _judge(rollout: Rollout, wave: Wave, settings: AnalysisSettings, now: datetime, counts) -> bool:
     candidate, baseline, kind, start, switched, _ = wave_comparison(rollout, wave, now)
     failed_loads = (
@@ -348,8 +394,12 @@ def _judge(rollout: Rollout, wave: Wave, settings: AnalysisSettings, now: dateti
         devices=notified,
         thresholds=settings.thresholds,
     )
+    reviewed = review_verdict(rollout, wave, settings, now)
+    stored = [*verdicts, reviewed] if reviewed is not None else verdicts
+    # A gate that was not evaluated (too few reviews) is shown, but neither holds nor passes.
+    verdicts = [v for v in stored if analysis.counts_in_overall(v)]
     round_ = 2 if wave.extended else 1
-    for verdict in verdicts:
+    for verdict in stored:
         CanaryVerdict.objects.update_or_create(
             wave=wave,
             round=round_,
@@ -380,7 +430,10 @@ def _judge(rollout: Rollout, wave: Wave, settings: AnalysisSettings, now: dateti
             "round": round_,
             "outcome": str(outcome),
             "baseline": kind,
-            "checks": {v.check: str(v.outcome) for v in verdicts},
+            "checks": {
+                v.check: str(v.outcome) if analysis.counts_in_overall(v) else "not evaluated"
+                for v in stored
+            },
         },
     )
     if outcome == analysis.Outcome.PASS or (

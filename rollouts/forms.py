@@ -147,6 +147,29 @@ class RolloutPlanForm(forms.Form):
         help_text="Fewer inferences than this on either side and a check is inconclusive: the "
         "soak is extended once, then an approver decides.",
     )
+    min_reviews = forms.IntegerField(
+        initial=DEFAULTS.min_reviews,
+        min_value=0,
+        max_value=100_000,
+        required=False,
+        help_text="Field accuracy from reviews: judged once the wave's sites have this many "
+        "reviews of the new version (0: off). Fewer, and the gate says not evaluated.",
+    )
+    max_reviewed_accuracy_drop = forms.FloatField(
+        initial=DEFAULTS.max_reviewed_accuracy_drop,
+        min_value=0,
+        max_value=1,
+        required=False,
+        help_text="Largest drop of reviewed accuracy against the previous version at the same "
+        "sites (0.05 = five percentage points).",
+    )
+    reviewed_accuracy_floor = forms.FloatField(
+        initial=DEFAULTS.reviewed_accuracy_floor,
+        min_value=0,
+        max_value=1,
+        required=False,
+        help_text="Reviewed accuracy the new version must reach whatever the baseline (0: none).",
+    )
     device_soak_minutes = forms.IntegerField(
         initial=PLAN_DEFAULTS.device_soak_minutes,
         min_value=0,
@@ -243,6 +266,9 @@ class RolloutPlanForm(forms.Form):
                                 "max_throttling_increase",
                                 "max_failed_load_share",
                                 "min_events",
+                                "min_reviews",
+                                "max_reviewed_accuracy_drop",
+                                "reviewed_accuracy_floor",
                             )
                             if cleaned.get(name) is not None
                         },

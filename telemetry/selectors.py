@@ -1152,3 +1152,72 @@ def events_by_reference(*, device_id: int, refs: Iterable[tuple[str, int]]) -> F
                     ),
                 )
     return found
+
+
+# --- feedback counts for review ------------------------------------------------------------------
+
+
+@dataclass
+class FeedbackDay:
+    """One site's inferences of one model version on one UTC day, merged from hour rollups:
+    what the review accuracy page sets beside the reviews (thumbs, confidences)."""
+
+    site_id: int
+    model_sha256: str
+    model_name: str
+    model_version: str
+    day: datetime  # midnight UTC
+    count: int
+    confidence_sum: float
+    confidence_bins: list[int]
+    feedback_up: int
+    feedback_down: int
+
+
+def feedback_days(
+    *,
+    org: Organization,
+    since: datetime,
+    site_ids: Iterable[int] | None = None,
+    shas: Iterable[str] | None = None,
+) -> list[FeedbackDay]:
+    """Site hour rollups since ``since`` merged per site, version and UTC day, in one query
+    (confidence histograms are summed bin by bin here: they are JSON in the table)."""
+    rows = InferenceRollup.objects.using(telemetry_db()).filter(
+        organization_id=org.pk,
+        level=Level.SITE,
+        resolution=Resolution.HOUR,
+        bucket_start__gte=_first_whole_hour(since),
+    )
+    if site_ids is not None:
+        rows = rows.filter(site_id__in=list(site_ids))
+    if shas is not None:
+        rows = rows.filter(model_sha256__in=list(shas))
+    merged: dict[tuple[int, str, datetime], FeedbackDay] = {}
+    for site_id, sha, name, version, bucket, count, conf_sum, bins, up, down in rows.values_list(
+        "site_id",
+        "model_sha256",
+        "model_name",
+        "model_version",
+        "bucket_start",
+        "count",
+        "confidence_sum",
+        "confidence_bins",
+        "feedback_up",
+        "feedback_down",
+    ):
+        day = hour_of(bucket).replace(hour=0)
+        key = (site_id, sha, day)
+        entry = merged.get(key)
+        if entry is None:
+            entry = merged[key] = FeedbackDay(
+                site_id, sha, name, version, day, 0, 0.0, [0] * len(bins or []), 0, 0
+            )
+        entry.count += count
+        entry.confidence_sum += conf_sum
+        for i, value in enumerate(bins or []):
+            if i < len(entry.confidence_bins):
+                entry.confidence_bins[i] += int(value)
+        entry.feedback_up += up
+        entry.feedback_down += down
+    return sorted(merged.values(), key=lambda d: (d.site_id, d.model_sha256, d.day))

@@ -215,6 +215,7 @@ def _policy_state(org):
 _POLICY_FORM = {
     "review_threshold": "0.8",
     "evidence_sampling_rate": "0.1",
+    "evidence_audit_rate": "0.01",
     "evidence_daily_cap": "5",
     "telemetry_interval_s": "120",
     "desired_poll_interval_s": "60",

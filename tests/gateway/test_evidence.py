@@ -812,3 +812,166 @@ def test_a_simulated_dock_gateway_uploads_its_low_confidence_cases(tmp_path):
         assert media == {"image/png": report["evidence_sent"]}
         assert server.evidence_before_event == 0
         gateway.close()
+
+
+# --- against the real server (its evidence endpoint, review/) ------------------------------------
+
+
+@pytest.fixture
+def live_agent(world, live_server, tmp_path, settings):
+    """An enrolled agent at a dock site whose policy sends every case as an audit sample (the
+    tiny four-input model is always sure), cap 3; the real server behind the live server."""
+    from django.db import transaction
+
+    from fleet import services as fleet_services
+    from modelregistry import assignment_services
+    from opshero.actors import Actor
+    from tests.factories import enroll_device
+    from tests.rollouts.fleet import RUNTIME, build
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    with transaction.atomic():
+        w = build(world, sites=1, per_site=0)
+        device, key = enroll_device(w.org, site=w.sites[0])
+        device.hardware_target = w.target
+        device.runtime_version = RUNTIME
+        device.save()
+        fleet_services.set_operating_policy(
+            organization=w.org,
+            actor=w.admin,
+            site=w.sites[0],
+            evidence_sampling_rate=1.0,
+            evidence_audit_rate=1.0,
+            evidence_daily_cap=3,
+        )
+        assignment_services.assign_version(
+            organization=w.org,
+            model=w.model,
+            version=w.baseline,
+            device_ids=[device.pk],
+            actor=Actor.system("tests"),
+        )
+    agent = Agent(
+        tmp_path / "state",
+        AgentConfig(listen="", min_poll_interval_s=1),
+        server=live_server.url,
+        device_id=str(device.uid),
+        private_key=key,
+    )
+    agent.start()
+    yield device, agent
+    agent.control.close()
+    agent.sender.transport.close()
+    agent.queue.close()
+    agent.evidence.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_real_server_stores_the_agents_samples_and_its_answers_settle_the_queue(live_agent):
+    from review.models import EvidenceSample
+
+    device, agent = live_agent
+    assert agent.poll_desired() is True
+    assert agent.evidence_policy.daily_cap == 3 and agent.evidence_policy.audit_rate == 1.0
+    answers = [agent.infer("dock damage", [[0.1, 0.2, 0.3, 0.4]]) for _ in range(2)]
+    first, second = (a["event"]["sequence"] for a in answers)
+    assert agent.drain(flush=True) == 1
+    assert {a["confidence"] for a in answers} == {1.0}  # confident: audit samples
+    assert agent.drain_evidence() == 2
+    epoch = agent.queue.device_epoch.epoch
+    stored = EvidenceSample.objects.filter(device=device).order_by("sequence")
+    assert [(s.epoch, s.sequence, s.reason, s.media_type) for s in stored] == [
+        (epoch, first, "audit", "application/json"),
+        (epoch, second, "audit", "application/json"),
+    ]
+    assert agent.evidence.counts().sent == 2
+
+    def again(sequence: int, body: bytes) -> None:
+        agent.evidence.enqueue(
+            EvidenceRef(epoch=epoch, sequence=sequence, reason="audit"),
+            media_type="application/json",
+            body=body,
+            daily_cap=100,  # as a gateway whose count went wrong: the server still decides
+        )
+
+    third = agent.infer("dock damage", [[0.4, 0.3, 0.2, 0.1]])["event"]["sequence"]
+    agent.drain(flush=True)
+    assert agent.drain_evidence() == 1  # the third: the day's cap (3) is now used up
+    # A different sample for an event that has one: refused for good, counted by its code.
+    again(first, b'{"other": "sample"}')
+    assert agent.uploader.drain_once() == "refused"
+    assert agent.evidence.counts().refused == {"evidence_conflict": 1}
+    # Beyond the server's cap: held (429 evidence_cap), nothing deleted.
+    fourth = agent.infer("dock damage", [[0.5, 0.5, 0.5, 0.5]])["event"]["sequence"]
+    assert fourth == third + 1
+    assert agent.evidence.counts().queued == 0  # the gateway's own count (3) held it back
+    assert agent.status()["evidence"]["not_sent_over_cap"] == 1
+    agent.drain(flush=True)
+    again(fourth, b'{"inputs": [[0.5, 0.5, 0.5, 0.5]]}')
+    assert agent.uploader.drain_once() == "capped"
+    assert agent.evidence.counts().queued == 1
+    assert agent.status()["evidence"]["held_until"] is not None
+    assert EvidenceSample.objects.filter(device=device).count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_simulated_dock_gateways_low_confidence_cases_reach_the_real_server_as_images(
+    world, live_server, tmp_path, settings
+):
+    from cryptography.hazmat.primitives import serialization
+    from django.db import transaction
+
+    from fleet import services as fleet_services
+    from gateway.loadgen import FleetDevice, FleetFile
+    from modelregistry import assignment_services
+    from opshero.actors import Actor
+    from review.models import EvidenceSample
+    from tests.factories import enroll_device
+    from tests.gateway.test_simulate import Running, _simulation
+    from tests.rollouts.fleet import RUNTIME, build
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    with transaction.atomic():
+        w = build(world, sites=1, per_site=0)
+        assert w.sites[0].kind != "clinic"
+        device, key = enroll_device(w.org, site=w.sites[0])
+        device.hardware_target = w.target
+        device.runtime_version = RUNTIME
+        device.save()
+        fleet_services.set_operating_policy(
+            organization=w.org,
+            actor=w.admin,
+            site=w.sites[0],
+            desired_poll_interval_s=15,
+            telemetry_interval_s=10,
+            review_threshold=0.6,
+            evidence_sampling_rate=1.0,
+            evidence_audit_rate=0.0,
+            evidence_daily_cap=100,
+        )
+        assignment_services.assign_version(
+            organization=w.org,
+            model=w.model,
+            version=w.baseline,
+            device_ids=[device.pk],
+            actor=Actor.system("tests"),
+        )
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    file = FleetFile(
+        server=live_server.url,
+        devices=(FleetDevice(device_id=str(device.uid), private_key_pem=pem),),
+    )
+    running = Running(_simulation(file, tmp_path / "state", inferences_per_minute=600))
+
+    def samples_landed() -> bool:
+        return EvidenceSample.objects.filter(device=device).count() >= 3
+
+    running.wait_for(samples_landed, 60, "three evidence samples on the server")
+    summary = running.stop()
+    assert summary["evidence_sent"] >= 3 and summary["evidence_refused"] == 0
+    samples = list(EvidenceSample.objects.filter(device=device))
+    assert {(s.reason, s.media_type) for s in samples} == {("low_confidence", "image/png")}
+    (gateway,) = running.simulation.gateways
+    assert {s.epoch for s in samples} == {gateway.agent.queue.device_epoch.epoch}

@@ -35,6 +35,7 @@ SERVICE_VARS = (
     "OPSHERO_VAR_DIR",
     "DJANGO_ALLOW_ASYNC_UNSAFE",
     "SIGNING_MASTER_KEY",
+    "EVIDENCE_MASTER_KEY",
 )
 
 
@@ -104,6 +105,7 @@ def test_check_deploy_is_clean_under_production_settings(tmp_path):
         "SECRET_KEY": "k" * 20 + "8f3Jx!2mQz#" * 5,
         "ALLOWED_HOSTS": "ops.example.com",
         "SIGNING_MASTER_KEY": "c2lnbmluZy1tYXN0ZXIta2V5LWZvci10aGUtdGVzdC1ydW4hIQ==",
+        "EVIDENCE_MASTER_KEY": "ZXZpZGVuY2UtbWFzdGVyLWtleS1mb3ItdGhlLXRlc3QtcnVuISE=",
         "DEBUG": "true",  # ignored in production
     }
     result = run(
@@ -129,3 +131,19 @@ def test_production_requires_a_signing_master_key(tmp_path):
     assert "SIGNING_MASTER_KEY must be set in production" in result.stderr
     result = run({**env, "SIGNING_MASTER_KEY": "dG9vIHNob3J0"}, tmp_path)
     assert "at least 32 bytes" in result.stderr
+
+
+def test_production_requires_its_own_evidence_master_key(tmp_path):
+    signing = "c2lnbmluZy1tYXN0ZXIta2V5LWZvci10aGUtdGVzdC1ydW4hIQ=="
+    env = {
+        "OPSHERO_ENV": "production",
+        "SECRET_KEY": "k" * 60,
+        "ALLOWED_HOSTS": "ops.example.com",
+        "SIGNING_MASTER_KEY": signing,
+    }
+    result = run(env, tmp_path)
+    assert result.returncode != 0
+    assert "EVIDENCE_MASTER_KEY must be set in production" in result.stderr
+    result = run({**env, "EVIDENCE_MASTER_KEY": signing}, tmp_path)
+    assert result.returncode != 0
+    assert "EVIDENCE_MASTER_KEY must differ from SIGNING_MASTER_KEY" in result.stderr
