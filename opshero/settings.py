@@ -494,6 +494,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "review.apply_evidence_retention",
         "schedule": env.float("EVIDENCE_RETENTION_SECONDS", default=600.0),
     },
+    "delete-expired-labelled-exports": {
+        "task": "review.delete_expired_exports",
+        "schedule": env.float("EVIDENCE_RETENTION_SECONDS", default=600.0),
+    },
     "delete-superseded-variant-files": {
         "task": "modelregistry.delete_superseded_variant_files",
         "schedule": 3600,

@@ -313,7 +313,11 @@ def link_pending_evidence(*, now: datetime | None = None, limit: int = 5000) -> 
                 fresh.save()
                 linked += 1
     cutoff = now - timedelta(hours=wire.LINK_WINDOW_HOURS)
-    stale = EvidenceSample.objects.filter(status=S.PENDING, received_at__lt=cutoff)
+    # Only samples looked up just now (and still unmatched) may be refused: with more pending
+    # than ``limit``, the rest have not been checked against their events yet.
+    stale = EvidenceSample.objects.filter(
+        status=S.PENDING, received_at__lt=cutoff, pk__in=[s.pk for s in pending]
+    )
     unmatched = _delete_samples(stale, cause=EvidenceDeletionRun.Cause.UNMATCHED, now=now)
     return {"linked": linked, "unmatched": unmatched}
 
@@ -362,7 +366,8 @@ def _delete_samples(queryset, *, cause: str, now: datetime) -> int:
             _audit_deletion(organization_id, run, cause, moved)
             names = list(deleted.values_list("object_name", flat=True))
             # The keys are gone once this commits; the objects go right after (a crash between
-            # leaves ciphertext nobody can open, which the next run's sweep removes too).
+            # leaves ciphertext nobody can open, which ``sweep_deleted_objects`` removes on the
+            # next retention pass).
             transaction.on_commit(lambda names=names: [storage.delete_object(n) for n in names])
         total += moved
     return total
@@ -387,8 +392,17 @@ def apply_evidence_retention(*, now: datetime | None = None) -> int:
         status__in=[S.PENDING, S.LINKED, S.REVIEWED], delete_after__lte=now
     )
     deleted = _delete_samples(due, cause=EvidenceDeletionRun.Cause.RETENTION, now=now)
-    # Objects whose row was already deleted (a crash between commit and unlink) go too.
+    sweep_deleted_objects(now=now)
     return deleted
+
+
+def sweep_deleted_objects(*, now: datetime, days: int = 2) -> int:
+    """Remove the objects of samples deleted in the last ``days`` that are still on disk (their
+    keys went at commit; the unlink after it may have been lost to a crash). Idempotent."""
+    names = EvidenceSample.objects.filter(
+        status__in=[S.DELETED, S.UNMATCHED], deleted_at__gte=now - timedelta(days=days)
+    ).values_list("object_name", flat=True)
+    return sum(1 for name in names.iterator() if storage.delete_object(name))
 
 
 @transaction.atomic

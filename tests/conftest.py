@@ -96,6 +96,7 @@ def _fresh_cache():
 def _own_media_root(settings, tmp_path):
     """Each test stores uploads in its own directory, so "nothing was stored" is checkable."""
     settings.MEDIA_ROOT = tmp_path / "media"
+    settings.EVIDENCE_ROOT = tmp_path / "evidence"
 
 
 @pytest.fixture

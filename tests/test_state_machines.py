@@ -12,7 +12,8 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-APPS = ("opshero", "fleet", "modelregistry", "roi", "telemetry", "review", "rollouts")  # those present
+# The apps present.
+APPS = ("opshero", "fleet", "modelregistry", "roi", "telemetry", "review", "rollouts")
 TRANSITION_FUNCTIONS = {
     ("modelregistry/services.py", "transition_version"),
     ("modelregistry/services.py", "transition_run"),

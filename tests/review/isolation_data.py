@@ -15,7 +15,7 @@ from opshero.roles import Role
 from protocol import evidence as wire
 from tests.telemetry.builders import EPOCH
 
-from .builders import low_confidence, open_evidence_policy, store_events
+from .builders import low_confidence, store_events
 
 SYSTEM = Actor.system("tests")
 
@@ -60,13 +60,21 @@ def stored_sample(
     return receipt.sample
 
 
-def reviewed_sample(device, body: bytes, *, sequence: int, true_class: str = "scratch", **kw):
+def reviewed_sample(
+    device,
+    body: bytes,
+    *,
+    sequence: int,
+    true_class: str = "scratch",
+    review_reason: str = "",
+    **kw,
+):
     """A stored sample, linked and reviewed (corrected to ``true_class`` by default)."""
     from review import services
 
     sample = stored_sample(device, body, sequence=sequence, **kw)
     review = services.submit_review(
-        sample=sample, actor=SYSTEM, true_class=true_class, reason=kw.get("note", "")
+        sample=sample, actor=SYSTEM, true_class=true_class, reason=review_reason
     )
     return review.sample
 
@@ -154,9 +162,7 @@ def _export_download(world) -> list:
     from review import exports
 
     own_evidence_root()
-    export = exports.create_labelled_export(
-        organization=world.a.org, actor=SYSTEM, build_now=True
-    )
+    export = exports.create_labelled_export(organization=world.a.org, actor=SYSTEM, build_now=True)
     url = reverse(
         "review:export-download", kwargs={"org": world.a.org.slug, "export_id": export.pk}
     )
@@ -172,4 +178,4 @@ CASES: dict = {
     "review:export-download": _export_download,
 }
 
-__all__ = ["CASES", "open_evidence_policy", "own_evidence_root", "reviewed_sample", "stored_sample"]
+__all__ = ["CASES", "own_evidence_root", "reviewed_sample", "stored_sample"]

@@ -42,9 +42,7 @@ def _queue(world: World) -> ListProbe:
             if not first:
                 first.extend([made[0].device, model_ref(version)])
 
-    return ListProbe(
-        reverse("review:queue", kwargs={"org": org.slug}), add, role=Role.REVIEWER
-    )
+    return ListProbe(reverse("review:queue", kwargs={"org": org.slug}), add, role=Role.REVIEWER)
 
 
 PROBES: dict = {"review:queue": _queue}

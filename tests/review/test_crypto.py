@@ -84,7 +84,6 @@ def test_the_organisations_key_encryption_keys_differ():
 # --- through the services, with real stored objects ------------------------------------------
 
 
-
 @pytest.mark.django_db
 def test_a_stored_sample_reads_back_and_is_on_disk_as_ciphertext(gateway, version):
     device, _ = gateway

@@ -141,9 +141,7 @@ def test_a_clinic_case_carries_the_assistive_label(client, world, version):
     assert "Assistive, not a decision" in response.content.decode()
 
 
-def test_lanes_are_chosen_by_site_and_version_and_filtered_by_reason(
-    client, world, cases, version
-):
+def test_lanes_are_chosen_by_site_and_version_and_filtered_by_reason(client, world, cases, version):
     other = linked_samples(world.a.org, kinds=["json"], reason="audit")[0]
     client.force_login(world.a.user(Role.REVIEWER))
     url = _urls(world.a.org, cases[0])["queue"]
@@ -313,3 +311,36 @@ def test_tampered_evidence_is_refused_with_409(client, world, cases):
     assert response.status_code == 409
     assert response["Content-Type"].startswith("text/plain")
     assert not _audits(sample, "evidence.viewed").exists()
+
+
+def test_a_reviewed_or_deleted_case_opened_by_its_address_says_so(client, world, cases):
+    client.force_login(world.a.user(Role.REVIEWER))
+    urls = _urls(world.a.org, cases[0])
+    assert client.post(urls["submit"], {"true_class": "crush"}).status_code == 302
+    page = client.get(urls["item"])
+    html = page.content.decode()
+    assert page.status_code == 200 and 'data-testid="review-done-note"' in html
+    assert "Corrected as <strong>crush</strong>" in html
+    assert 'data-testid="review-form"' not in html  # nothing left to submit
+    services.apply_evidence_retention(now=timezone.now() + timedelta(days=3650))
+    gone = client.get(_urls(world.a.org, cases[1])["item"]).content.decode()
+    assert 'data-testid="evidence-gone"' in gone and 'data-testid="review-form"' not in gone
+
+
+def test_a_case_of_an_unregistered_model_takes_a_typed_class(client, world, cases):
+    from protocol import telemetry as telemetry_wire
+
+    unknown = telemetry_wire.ModelRef(name="forklift-eye", version="0.9", sha256="b" * 64)
+    sample = linked_samples(world.a.org, kinds=["json"], model=unknown, predicted="pallet")[0]
+    assert sample.model_version is None
+    client.force_login(world.a.user(Role.REVIEWER))
+    queue = client.get(
+        _urls(world.a.org, sample)["queue"], {"site": sample.site_id, "version": "none"}
+    )
+    assert queue.context["sample"] == sample
+    assert queue.context["lane"].model_label == "a model not in the registry"
+    assert queue.context["class_buttons"] == []
+    assert 'id="review-true-class"' in queue.content.decode()
+    response = client.post(_urls(world.a.org, sample)["submit"], {"true_class": "crate"})
+    assert response.status_code == 302
+    assert Review.objects.get(sample=sample).verdict == "corrected"

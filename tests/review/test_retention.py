@@ -137,7 +137,7 @@ def test_the_schedule_counts_the_next_deletions(world, gateway, version):
     stored_sample(device, json_sample(n=2), sequence=2, now=now - timedelta(days=25))
     stored_sample(device, json_sample(n=3), sequence=3)
     stored_sample(device, json_sample(n=4), sequence=4, linked=False)
-    schedule = ledger.deletion_schedule_for_org(org=world.a.org, now=now)
+    schedule = ledger.deletion_schedule_for_org(org=world.a.org, now=timezone.now())
     assert (schedule.held, schedule.due_24h, schedule.due_7d) == (4, 1, 2)
     assert (schedule.pending, schedule.unmatched_due_24h) == (1, 1)
     assert schedule.is_default

@@ -66,6 +66,9 @@ ROLLOUT_KEYS = {
     (MeasureKey.ROLLOUT_HOURS, Provenance.FIELD),
     (MeasureKey.ROLLBACK_MINUTES, Provenance.FIELD),
 }
+# roi.sources.review: calibration from reviewed cases (its accuracy source shares telemetry's
+# slot, keeping whichever of labelled inferences and reviewed cases has more cases).
+REVIEW_KEYS = {(MeasureKey.ECE, Provenance.FIELD)}
 
 
 def field_measurement(key, value, unit, source="fleet telemetry"):
@@ -86,9 +89,9 @@ def field_measurement(key, value, unit, source="fleet telemetry"):
 def test_without_measurements_everything_is_not_measured(world):
     measured = planned_vs_measured(make_plan(world.a.org, scenario=make_scenario(world.a.org)))
     assert {status.state for status in measured.statuses} == {Tracking.NOT_MEASURED}
-    # The validation (lab), telemetry and rollout (field) sources are connected. Without
-    # telemetry or finished rollouts the field sources report nothing.
-    assert set(measured.connected) == VALIDATION_KEYS | TELEMETRY_KEYS | ROLLOUT_KEYS
+    # The validation (lab), telemetry, rollout and review (field) sources are connected.
+    # Without telemetry, finished rollouts or reviews the field sources report nothing.
+    assert set(measured.connected) == VALIDATION_KEYS | TELEMETRY_KEYS | ROLLOUT_KEYS | REVIEW_KEYS
     assert measured.field_measurements == ()
     assert measured.roi.replaced == ()
     assert measured.roi.planned.to_dict() == measured.roi.measured.to_dict()

@@ -111,6 +111,7 @@
   function preloadNext() {
     var current = item();
     preloaded = null;
+    delete stage.dataset.preloaded;
     var url = current && current.dataset.nextUrl;
     if (!url) return;
     var entry = { url: url, node: null, ready: false };
@@ -128,6 +129,7 @@
       })
       .then(function () {
         entry.ready = true;
+        if (preloaded === entry) stage.dataset.preloaded = entry.url; // for people and tests
       })
       .catch(function () {
         if (preloaded === entry) preloaded = null; // fetched again when needed

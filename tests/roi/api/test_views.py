@@ -232,6 +232,8 @@ def test_plan_create_detail_and_task_updates(api_as, world):
         # Rollout sources read finished rollouts; with none they report nothing.
         ("rollout.duration_hours", "field"),
         ("rollout.rollback_minutes", "field"),
+        # Review sources read reviewed cases; with none they report nothing.
+        ("validation.ece", "field"),
     }
     assert detail["measured"]["field_measurements"] == []  # no telemetry in this organisation
     decided = {item["metric"]["key"]: item["decided_by"] for item in detail["measured"]["metrics"]}

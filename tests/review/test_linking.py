@@ -1,0 +1,71 @@
+"""Pending samples meet their events; what never does is refused, and nothing is left behind."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+
+from protocol import evidence as wire
+from review import services, storage
+from review.models import EvidenceDeletionRun, EvidenceSample
+
+from .builders import json_sample, low_confidence, store_events
+
+pytestmark = pytest.mark.django_db
+
+
+def _receive(device, sequence: int, *, now=None, body=None):
+    return services.receive_evidence(
+        device=device,
+        body=body or json_sample(n=sequence),
+        content_type="application/json",
+        query=wire.evidence_query(
+            wire.EvidenceRef(epoch="epoch-0001-aaaa", sequence=sequence, reason="audit")
+        ),
+        now=now,
+    ).sample
+
+
+def test_only_samples_looked_up_are_refused_as_unmatched(gateway):
+    device, _ = gateway
+    old = timezone.now() - timedelta(hours=30)
+    first, second = _receive(device, 1, now=old), _receive(device, 2, now=old)
+    # The second one's event is stored, but this pass only looks at one sample (the oldest).
+    store_events(device, [low_confidence(2)])
+    outcome = services.link_pending_evidence(limit=1)
+    assert outcome == {"linked": 0, "unmatched": 1}
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.status == "unmatched" and first.wrapped_key is None
+    assert second.status == "pending"  # not refused unseen
+    assert services.link_pending_evidence(limit=1) == {"linked": 1, "unmatched": 0}
+    run = EvidenceDeletionRun.objects.get()
+    assert (run.cause, run.samples) == ("unmatched", 1)
+
+
+def test_a_sample_within_the_link_window_keeps_waiting(gateway):
+    device, _ = gateway
+    sample = _receive(device, 5, now=timezone.now() - timedelta(hours=23))
+    assert services.link_pending_evidence() == {"linked": 0, "unmatched": 0}
+    sample.refresh_from_db()
+    assert sample.status == "pending"
+
+
+def test_an_object_left_behind_by_a_lost_unlink_is_swept(gateway):
+    device, _ = gateway
+    sample = _receive(device, 3)
+    path = Path(settings.EVIDENCE_ROOT) / sample.object_name
+    ciphertext = path.read_bytes()
+    later = timezone.now() + timedelta(days=31)
+    assert services.apply_evidence_retention(now=later) == 1
+    assert not path.exists()
+    storage.write_object(sample.object_name, ciphertext)  # as if the unlink had been lost
+    assert services.apply_evidence_retention(now=later) == 0
+    assert not path.exists()
+    sample.refresh_from_db()
+    assert sample.status == "deleted" and sample.wrapped_key is None
+    assert EvidenceSample.objects.filter(status="deleted").count() == 1
