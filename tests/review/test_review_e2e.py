@@ -80,7 +80,11 @@ def dock_gateway(world, live_server, tmp_path):
                 "score_output": "Y",
                 "scores": "logits",
                 "preprocessing": {
-                    "layout": "NC", "scale": 1.0, "mean": [], "std": [], "color_order": "none"
+                    "layout": "NC",
+                    "scale": 1.0,
+                    "mean": [],
+                    "std": [],
+                    "color_order": "none",
                 },
                 "intended_use": "tests: dock damage",
             },
@@ -146,6 +150,7 @@ def test_a_dock_case_is_reviewed_by_keyboard_moves_accuracy_and_is_deleted_on_sc
     samples = list(EvidenceSample.objects.filter(device=device).order_by("sequence"))
     assert [s.status for s in samples] == ["linked", "linked"]
     assert {s.predicted_class for s in samples} == {predicted}
+    assert {s.model_version_id for s in samples} == {version.pk}
     assert samples[0].reason == "low_confidence" and samples[0].media_type == "application/json"
 
     # One case confirmed already: the site's measured accuracy is 1 of 1.
