@@ -81,6 +81,14 @@ def accuracy(request: HttpRequest) -> HttpResponse:
         "site_id": site_id,
         "version_id": version_id,
         "sites": site_choices(org=request.org),
+        # Each version once, in table order (a version runs at several sites).
+        "versions": list(
+            {
+                row.version_id: f"{row.model_name} {row.model_version}"
+                for row in result.rows
+                if row.version_id is not None
+            }.items()
+        ),
         "min_reviews": MIN_REVIEWS,
         "too_few": TOO_FEW,
         "ece_bins": ECE_BINS,

@@ -39,6 +39,22 @@ from . import review_context
 # One key per class: digits, then letters, leaving out the letters the queue itself uses
 # (r: reason, s: skip).
 CLASS_KEYS = tuple("123456789") + tuple(c for c in ascii_lowercase if c not in "rs")
+_OWN_KEYS = frozenset("rs?")
+
+
+def class_keys(names: list[str]) -> list[str]:
+    """One key per class. Classes that are themselves one distinct key each (the digits "0" to
+    "9", single letters other than the queue's own) are typed as they are named, so a reviewer
+    presses 3 for the class "3"; otherwise digits then letters, in the contract's order."""
+    own = [name.lower() for name in names]
+    if (
+        names
+        and all(len(name) == 1 and name.isalnum() and name.isascii() for name in own)
+        and len(set(own)) == len(own)
+        and not _OWN_KEYS & set(own)
+    ):
+        return own
+    return [CLASS_KEYS[i] if i < len(CLASS_KEYS) else "" for i in range(len(names))]
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "application/json": "json"}
 # The evidence is shown by our own page only: nothing in it may run, be framed or be sniffed.
 CONTENT_SECURITY_POLICY = "default-src 'none'; img-src 'self'; sandbox; frame-ancestors 'self'"
@@ -113,6 +129,7 @@ def _item_context(
     error: str = "",
 ) -> dict:
     names = selectors.class_names_for(sample)
+    keys = class_keys(names)
     chosen = form.data.get("true_class", "") if form is not None and form.is_bound else ""
     review = None
     if sample.status == EvidenceSample.Status.REVIEWED:
@@ -125,12 +142,12 @@ def _item_context(
         "assistive": sample.site_kind == Site.Kind.CLINIC or sample.site.kind == Site.Kind.CLINIC,
         "class_buttons": [
             {
-                "key": CLASS_KEYS[i] if i < len(CLASS_KEYS) else "",
+                "key": key,
                 "name": name,
                 "predicted": name == sample.predicted_class,
                 "chosen": name == chosen,
             }
-            for i, name in enumerate(names)
+            for key, name in zip(keys, names, strict=True)
         ],
         "form": form or ReviewForm(),
         "chosen": chosen,
@@ -149,7 +166,7 @@ def _item_context(
         "queue_url": _queue_url(
             request, reason, site=sample.site_id, version=_version_param(sample)
         ),
-        "class_keys_shown": CLASS_KEYS[: min(len(names), len(CLASS_KEYS))],
+        "class_keys_shown": [key for key in keys if key],
     }
 
 

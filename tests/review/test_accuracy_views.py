@@ -124,3 +124,4 @@ def test_filters_narrow_the_table_and_bad_values_fall_back(client, world, gatewa
     assert "No reviews and no inferences" in html
     html = client.get(_url(world, site=dock.pk, version=version.pk, days="abc")).content.decode()
     assert "North dock" in html and 'value="30" selected' in html
+    assert html.count(f'<option value="{version.pk}" selected>parcel-damage v3</option>') == 1

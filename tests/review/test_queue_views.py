@@ -344,3 +344,15 @@ def test_a_case_of_an_unregistered_model_takes_a_typed_class(client, world, case
     response = client.post(_urls(world.a.org, sample)["submit"], {"true_class": "crate"})
     assert response.status_code == 302
     assert Review.objects.get(sample=sample).verdict == "corrected"
+
+
+def test_single_character_classes_are_typed_as_they_are_named():
+    from review.views.queue import class_keys
+
+    assert class_keys([str(n) for n in range(10)]) == [str(n) for n in range(10)]
+    assert class_keys(["A", "b", "c"]) == ["a", "b", "c"]
+    # Names that are not one distinct key each, or that take the queue's own keys: in order.
+    assert class_keys(["dent", "scratch", "crush", "ok"]) == ["1", "2", "3", "4"]
+    assert class_keys(["a", "r"]) == ["1", "2"]  # r is the reason key
+    assert class_keys(["a", "A"]) == ["1", "2"]
+    assert class_keys([]) == []
