@@ -55,6 +55,8 @@ def class_keys(names: list[str]) -> list[str]:
     ):
         return own
     return [CLASS_KEYS[i] if i < len(CLASS_KEYS) else "" for i in range(len(names))]
+
+
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "application/json": "json"}
 # The evidence is shown by our own page only: nothing in it may run, be framed or be sniffed.
 CONTENT_SECURITY_POLICY = "default-src 'none'; img-src 'self'; sandbox; frame-ancestors 'self'"
