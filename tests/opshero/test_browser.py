@@ -30,7 +30,9 @@ def seed_demo():
     call_command("seed_demo", stdout=io.StringIO())
 
 
-@pytest.mark.parametrize("username", ["demo-viewer", "demo-planner", "demo-approver", "demo-admin"])
+@pytest.mark.parametrize(
+    "username", ["demo-viewer", "demo-planner", "demo-reviewer", "demo-approver", "demo-admin"]
+)
 def test_each_demo_role_opens_every_page_cleanly(username, page_factory, live_server):
     seed_demo()
     page, watch = page_factory(LAPTOP)
@@ -44,6 +46,8 @@ def test_each_demo_role_opens_every_page_cleanly(username, page_factory, live_se
     assert hrefs, "the sidebar has no links"
     role = Membership.objects.get(user__username=username, organization__slug="northwind").role
     assert ("/o/northwind/audit/" in hrefs) == (role in {"approver", "admin"})
+    # Evidence is for those who judge it: never planners or viewers.
+    assert ("/o/northwind/review/" in hrefs) == (role in {"reviewer", "approver", "admin"})
     for href in hrefs:
         response = page.goto(live_server.url + href)
         assert response.status == 200, href
