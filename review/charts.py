@@ -47,7 +47,11 @@ def confusion_figure(matrix: ConfusionMatrix) -> dict[str, Any]:
                 "z": [list(row) for row in matrix.counts],
                 "x": labels,
                 "y": labels,
+                # plotly.js's "Blues" runs dark to light: reversed, an empty cell is pale and
+                # the counts stand out.
                 "colorscale": "Blues",
+                "reversescale": True,
+                "zmin": 0,
                 "showscale": False,
                 "texttemplate": "%{z}",
                 "hovertemplate": "true %{y}, predicted %{x}: %{z}<extra></extra>",

@@ -32,7 +32,7 @@ class LabelledExportForm(forms.Form):
     sites = forms.ModelMultipleChoiceField(
         queryset=Site.objects.none(),
         required=False,
-        widget=forms.CheckboxSelectMultiple,
+        widget=forms.CheckboxSelectMultiple(attrs={"class": "form-check-input"}),
         help_text="None chosen: every site.",
     )
     model_version = forms.ModelChoiceField(

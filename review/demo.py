@@ -66,10 +66,12 @@ def seed(context: dict, stdout=None) -> None:
         )
         recent = InferenceEvent.objects.using(db).filter(device_id=device.pk).order_by("-timestamp")
         columns = ("epoch_id", "sequence", "predicted_class", "confidence", "model_sha256")
-        events = list(
+        # Audit cases first, so some are among the reviewed ones: the stratified estimate
+        # (the hard cases and a random share of all) has both strata to work with.
+        events = list(recent.filter(confidence__gte=0.6).values_list(*columns)[:2])
+        events += list(
             recent.filter(confidence__lt=0.6).values_list(*columns)[: CASES_PER_DEVICE - 2]
         )
-        events += list(recent.filter(confidence__gte=0.6).values_list(*columns)[:2])
         labels = class_labels_by_artifact(org=org, sha256s={e[4] for e in events})
         for number, (epoch_id, sequence, predicted, confidence, sha256) in enumerate(events):
             shown = predicted
