@@ -415,6 +415,9 @@ class OperatingPolicy(models.Model):
         default=STANDARD_POLICY_DEFAULTS["evidence_daily_cap"]
     )
     image_evidence = models.BooleanField(default=STANDARD_POLICY_DEFAULTS["image_evidence"])
+    # Set only when an admin let images leave a clinic site (fleet.services): at a clinic,
+    # ``image_evidence`` counts only with it (fleet.selectors._clinic_evidence).
+    clinic_images_allowed = models.BooleanField(default=False)
     telemetry_interval_s = models.PositiveIntegerField(
         default=STANDARD_POLICY_DEFAULTS["telemetry_interval_s"]
     )

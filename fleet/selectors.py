@@ -329,6 +329,15 @@ class EffectivePolicy:
         return {name: getattr(self, name) for name in POLICY_FIELDS}
 
 
+# The settings that decide what evidence leaves a site.
+EVIDENCE_FIELDS = (
+    "evidence_sampling_rate",
+    "evidence_audit_rate",
+    "evidence_daily_cap",
+    "image_evidence",
+)
+
+
 def _default_label(site_kind: str) -> str:
     if site_kind == Site.Kind.CLINIC:
         return "Defaults for a clinic (strictest)"
@@ -489,17 +498,45 @@ def effective_policies(*, devices: Iterable[Device]) -> dict[int, EffectivePolic
             ),
             None,
         )
+        site_policy = site_policies.get(device.site_id)
+        site_level = _site_effective(
+            site_id=device.site_id, kind=kind, name=name, policy=site_policy
+        )
         if chosen is not None:
             result[device.pk] = _from_policy(chosen, label=f"Lane override · {chosen.group.name}")
         else:
-            result[device.pk] = _site_effective(
-                site_id=device.site_id,
-                kind=kind,
-                name=name,
-                policy=site_policies.get(device.site_id),
+            result[device.pk] = site_level
+        if kind == Site.Kind.CLINIC:
+            result[device.pk] = _clinic_evidence(
+                result[device.pk], site_level=site_level, site_policy=site_policy
             )
         result[device.pk] = replace(result[device.pk], site_kind=kind)
     return result
+
+
+def _clinic_evidence(
+    effective: EffectivePolicy, *, site_level: EffectivePolicy, site_policy: OperatingPolicy | None
+) -> EffectivePolicy:
+    """What evidence leaves a clinic is decided for the site, never by a lane: the evidence
+    settings come from the site's own policy (or the clinic defaults, which send none), and
+    images only when an admin allowed them for this site (``clinic_images_allowed``), so a
+    lane, a later change of the site's kind or an approver's edit cannot let them out."""
+    values = effective.values()
+    for name in EVIDENCE_FIELDS:
+        values[name] = getattr(site_level, name)
+    values["image_evidence"] = bool(
+        site_level.image_evidence and site_policy is not None and site_policy.clinic_images_allowed
+    )
+    if values == effective.values():
+        return effective
+    return _effective(
+        values,
+        source=effective.source,
+        label=effective.source_label,
+        revision=effective.revision,
+        policy_id=effective.policy_id,
+        scope=f"clinic:{effective.etag_part}",
+    )
 
 
 def effective_policy(*, device: Device) -> EffectivePolicy:

@@ -1257,17 +1257,9 @@ def _policy_scope(
     return {"site": site} if site is not None else {"group": group}
 
 
-def _check_clinic_images(
-    *, organization: Organization, actor: Actor, site: Site | None, group: DeviceGroup | None
-) -> None:
-    """Images leave a clinic (a site of kind clinic, or a lane with devices at one) only when
-    an admin says so: the seed's strictest case keeps them on site by default."""
-    if site is not None:
-        at_clinic = site.kind == Site.Kind.CLINIC
-    else:
-        at_clinic = selectors.members_of(group).filter(site__kind=Site.Kind.CLINIC).exists()
-    if not at_clinic:
-        return
+def _check_clinic_images(*, organization: Organization, actor: Actor) -> None:
+    """Images leave a clinic only when an admin says so: the seed's strictest case keeps them on
+    site by default. (A lane never decides a clinic's evidence: fleet.selectors.)"""
     user = actor.user if actor.kind == "user" else None
     is_admin = (
         user is not None
@@ -1325,8 +1317,13 @@ def set_operating_policy(
         .filter(organization=organization, **scope)
         .first()
     )
-    if cleaned.get("image_evidence") and not (policy.image_evidence if policy else False):
-        _check_clinic_images(organization=organization, actor=actor, site=site, group=group)
+    at_clinic = site is not None and site.kind == Site.Kind.CLINIC
+    clinic_images = bool(policy and policy.clinic_images_allowed)
+    if at_clinic and cleaned.get("image_evidence") and not clinic_images:
+        _check_clinic_images(organization=organization, actor=actor)  # refuses all but admins
+        clinic_images = True
+    if at_clinic and cleaned.get("image_evidence") is False:
+        clinic_images = False
     user = actor.user if actor.kind == "user" else None
     if policy is None:
         before = _scope_defaults(scope)
@@ -1341,12 +1338,13 @@ def set_operating_policy(
     else:
         before = policy.values()
         after = {**before, **cleaned}
-        if after == before:
+        if after == before and clinic_images == policy.clinic_images_allowed:
             return policy
         for name, value in after.items():
             setattr(policy, name, value)
         policy.revision += 1
         verb = FleetVerb.OPERATING_POLICY_UPDATED
+    policy.clinic_images_allowed = clinic_images
     policy.updated_by = user
     policy.updated_at = timezone.now()
     try:  # two first saves at once meet the unique site/group and revision constraints

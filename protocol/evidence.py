@@ -83,7 +83,9 @@ AUDIT: Final = "audit"
 REASONS: Final = (LOW_CONFIDENCE, AUDIT)
 MAX_SEQUENCE: Final = 2**63 - 1
 
-_EPOCH = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{7,63}$")
+_EPOCH = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{7,63}")
+# ASCII digits only (str.isdigit also takes "²"), at most 19 of them.
+_SEQUENCE = re.compile(r"[0-9]{1,19}")
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC = b"\xff\xd8\xff"
 
@@ -130,14 +132,14 @@ def parse_reference(query: str) -> EvidenceRef:
         return got[0]
 
     epoch = one("epoch")
-    if not _EPOCH.match(epoch):
+    if not _EPOCH.fullmatch(epoch):
         raise EvidenceRefused(
             "invalid_reference",
             400,
             "epoch must be 8 to 64 characters of A-Z a-z 0-9 _ -, as in the telemetry batch.",
         )
     raw_sequence = one("sequence")
-    if not raw_sequence.isdigit() or int(raw_sequence) > MAX_SEQUENCE:
+    if not _SEQUENCE.fullmatch(raw_sequence) or int(raw_sequence) > MAX_SEQUENCE:
         raise EvidenceRefused(
             "invalid_reference", 400, "sequence must be an integer in [0, 2**63 - 1]."
         )

@@ -192,6 +192,9 @@ class _Built:
     missing: int
     tampered: int
     site_kinds: set[str]
+    # The earliest deletion time of the samples it holds: the export goes then too, so no
+    # sample outlives its retention inside an export.
+    delete_by: datetime | None = None
 
 
 def build_labelled_export(export_id) -> LabelledExport:
@@ -221,11 +224,14 @@ def build_labelled_export(export_id) -> LabelledExport:
         manifest_sha256=manifest_sha256,
         object_name=name,
         site_kinds=sorted(built.site_kinds),
+        delete_by=built.delete_by,
     )
 
 
 @transaction.atomic
-def _finish(export: LabelledExport, *, to: str, site_kinds=None, **fields) -> LabelledExport:
+def _finish(
+    export: LabelledExport, *, to: str, site_kinds=None, delete_by=None, **fields
+) -> LabelledExport:
     locked = LabelledExport.objects.select_for_update().get(pk=export.pk)
     if locked.status != E.BUILDING:  # another worker finished it first
         return locked
@@ -235,6 +241,8 @@ def _finish(export: LabelledExport, *, to: str, site_kinds=None, **fields) -> La
     if site_kinds is not None:
         # Which kinds of site it holds: a clinic's samples keep the export to clinic retention.
         locked.options = {**locked.options, "site_kinds": site_kinds}
+    if delete_by is not None:
+        locked.options = {**locked.options, "delete_by": delete_by.astimezone(UTC).isoformat()}
     locked.finished_at = timezone.now()
     locked.save()
     return locked
@@ -285,6 +293,8 @@ def _build_zip(export: LabelledExport) -> tuple[bytes, _Built, str]:
             else:
                 built.json += 1
             built.site_kinds.add(sample.site_kind)
+            if built.delete_by is None or sample.delete_after < built.delete_by:
+                built.delete_by = sample.delete_after
             review = sample.review
             row = [
                 file_name,
@@ -308,7 +318,12 @@ def _build_zip(export: LabelledExport) -> tuple[bytes, _Built, str]:
             "created_at": export.created_at.astimezone(UTC).isoformat(),
             "options": {
                 key: options.get(key)
-                for key in ("site_ids", "model_version_id", "include_device_ids")
+                # Which sites were chosen names them: only when identifiers were asked for.
+                for key in (
+                    ("site_ids", "model_version_id", "include_device_ids")
+                    if with_devices
+                    else ("model_version_id", "include_device_ids")
+                )
             }
             | {"include_free_text": with_text},
             "counts": {
@@ -379,7 +394,12 @@ def _de_identified(plaintext: bytes, media_type: str, *, keep_other_keys: bool) 
         raise ValueError(f"not JSON: {exc}") from None
     if not isinstance(document, dict):
         document = {"inputs": document}
-    kept = document if keep_other_keys else {"inputs": document.get("inputs")}
+    # A gateway sends a summary (shape, range, mean) instead of inputs too large for a sample.
+    kept = (
+        document
+        if keep_other_keys
+        else {key: document[key] for key in ("inputs", "inputs_summary") if key in document}
+    )
     return json.dumps(kept, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -442,12 +462,10 @@ def delete_expired_exports(now: datetime | None = None) -> int:
     """Delete exports (file and row) older than their organisation's retention; each deletion
     is audited (``evidence.deleted``, target ``labelled_export``). Run by beat."""
     now = now or timezone.now()
-    # Nothing younger than a day (the shortest retention there is) can be due.
-    bound = now - timedelta(days=1)
     candidates = list(
-        LabelledExport.objects.filter(created_at__lte=bound)
-        .select_related("organization")
-        .order_by("organization_id", "created_at")
+        LabelledExport.objects.select_related("organization").order_by(
+            "organization_id", "created_at"
+        )
     )
     schedules: dict[int, tuple[int, int]] = {}
     deleted = 0
@@ -460,7 +478,13 @@ def delete_expired_exports(now: datetime | None = None) -> int:
         keep = export_retention(
             export=export, retention_days=retention_days, clinic_days=clinic_days
         )
-        if export.created_at + keep > now:
+        delete_by = export.options.get("delete_by")
+        due = (
+            datetime.fromisoformat(delete_by) <= now
+            if delete_by
+            else export.created_at + keep <= now
+        )
+        if not due:
             continue
         with transaction.atomic():
             gone = LabelledExport.objects.select_for_update().filter(pk=export.pk).first()

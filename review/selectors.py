@@ -29,7 +29,9 @@ def evidence_settings_for(*, org: Organization) -> EvidenceSettings:
 
 
 def find_inference_events(*, device: Device, refs: Iterable[tuple[str, int]]) -> FoundEvents:
-    return events_by_reference(device_id=device.pk, refs=refs)
+    return events_by_reference(
+        device_id=device.pk, organization_id=device.organization_id, refs=refs
+    )
 
 
 def class_names_for(sample: EvidenceSample) -> list[str]:

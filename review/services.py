@@ -28,6 +28,7 @@ from opshero.models import Organization
 from opshero.services import record_audit_event
 from protocol import evidence as wire
 from telemetry.models import DataSent
+from telemetry.selectors import awaiting_ingest
 from telemetry.services import record_data_sent
 
 from . import crypto, storage
@@ -151,8 +152,6 @@ def receive_evidence(
         media = wire.check_sample(content_type=content_type, body=body)
     except wire.EvidenceRefused as exc:
         raise _refused(exc) from None
-    if media != wire.JSON:
-        check_image(body, media)
     policy = effective_policy(device=device)
     if policy.evidence_daily_cap == 0:
         raise EvidenceRefusedError(
@@ -166,6 +165,8 @@ def receive_evidence(
             403,
             "This site's policy keeps images on site: send JSON evidence only.",
         )
+    if media != wire.JSON:  # decoded only once the policy says the site may send it
+        check_image(body, media)
     digest = hashlib.sha256(body).hexdigest()
 
     existing = EvidenceSample.objects.filter(
@@ -314,9 +315,19 @@ def link_pending_evidence(*, now: datetime | None = None, limit: int = 5000) -> 
                 linked += 1
     cutoff = now - timedelta(hours=wire.LINK_WINDOW_HOURS)
     # Only samples looked up just now (and still unmatched) may be refused: with more pending
-    # than ``limit``, the rest have not been checked against their events yet.
+    # than ``limit``, the rest have not been checked against their events yet. A sample whose
+    # event sits in a landed batch no worker has expanded yet (an ingest outage) waits on.
+    overdue = [s for s in pending if s.received_at < cutoff]
+    waiting: set[tuple[int, str, int]] = set()
+    for device_id in {s.device_id for s in overdue}:
+        refs = [(s.epoch, s.sequence) for s in overdue if s.device_id == device_id]
+        waiting |= {
+            (device_id, epoch, sequence)
+            for epoch, sequence in awaiting_ingest(device_id=device_id, refs=refs)
+        }
     stale = EvidenceSample.objects.filter(
-        status=S.PENDING, received_at__lt=cutoff, pk__in=[s.pk for s in pending]
+        status=S.PENDING,
+        pk__in=[s.pk for s in overdue if (s.device_id, s.epoch, s.sequence) not in waiting],
     )
     unmatched = _delete_samples(stale, cause=EvidenceDeletionRun.Cause.UNMATCHED, now=now)
     return {"linked": linked, "unmatched": unmatched}
@@ -360,6 +371,9 @@ def _delete_samples(queryset, *, cause: str, now: datetime) -> int:
                     deletion_run=run,
                 )
             deleted = EvidenceSample.objects.filter(deletion_run=run)
+            # What a reviewer typed may name people: it goes with the evidence. The verdict and
+            # the classes stay (accuracy over time needs them, and they name no one).
+            Review.objects.filter(sample__deletion_run=run).exclude(reason="").update(reason="")
             run.samples = moved
             run.bytes = sum(size for size in deleted.values_list("size_bytes", flat=True))
             run.save(update_fields=["samples", "bytes"])

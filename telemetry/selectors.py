@@ -1079,8 +1079,13 @@ class FoundEvents(dict):
 _REFERENCE_CHUNK = 500
 
 
-def events_by_reference(*, device_id: int, refs: Iterable[tuple[str, int]]) -> FoundEvents:
-    """The stored events of one device among ``refs`` ((epoch, sequence) pairs)."""
+def events_by_reference(
+    *, device_id: int, organization_id: int, refs: Iterable[tuple[str, int]]
+) -> FoundEvents:
+    """The stored events of one device among ``refs`` ((epoch, sequence) pairs).
+
+    ``foreign_epochs`` looks only inside the device's organisation: an epoch of another
+    tenant's device is simply unknown here (nothing about other tenants is confirmed)."""
     from .models import DeviceEpoch, EventKey, HealthEvent, InferenceEvent
 
     db = telemetry_db()
@@ -1099,7 +1104,7 @@ def events_by_reference(*, device_id: int, refs: Iterable[tuple[str, int]]) -> F
     if missing:
         found.foreign_epochs = set(
             DeviceEpoch.objects.using(db)
-            .filter(epoch__in=missing)
+            .filter(epoch__in=missing, organization_id=organization_id)
             .exclude(device_id=device_id)
             .values_list("epoch", flat=True)
         )
@@ -1221,3 +1226,23 @@ def feedback_days(
         entry.feedback_up += up
         entry.feedback_down += down
     return sorted(merged.values(), key=lambda d: (d.site_id, d.model_sha256, d.day))
+
+
+def awaiting_ingest(*, device_id: int, refs: Iterable[tuple[str, int]]) -> set[tuple[str, int]]:
+    """The (epoch, sequence) pairs among ``refs`` that sit in a landed batch of the device not
+    yet expanded (durable, waiting for a worker): they exist, they are only not stored yet."""
+    from .models import LandedBatch
+
+    wanted = list(dict.fromkeys(refs))
+    if not wanted:
+        return set()
+    batches = list(
+        LandedBatch.objects.using(telemetry_db())
+        .filter(device_id=device_id, epoch__in={epoch for epoch, _ in wanted})
+        .values_list("epoch", "first_sequence", "last_sequence")
+    )
+    return {
+        (epoch, sequence)
+        for epoch, sequence in wanted
+        if any(e == epoch and first <= sequence <= last for e, first, last in batches)
+    }

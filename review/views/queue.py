@@ -23,7 +23,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from fleet.models import Site
-from fleet.selectors import effective_site_policy
+from fleet.selectors import effective_policy
 from opshero.actors import Actor
 from opshero.errors import NotFound
 from opshero.form_flow import handle_form_post
@@ -140,7 +140,8 @@ def _item_context(
         "sample": sample,
         "site": sample.site,
         "when": sample.event_timestamp or sample.received_at,
-        "policy": effective_site_policy(site=sample.site),
+        # The device's own policy (a lane may set its threshold), as it stands now.
+        "policy": effective_policy(device=sample.device),
         "assistive": sample.site_kind == Site.Kind.CLINIC or sample.site.kind == Site.Kind.CLINIC,
         "class_buttons": [
             {

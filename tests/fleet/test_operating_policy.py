@@ -507,19 +507,52 @@ def test_only_an_admin_lets_images_leave_a_clinic(world):
     )
 
 
-def test_a_dock_approver_may_allow_images_but_not_a_lane_holding_a_clinic_device(world):
-    from opshero.errors import Forbidden
-
-    dock = make_site(world.a.org, kind="dock")
+def test_a_lane_never_decides_what_evidence_leaves_a_clinic(world):
     approver = Actor.for_user(world.a.user(Role.APPROVER))
-    policy = services.set_operating_policy(
-        organization=world.a.org, actor=approver, site=dock, image_evidence=True
-    )
-    assert policy.image_evidence is True
     clinic = make_site(world.a.org, kind="clinic")
-    make_device(world.a.org, site=clinic, tags=["imaging"])
+    dock = make_site(world.a.org, kind="dock")
+    at_clinic = make_device(world.a.org, site=clinic, tags=["imaging"])
+    at_dock = make_device(world.a.org, site=dock, tags=["imaging"])
     lane = make_group(world.a.org, rules={"tags": ["imaging"]})
-    with pytest.raises(Forbidden):
-        services.set_operating_policy(
-            organization=world.a.org, actor=approver, group=lane, image_evidence=True
-        )
+    services.set_operating_policy(
+        organization=world.a.org,
+        actor=approver,
+        group=lane,
+        image_evidence=True,
+        evidence_daily_cap=80,
+        telemetry_interval_s=30,
+    )
+    clinic_policy = selectors.effective_policy(device=at_clinic)
+    dock_policy = selectors.effective_policy(device=at_dock)
+    assert (dock_policy.image_evidence, dock_policy.evidence_daily_cap) == (True, 80)
+    # The lane's other settings apply at the clinic; its evidence settings do not.
+    assert clinic_policy.telemetry_interval_s == 30 and clinic_policy.source == "group"
+    assert (clinic_policy.image_evidence, clinic_policy.evidence_daily_cap) == (False, 0)
+    assert clinic_policy.evidence_sampling_rate == 0.0
+    assert clinic_policy.etag_part != dock_policy.etag_part
+
+
+def test_a_dock_that_becomes_a_clinic_keeps_its_images_on_site(world):
+    approver = Actor.for_user(world.a.user(Role.APPROVER))
+    site = make_site(world.a.org, kind="dock")
+    device = make_device(world.a.org, site=site)
+    services.set_operating_policy(
+        organization=world.a.org, actor=approver, site=site, image_evidence=True
+    )
+    assert selectors.effective_policy(device=device).image_evidence is True
+    site.kind = "clinic"
+    site.save()
+    assert selectors.effective_policy(device=device).image_evidence is False
+    # An admin's say-so is what lets them out.
+    admin = Actor.for_user(world.a.user(Role.ADMIN))
+    services.set_operating_policy(
+        organization=world.a.org, actor=admin, site=site, image_evidence=True
+    )
+    assert selectors.effective_policy(device=device).image_evidence is True
+    services.set_operating_policy(
+        organization=world.a.org, actor=admin, site=site, image_evidence=False
+    )
+    services.set_operating_policy(
+        organization=world.a.org, actor=approver, site=site, evidence_daily_cap=3
+    )
+    assert selectors.effective_policy(device=device).image_evidence is False

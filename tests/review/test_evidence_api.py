@@ -134,6 +134,10 @@ def test_a_decompression_bomb_is_refused_before_it_is_inflated(client, gateway):
         "epoch=epoch-0001-aaaa&sequence=1&reason=curious",
         "epoch=epoch-0001-aaaa&sequence=1&reason=audit&device=7",
         "epoch=epoch-0001-aaaa&sequence=1&sequence=2&reason=audit",
+        "epoch=epoch-0001-aaaa&sequence=%C2%B2&reason=audit",  # a superscript two
+        "epoch=epoch-0001-aaaa&sequence=99999999999999999999&reason=audit",
+        "epoch=epoch-0001-aaaa%0A&sequence=1&reason=audit",  # a trailing newline
+        "epoch=" + "a" * 64 + "%0A&sequence=1&reason=audit",
     ],
 )
 def test_a_bad_reference_is_a_400(client, gateway, query):

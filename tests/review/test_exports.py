@@ -149,8 +149,7 @@ def test_the_manifest_lists_every_file_with_its_digest(world, gateway, version):
     assert manifest["export_id"] == str(export.pk)
     assert manifest["counts"]["samples"] == 2
     assert (manifest["counts"]["images"], manifest["counts"]["json"]) == (1, 1)
-    assert manifest["options"] == {
-        "site_ids": [],
+    assert manifest["options"] == {  # no site ids: identifiers were not asked for
         "model_version_id": None,
         "include_device_ids": False,
         "include_free_text": False,
@@ -269,3 +268,18 @@ def test_formula_leads_in_labels_are_neutralised(world, gateway):
     _, archive = _zip(_export(world.a.org))
     (row,) = _labels(archive)
     assert row["true_class"] == "'=HYPERLINK(1)"
+
+
+def test_a_summarised_sample_keeps_its_summary_and_nothing_else(world, gateway, version):
+    device, _ = gateway
+    body = json.dumps(
+        {
+            "inputs_summary": {"input": {"shape": [1, 40000], "min": 0.0, "max": 1.0}},
+            "site_note": "bay 4",
+        }
+    ).encode()
+    reviewed_sample(device, body, sequence=1)
+    _, archive = _zip(_export(world.a.org))
+    assert json.loads(archive.read("samples/000001.json")) == {
+        "inputs_summary": {"input": {"shape": [1, 40000], "min": 0.0, "max": 1.0}}
+    }

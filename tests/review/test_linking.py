@@ -69,3 +69,67 @@ def test_an_object_left_behind_by_a_lost_unlink_is_swept(gateway):
     sample.refresh_from_db()
     assert sample.status == "deleted" and sample.wrapped_key is None
     assert EvidenceSample.objects.filter(status="deleted").count() == 1
+
+
+def test_a_sample_whose_event_waits_in_a_landed_batch_is_not_refused(gateway):
+    from telemetry import services as telemetry_services
+    from tests.telemetry.builders import batch_body
+
+    device, _ = gateway
+    sample = _receive(device, 8, now=timezone.now() - timedelta(hours=30))
+    # The batch holding its event landed (durable) but no worker has expanded it: an outage.
+    receipt = telemetry_services.land_batch(
+        device=device,
+        body=batch_body([low_confidence(7), low_confidence(8), low_confidence(9)]),
+        content_type="application/json",
+        enqueue=False,
+    )
+    assert services.link_pending_evidence() == {"linked": 0, "unmatched": 0}
+    sample.refresh_from_db()
+    assert sample.status == "pending"
+    telemetry_services.ingest_landed_batch(batch_id=receipt.batch_id)
+    assert services.link_pending_evidence() == {"linked": 1, "unmatched": 0}
+
+
+def test_what_a_reviewer_typed_goes_with_the_evidence(gateway, version):
+    from opshero.actors import Actor
+    from review.models import Review
+
+    device, _ = gateway
+    store_events(device, [low_confidence(4)])
+    sample = _receive(device, 4)
+    services.link_pending_evidence()
+    sample.refresh_from_db()
+    services.submit_review(
+        sample=sample,
+        actor=Actor.system("tests"),
+        true_class="scratch",
+        reason="patient Jane Doe, bed 4",
+    )
+    services.apply_evidence_retention(now=timezone.now() + timedelta(days=31))
+    review = Review.objects.get(sample=sample)
+    assert review.reason == ""
+    assert (review.verdict, review.true_class, review.predicted_class) == (
+        "corrected",
+        "scratch",
+        "dent",
+    )
+
+
+def test_an_epoch_of_another_organisation_is_just_unknown(gateway):
+    from tests.factories import enroll_device, make_org
+
+    device, _ = gateway
+    foreign, _ = enroll_device(make_org())
+    store_events(
+        foreign, [low_confidence(1, epoch="epoch-of-another-org")], epoch="epoch-of-another-org"
+    )
+    sample = services.receive_evidence(
+        device=device,
+        body=json_sample(),
+        content_type="application/json",
+        query=wire.evidence_query(
+            wire.EvidenceRef(epoch="epoch-of-another-org", sequence=1, reason="audit")
+        ),
+    ).sample
+    assert sample.status == "pending"  # nothing about the other tenant is confirmed

@@ -3,7 +3,7 @@ changed schedule, and exports deleted like the evidence."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.utils import timezone
@@ -151,9 +151,15 @@ def test_exports_older_than_the_retention_are_deleted_file_and_row(
     old = exports.create_labelled_export(organization=world.a.org, actor=SYSTEM, build_now=True)
     new = exports.create_labelled_export(organization=world.a.org, actor=SYSTEM, build_now=True)
     assert old.options["site_kinds"] == ["dock"]
-    LabelledExport.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=31))
+    # Exports built before they recorded their samples' deletion time: by their own age.
+    legacy = {"site_kinds": ["dock"]}
+    LabelledExport.objects.filter(pk=old.pk).update(
+        created_at=timezone.now() - timedelta(days=31), options=legacy
+    )
     # 8 days: past a clinic's 7, within a dock's 30: kept (it holds no clinic sample).
-    LabelledExport.objects.filter(pk=new.pk).update(created_at=timezone.now() - timedelta(days=8))
+    LabelledExport.objects.filter(pk=new.pk).update(
+        created_at=timezone.now() - timedelta(days=8), options=legacy
+    )
     old_path = storage.open_path(old.object_name)
     assert old_path.exists()
     with django_capture_on_commit_callbacks(execute=True):
@@ -175,8 +181,27 @@ def test_an_export_holding_clinic_samples_keeps_to_the_clinic_retention(
     export = exports.create_labelled_export(organization=world.a.org, actor=SYSTEM, build_now=True)
     assert export.options["site_kinds"] == ["clinic"]
     LabelledExport.objects.filter(pk=export.pk).update(
-        created_at=timezone.now() - timedelta(days=8)
+        created_at=timezone.now() - timedelta(days=8), options={"site_kinds": ["clinic"]}
     )
     with django_capture_on_commit_callbacks(execute=True):
         assert exports.delete_expired_exports() == 1
+    assert not storage.open_path(export.object_name).exists()
+
+
+def test_an_export_goes_when_the_first_of_its_samples_would(
+    world, gateway, version, django_capture_on_commit_callbacks
+):
+    device, _ = gateway
+    now = timezone.now()
+    reviewed_sample(device, json_sample(n=1), sequence=1, now=now - timedelta(days=20))
+    reviewed_sample(device, json_sample(n=2), sequence=2)
+    export = exports.create_labelled_export(organization=world.a.org, actor=SYSTEM, build_now=True)
+    assert export.samples == 2
+    first_due = now - timedelta(days=20) + timedelta(days=30)
+    assert abs(datetime.fromisoformat(export.options["delete_by"]) - first_due) < timedelta(
+        minutes=1
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert exports.delete_expired_exports(now=now + timedelta(days=9)) == 0
+        assert exports.delete_expired_exports(now=now + timedelta(days=11)) == 1
     assert not storage.open_path(export.object_name).exists()
