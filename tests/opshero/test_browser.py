@@ -79,7 +79,12 @@ def test_overview_on_a_tablet_and_the_audit_filter_over_htmx(page_factory, live_
     expect(audit_link).to_be_hidden()
     toggler.click()
     expect(audit_link).to_be_visible()
-    audit_link.click()
+    # Wait for the menu's opening transition to end (Bootstrap swaps "collapsing" for
+    # "collapse show"): a click while it still slides can land beside the link on a busy machine.
+    expect(page.locator("#sidebar-menu")).to_have_class(re.compile(r"(^|\s)show(\s|$)"))
+    expect(page.locator("#sidebar-menu.collapsing")).to_have_count(0)
+    with page.expect_navigation():
+        audit_link.click()
     expect(page).to_have_url(f"{live_server.url}/o/northwind/audit/")
     rows = page.locator("[data-testid=audit-table] tbody tr")
     expect(rows.nth(4)).to_be_visible()
