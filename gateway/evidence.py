@@ -678,6 +678,16 @@ class EvidenceQueue:
                 else:
                     self._add(_REFUSED_PREFIX + (refused_code or "unknown"), 1)
 
+    def drop_before(self, moment: float) -> int:
+        """Drop the samples queued before ``moment`` (counted as ``dropped``): when the server's
+        daily cap is used up, a backlog from earlier days would otherwise hold back every fresh
+        case for days (the server takes a cap's worth a day, the site makes as many)."""
+        with self._tx():
+            gone = self._db.execute("DELETE FROM samples WHERE queued_at < ?", (moment,)).rowcount
+            if gone:
+                self._add("dropped", gone)
+        return gone
+
     def today_count(self) -> int:
         with self._lock:
             return self._today()[1]
@@ -872,6 +882,15 @@ class EvidenceUploader:
             return "refused"
         retry_after = _seconds(answer.headers.get("retry-after"))
         if answer.status == 429 and code == "evidence_cap":
+            # Today's cap is spent: what was queued on earlier days goes, so tomorrow's quota
+            # serves tomorrow's cases rather than a backlog that never shrinks.
+            day_start = _next_utc_midnight(now) - 86_400
+            stale = self.queue.drop_before(day_start)
+            if stale:
+                log.warning(
+                    "evidence from earlier days dropped after the server's cap",
+                    extra={"fields": {"stale": stale}},
+                )
             until = now + retry_after if retry_after is not None else _next_utc_midnight(now)
             self.held_until = min(until, now + _MAX_HOLD_S)
             self.counts.last_error = "429 evidence_cap: the day's samples are used up"

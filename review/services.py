@@ -10,13 +10,14 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from fleet.models import Device, Site
@@ -286,15 +287,47 @@ def _link(sample: EvidenceSample, event, *, now: datetime) -> None:
     )
 
 
-def link_pending_evidence(*, now: datetime | None = None, limit: int = 5000) -> dict[str, int]:
+def link_pending_evidence(
+    *,
+    now: datetime | None = None,
+    limit: int = 2000,
+    max_pages: int | None = None,
+    budget_s: float = 20.0,
+) -> dict[str, int]:
     """Link pending samples whose events have landed; refuse (delete) those still unmatched after
-    ``protocol.evidence.LINK_WINDOW_HOURS``. Run by beat; safe to run twice at once."""
+    ``protocol.evidence.LINK_WINDOW_HOURS``. Run by beat; safe to run twice at once.
+
+    Walks every pending sample, oldest first, ``limit`` at a time (keyset pages), until they are
+    all looked at, ``max_pages`` pages or ``budget_s`` seconds: samples that never match cannot
+    hold up newer ones whose events have arrived.
+    """
     now = now or timezone.now()
-    pending = list(
-        EvidenceSample.objects.filter(status=S.PENDING)
-        .select_related("device")
-        .order_by("received_at")[:limit]
-    )
+    started = time.monotonic()
+    totals = {"linked": 0, "unmatched": 0}
+    after: tuple[datetime, Any] | None = None
+    pages = 0
+    while True:
+        page = EvidenceSample.objects.filter(status=S.PENDING).select_related("device")
+        if after is not None:
+            page = page.filter(
+                Q(received_at__gt=after[0]) | Q(received_at=after[0], pk__gt=after[1])
+            )
+        pending = list(page.order_by("received_at", "pk")[:limit])
+        if not pending:
+            break
+        outcome = _link_page(pending, now=now)
+        totals["linked"] += outcome["linked"]
+        totals["unmatched"] += outcome["unmatched"]
+        pages += 1
+        after = (pending[-1].received_at, pending[-1].pk)
+        if len(pending) < limit or (max_pages is not None and pages >= max_pages):
+            break
+        if time.monotonic() - started > budget_s:
+            break
+    return totals
+
+
+def _link_page(pending: list[EvidenceSample], *, now: datetime) -> dict[str, int]:
     by_device: dict[int, list[EvidenceSample]] = {}
     for sample in pending:
         by_device.setdefault(sample.device_id, []).append(sample)
@@ -314,8 +347,7 @@ def link_pending_evidence(*, now: datetime | None = None, limit: int = 5000) -> 
                 fresh.save()
                 linked += 1
     cutoff = now - timedelta(hours=wire.LINK_WINDOW_HOURS)
-    # Only samples looked up just now (and still unmatched) may be refused: with more pending
-    # than ``limit``, the rest have not been checked against their events yet. A sample whose
+    # Only samples looked up just now (and still unmatched) may be refused. A sample whose
     # event sits in a landed batch no worker has expanded yet (an ingest outage) waits on.
     overdue = [s for s in pending if s.received_at < cutoff]
     waiting: set[tuple[int, str, int]] = set()

@@ -542,6 +542,21 @@ def test_the_servers_daily_cap_holds_every_sample_until_retry_after_or_midnight(
     assert queue.counts().sent == 2 and len(transport.calls) == 4
 
 
+def test_when_the_cap_is_spent_samples_from_earlier_days_go_and_todays_wait(queue, clock):
+    clock.now = DAY - 86_400  # yesterday, while the gateway was offline
+    assert enqueue(queue, 1)
+    clock.now = DAY
+    assert enqueue(queue, 2)
+    uploader, transport = _uploader(queue, clock, _error(429, "evidence_cap"), _stored())
+    assert uploader.drain_once() == "capped"
+    counts = queue.counts()
+    assert (counts.queued, counts.dropped) == (1, 1)
+    assert queue.head().sequence == 2  # today's case is next, not yesterday's backlog
+    clock.now = MIDNIGHT
+    assert uploader.drain_once() == "sent"
+    assert transport.calls[-1][1].endswith("sequence=2&reason=low_confidence")
+
+
 def test_a_sample_waits_while_its_event_is_not_accepted(queue, clock):
     assert enqueue(queue, 5)
     accepted = {"below": 5}

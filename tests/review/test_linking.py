@@ -36,13 +36,13 @@ def test_only_samples_looked_up_are_refused_as_unmatched(gateway):
     first, second = _receive(device, 1, now=old), _receive(device, 2, now=old)
     # The second one's event is stored, but this pass only looks at one sample (the oldest).
     store_events(device, [low_confidence(2)])
-    outcome = services.link_pending_evidence(limit=1)
+    outcome = services.link_pending_evidence(limit=1, max_pages=1)
     assert outcome == {"linked": 0, "unmatched": 1}
     first.refresh_from_db()
     second.refresh_from_db()
     assert first.status == "unmatched" and first.wrapped_key is None
     assert second.status == "pending"  # not refused unseen
-    assert services.link_pending_evidence(limit=1) == {"linked": 1, "unmatched": 0}
+    assert services.link_pending_evidence(limit=1, max_pages=1) == {"linked": 1, "unmatched": 0}
     run = EvidenceDeletionRun.objects.get()
     assert (run.cause, run.samples) == ("unmatched", 1)
 
@@ -133,3 +133,15 @@ def test_an_epoch_of_another_organisation_is_just_unknown(gateway):
         ),
     ).sample
     assert sample.status == "pending"  # nothing about the other tenant is confirmed
+
+
+def test_samples_that_never_match_do_not_hold_up_newer_ones(gateway):
+    device, _ = gateway
+    for sequence in (1, 2, 3):  # older, never matched (within the link window still)
+        _receive(device, sequence, now=timezone.now() - timedelta(hours=2))
+    newer = _receive(device, 10)
+    store_events(device, [low_confidence(10)])
+    # Pages of two: the newer sample is on the second page and still linked in one pass.
+    assert services.link_pending_evidence(limit=2) == {"linked": 1, "unmatched": 0}
+    newer.refresh_from_db()
+    assert newer.status == "linked"
