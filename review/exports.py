@@ -210,7 +210,13 @@ def build_labelled_export(export_id) -> LabelledExport:
     )
     try:
         archive, built, manifest_sha256 = _build_zip(export)
-        storage.write_object(name, archive)
+        sealed = crypto.seal(
+            archive,
+            master=settings.EVIDENCE_MASTER_KEY,
+            organization_id=export.organization_id,
+            sample_id=_export_key_id(export),
+        )
+        storage.write_object(name, sealed.ciphertext)
     except Exception as exc:
         log.exception("labelled export %s failed", export.pk)
         storage.delete_object(name)
@@ -223,6 +229,7 @@ def build_labelled_export(export_id) -> LabelledExport:
         sha256=hashlib.sha256(archive).hexdigest(),
         manifest_sha256=manifest_sha256,
         object_name=name,
+        wrapped_key=sealed.wrapped_key,
         site_kinds=sorted(built.site_kinds),
         delete_by=built.delete_by,
     )
@@ -506,3 +513,33 @@ def delete_expired_exports(now: datetime | None = None) -> int:
             transaction.on_commit(lambda name=name: storage.delete_object(name))
         deleted += 1
     return deleted
+
+
+def _export_key_id(export: LabelledExport) -> str:
+    # Bound into the encryption's associated data: an export's object never opens as a sample's.
+    return f"export:{export.pk}"
+
+
+def open_export(export: LabelledExport) -> bytes:
+    """The export's zip, decrypted (``NotFound`` when it is gone, ``EvidenceTamperedError``
+    when it does not authenticate). The caller audits the read."""
+    from .services import EvidenceTamperedError
+
+    if not export.object_name or export.wrapped_key is None:
+        raise NotFound("This export has no file.", code="export_missing")
+    try:
+        ciphertext = storage.read_object(export.object_name)
+    except FileNotFoundError:
+        raise NotFound("This export's file is gone.", code="export_missing") from None
+    try:
+        return crypto.open_sample(
+            ciphertext,
+            bytes(export.wrapped_key),
+            master=settings.EVIDENCE_MASTER_KEY,
+            organization_id=export.organization_id,
+            sample_id=_export_key_id(export),
+        )
+    except crypto.EvidenceTampered:
+        raise EvidenceTamperedError(
+            "This export failed its integrity check; it is not served.", code="export_tampered"
+        ) from None

@@ -263,6 +263,9 @@ class LabelledExport(models.Model):
     sha256 = models.CharField(max_length=64, blank=True)
     manifest_sha256 = models.CharField(max_length=64, blank=True)
     object_name = models.CharField(max_length=200, blank=True)
+    # The zip is encrypted at rest like a sample (review.crypto, its own data key): with
+    # identifiers or free text chosen it is no longer de-identified.
+    wrapped_key = models.BinaryField(null=True)
     error = models.TextField(blank=True)
     finished_at = models.DateTimeField(null=True)
 

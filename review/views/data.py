@@ -3,6 +3,8 @@ export (list, create, download), the deletion report and the retention schedule.
 
 from __future__ import annotations
 
+import io
+
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -19,7 +21,7 @@ from opshero.roles import Action
 from opshero.tenancy import org_view
 from telemetry.charts import figure_json
 
-from .. import exports, ledger, services, storage
+from .. import exports, ledger, services
 from ..data_forms import EvidenceSettingsForm, LabelledExportForm
 from ..models import LabelledExport
 from ..selectors import evidence_settings_for
@@ -205,12 +207,13 @@ def export_download(request: HttpRequest, export_id) -> FileResponse:
     if export is None:
         raise Http404("No such export.")
     try:
-        name = exports.record_export_download(export=export, actor=Actor.from_request(request))
+        data = exports.open_export(export)  # decrypted in memory (exports are at rest sealed)
+        exports.record_export_download(export=export, actor=Actor.from_request(request))
     except NotFound as exc:
         raise Http404(exc.message) from None
     file_name = f"labelled-export-{export.created_at:%Y%m%d-%H%M}-{str(export.pk)[:8]}.zip"
     response = FileResponse(
-        storage.open_path(name).open("rb"),
+        io.BytesIO(data),
         as_attachment=True,
         filename=file_name,
         content_type="application/zip",

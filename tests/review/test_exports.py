@@ -35,7 +35,11 @@ def _export(org, **options) -> LabelledExport:
 
 
 def _zip(export: LabelledExport) -> tuple[bytes, zipfile.ZipFile]:
-    data = storage.read_object(export.object_name)
+    export.refresh_from_db()
+    on_disk = storage.read_object(export.object_name)
+    data = exports.open_export(export)
+    assert not on_disk.startswith(b"PK") and data.startswith(b"PK")  # sealed at rest
+    assert data not in on_disk
     return data, zipfile.ZipFile(io.BytesIO(data))
 
 
