@@ -33,7 +33,9 @@ def _receive(device, sequence: int, *, now=None, body=None):
 def test_only_samples_looked_up_are_refused_as_unmatched(gateway):
     device, _ = gateway
     old = timezone.now() - timedelta(hours=30)
-    first, second = _receive(device, 1, now=old), _receive(device, 2, now=old)
+    # Received a minute apart: the first is the oldest, so a one-sample page takes it.
+    first = _receive(device, 1, now=old - timedelta(minutes=1))
+    second = _receive(device, 2, now=old)
     # The second one's event is stored, but this pass only looks at one sample (the oldest).
     store_events(device, [low_confidence(2)])
     outcome = services.link_pending_evidence(limit=1, max_pages=1)
