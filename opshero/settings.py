@@ -234,16 +234,16 @@ REISSUE_MIN_VALIDITY = timedelta(days=env.int("REISSUE_MIN_VALIDITY_DAYS", defau
 ROLLOUT_EVALUATE_SECONDS = env.float("ROLLOUT_EVALUATE_SECONDS", default=5.0)
 
 
-def _signing_master_key() -> bytes:
-    """The key that encrypts signing keys at rest: required in production, generated once
-    into var/ in development."""
-    value = env.str("SIGNING_MASTER_KEY", default="")
+def _master_key(name: str) -> bytes:
+    """A master secret from the environment variable ``name`` (base64 of 32+ random bytes):
+    required in production, generated once into var/<name in lower case> in development."""
+    value = env.str(name, default="")
     if not value:
         if PRODUCTION:
             raise ImproperlyConfigured(
-                "SIGNING_MASTER_KEY must be set in production (base64 of 32+ random bytes)."
+                f"{name} must be set in production (base64 of 32+ random bytes)."
             )
-        key_file = VAR_DIR / "signing_master_key"
+        key_file = VAR_DIR / name.lower()
         if not key_file.exists():
             key_file.write_text(base64.b64encode(secrets.token_bytes(32)).decode())
             key_file.chmod(0o600)
@@ -251,42 +251,19 @@ def _signing_master_key() -> bytes:
     try:
         key = base64.b64decode(value, validate=True)
     except ValueError as exc:
-        raise ImproperlyConfigured("SIGNING_MASTER_KEY is not valid base64.") from exc
+        raise ImproperlyConfigured(f"{name} is not valid base64.") from exc
     if len(key) < 32:
-        raise ImproperlyConfigured("SIGNING_MASTER_KEY must decode to at least 32 bytes.")
+        raise ImproperlyConfigured(f"{name} must decode to at least 32 bytes.")
     return key
 
 
-SIGNING_MASTER_KEY = _signing_master_key()
-
-
-def _evidence_master_key() -> bytes:
-    """The secret evidence data keys are wrapped under (review.crypto): distinct from the signing
-    master key, so a leak of one never opens the other. Required in production, generated once
-    into var/ in development."""
-    value = env.str("EVIDENCE_MASTER_KEY", default="")
-    if not value:
-        if PRODUCTION:
-            raise ImproperlyConfigured(
-                "EVIDENCE_MASTER_KEY must be set in production (base64 of 32+ random bytes)."
-            )
-        key_file = VAR_DIR / "evidence_master_key"
-        if not key_file.exists():
-            key_file.write_text(base64.b64encode(secrets.token_bytes(32)).decode())
-            key_file.chmod(0o600)
-        value = key_file.read_text().strip()
-    try:
-        key = base64.b64decode(value, validate=True)
-    except ValueError as exc:
-        raise ImproperlyConfigured("EVIDENCE_MASTER_KEY is not valid base64.") from exc
-    if len(key) < 32:
-        raise ImproperlyConfigured("EVIDENCE_MASTER_KEY must decode to at least 32 bytes.")
-    if key == SIGNING_MASTER_KEY:
-        raise ImproperlyConfigured("EVIDENCE_MASTER_KEY must differ from SIGNING_MASTER_KEY.")
-    return key
-
-
-EVIDENCE_MASTER_KEY = _evidence_master_key()
+# Encrypts signing keys at rest.
+SIGNING_MASTER_KEY = _master_key("SIGNING_MASTER_KEY")
+# Evidence data keys are wrapped under keys derived from it (review.crypto); distinct from the
+# signing master key, so a leak of one never opens the other.
+EVIDENCE_MASTER_KEY = _master_key("EVIDENCE_MASTER_KEY")
+if EVIDENCE_MASTER_KEY == SIGNING_MASTER_KEY:
+    raise ImproperlyConfigured("EVIDENCE_MASTER_KEY must differ from SIGNING_MASTER_KEY.")
 # Encrypted evidence objects (one file a sample); their data keys live in the database.
 EVIDENCE_ROOT = Path(env.str("EVIDENCE_ROOT", default=str(VAR_DIR / "evidence")))
 # Default retention of evidence samples (an organisation changes it on the review settings page).
