@@ -1,0 +1,338 @@
+"""The ROI calculator form: low / likely / high per input, grouped by the seed's sections."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from opshero.errors import DomainError
+
+from ..engine import (
+    INPUT_SPECS,
+    PLACEMENTS,
+    SECTION_LABELS,
+    SPEC_BY_NAME,
+    RoiInputs,
+    Section,
+)
+from ..reports import PLACEMENT_LABELS, format_number
+from ..rules import (
+    PlanningInputError,
+)
+from .common import ErrorSlot, slot_id
+
+# --- ROI calculator -----------------------------------------------------------------------------
+
+POINTS = ("low", "likely", "high")
+SCENARIO_INTEGER_FIELDS = ("sites", "devices_per_site", "gateways_per_site", "horizon_months")
+SCENARIO_LABELS = {
+    "sites": ("Active sites", ""),
+    "devices_per_site": ("Devices per site", ""),
+    "gateways_per_site": ("Gateways per site", "for near-edge"),
+    "annual_discount_rate_pct": ("Discount rate", "% per year"),
+    "horizon_months": ("Horizon", "months"),
+    "hybrid_local_tier": ("Hybrid runs locally", ""),
+}
+
+
+@dataclass
+class EstimateRow:
+    name: str
+    label: str
+    sublabel: str
+    unit: str
+    low: str
+    likely: str
+    high: str
+    source: str
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def dom_id(self) -> str:
+        return self.name.replace(".", "-")
+
+    @property
+    def slot(self) -> str:
+        return slot_id(self.name)
+
+
+@dataclass
+class InputGroup:
+    key: str
+    label: str
+    unit: str
+    rows: list[EstimateRow]
+
+
+@dataclass
+class SectionGroup:
+    key: str
+    label: str
+    groups: list[InputGroup]
+
+    @property
+    def error_count(self) -> int:
+        return sum(bool(row.errors) for group in self.groups for row in group.rows)
+
+
+class CalculatorForm:
+    """The calculator's ~80 three-point estimates and the fleet shape, as posted.
+
+    Not a ``django.forms.Form``: the inputs are declared once in ``roi.engine.INPUT_SPECS`` and
+    validated by the engine, which reports every problem by the input's flat name (e.g.
+    ``latency.time_to_action_s.cloud``). Field names in the page are that name plus
+    ``.low`` / ``.likely`` / ``.high`` / ``.source``.
+    """
+
+    def __init__(
+        self,
+        data: Mapping[str, Any] | None = None,
+        *,
+        inputs: RoiInputs | None = None,
+        name: str = "",
+        focus: str = "",
+    ) -> None:
+        self.is_bound = data is not None
+        self.errors: dict[str, list[str]] = {}
+        self.non_field_errors: list[str] = []
+        self.inputs: RoiInputs | None = None
+        self.raw: dict[str, str] = {}
+        if data is not None:
+            self.raw = {key: str(data.get(key, "")).strip() for key in self._field_names()}
+            self.raw["name"] = str(data.get("name", "")).strip()
+            self.raw["focus"] = str(data.get("focus", "")).strip()
+        elif inputs is not None:
+            self.raw = self._raw_from(inputs)
+            self.raw["name"] = name or inputs.name
+            self.raw["focus"] = focus
+            self.inputs = inputs
+        self._validated = False
+
+    # -- names --
+
+    @staticmethod
+    def _field_names() -> list[str]:
+        names = []
+        for spec in INPUT_SPECS:
+            for input_name in spec.names:
+                names += [f"{input_name}.{point}" for point in (*POINTS, "source")]
+        for key in SCENARIO_LABELS:
+            names += [f"scenario.{key}", f"scenario.notes.{key}"]
+        return names
+
+    @staticmethod
+    def _raw_from(inputs: RoiInputs) -> dict[str, str]:
+        raw: dict[str, str] = {}
+        for input_name, estimate in inputs.estimates.items():
+            raw[f"{input_name}.low"] = format_number(estimate.low)
+            raw[f"{input_name}.likely"] = format_number(estimate.likely)
+            raw[f"{input_name}.high"] = format_number(estimate.high)
+            raw[f"{input_name}.source"] = estimate.source
+        scenario = inputs.scenario
+        for key in SCENARIO_INTEGER_FIELDS:
+            raw[f"scenario.{key}"] = str(getattr(scenario, key))
+        raw["scenario.annual_discount_rate_pct"] = format_number(
+            round(scenario.annual_discount_rate * 100, 6)
+        )
+        raw["scenario.hybrid_local_tier"] = str(scenario.hybrid_local_tier)
+        for key, note in scenario.notes.items():
+            target = "annual_discount_rate_pct" if key == "annual_discount_rate" else key
+            raw[f"scenario.notes.{target}"] = note
+        return raw
+
+    # -- validation --
+
+    def to_dict(self) -> dict[str, Any]:
+        """The posted values in ``RoiInputs.from_dict`` shape (numbers parsed there)."""
+        estimates = {}
+        for spec in INPUT_SPECS:
+            for input_name in spec.names:
+                estimates[input_name] = {
+                    point: self.raw.get(f"{input_name}.{point}", "") for point in POINTS
+                }
+                estimates[input_name]["source"] = self.raw.get(f"{input_name}.source", "")
+        scenario: dict[str, Any] = {}
+        for key in SCENARIO_INTEGER_FIELDS:
+            scenario[key] = self.raw.get(f"scenario.{key}") or None
+        if scenario["horizon_months"] is None:
+            # The engine would quietly fall back to 36 months; a cleared field is a mistake.
+            self.errors["scenario.horizon_months"] = ["This figure is required."]
+        scenario["hybrid_local_tier"] = self.raw.get("scenario.hybrid_local_tier") or None
+        notes = {}
+        for key in SCENARIO_LABELS:
+            note = self.raw.get(f"scenario.notes.{key}", "")
+            if note:
+                notes["annual_discount_rate" if key == "annual_discount_rate_pct" else key] = note
+        scenario["notes"] = notes
+        rate = self.raw.get("scenario.annual_discount_rate_pct", "")
+        try:
+            percent = float(rate)
+        except ValueError:
+            self.errors["scenario.annual_discount_rate_pct"] = ["Enter a number (e.g. 10)."]
+            percent = None
+        if percent is not None and not 0 <= percent <= 100:
+            self.errors["scenario.annual_discount_rate_pct"] = ["Between 0 and 100 % a year."]
+        scenario["annual_discount_rate"] = None if percent is None else round(percent / 100, 8)
+        return {"name": self.raw.get("name", ""), "scenario": scenario, "estimates": estimates}
+
+    def is_valid(self) -> bool:
+        if not self._validated:
+            self._validated = True
+            if self.is_bound:
+                data = self.to_dict()
+                try:
+                    self.inputs = RoiInputs.from_dict(data)
+                except PlanningInputError as exc:
+                    self.inputs = None
+                    for key, reasons in {**self._range_errors(data, exc), **exc.fields}.items():
+                        if key == "scenario.annual_discount_rate" and (
+                            "scenario.annual_discount_rate_pct" in self.errors
+                        ):
+                            continue
+                        target = (
+                            "scenario.annual_discount_rate_pct"
+                            if key == "scenario.annual_discount_rate"
+                            else key
+                        )
+                        self.errors.setdefault(target, []).extend(reasons)
+                if self.errors:
+                    self.inputs = None
+        return self.inputs is not None and not self.errors
+
+    @staticmethod
+    def _range_errors(data: dict[str, Any], first: PlanningInputError) -> dict[str, list[str]]:
+        """Range and order problems of the inputs that did parse.
+
+        The engine parses first and checks ranges only once everything is a number; a person
+        fixing a form wants every problem at once, so the unparseable values are stood in for
+        by valid placeholders and the rest is checked again.
+        """
+        repaired = {
+            "name": data["name"],
+            "scenario": dict(data["scenario"]),
+            "estimates": dict(data["estimates"]),
+        }
+        for key in first.fields:
+            if key in SPEC_BY_NAME:
+                bound = SPEC_BY_NAME[key].minimum
+                repaired["estimates"][key] = {"low": bound, "likely": bound, "high": bound}
+            elif key.startswith("scenario."):
+                field_name = key.removeprefix("scenario.")
+                placeholder = {"annual_discount_rate": 0.1, "hybrid_local_tier": "near_edge"}
+                repaired["scenario"][field_name] = placeholder.get(field_name, 1)
+        try:
+            RoiInputs.from_dict(repaired)
+        except PlanningInputError as exc:
+            return {key: reasons for key, reasons in exc.fields.items() if key not in first.fields}
+        return {}
+
+    def add_domain_error(self, error: DomainError) -> None:
+        placed = False
+        for key, reasons in error.fields.items():
+            target = "scenario.annual_discount_rate_pct" if key.endswith("discount_rate") else key
+            if target in self.raw or target == "name":
+                self.errors.setdefault(target, []).extend(reasons)
+                placed = True
+        if not placed:
+            self.non_field_errors.append(error.message)
+
+    # -- presentation --
+
+    @property
+    def name(self) -> str:
+        return self.raw.get("name", "")
+
+    @property
+    def focus(self) -> str:
+        return self.raw.get("focus", "")
+
+    def sections(self) -> list[SectionGroup]:
+        grouped: dict[Section, list[InputGroup]] = {section: [] for section in Section}
+        for spec in INPUT_SPECS:
+            rows = []
+            for input_name in spec.names:
+                sublabel = (
+                    PLACEMENT_LABELS[input_name.rsplit(".", 1)[1]] if spec.per_placement else ""
+                )
+                rows.append(
+                    EstimateRow(
+                        name=input_name,
+                        label=spec.label,
+                        sublabel=sublabel,
+                        unit=spec.unit,
+                        low=self.raw.get(f"{input_name}.low", ""),
+                        likely=self.raw.get(f"{input_name}.likely", ""),
+                        high=self.raw.get(f"{input_name}.high", ""),
+                        source=self.raw.get(f"{input_name}.source", ""),
+                        errors=self.errors.get(input_name, []),
+                    )
+                )
+            grouped[spec.section].append(InputGroup(spec.key, spec.label, spec.unit, rows))
+        return [
+            SectionGroup(section.value, SECTION_LABELS[section], groups)
+            for section, groups in grouped.items()
+        ]
+
+    def scenario_fields(self) -> list[dict[str, Any]]:
+        fields = []
+        for key, (label, unit) in SCENARIO_LABELS.items():
+            name = f"scenario.{key}"
+            fields.append(
+                {
+                    "key": key,
+                    "name": name,
+                    "dom_id": name.replace(".", "-"),
+                    "label": label,
+                    "unit": unit,
+                    "value": self.raw.get(name, ""),
+                    "note": self.raw.get(f"scenario.notes.{key}", ""),
+                    "note_name": f"scenario.notes.{key}",
+                    "errors": self.errors.get(name, []),
+                    "slot": slot_id(name),
+                }
+            )
+        return fields
+
+    SHOWN_ERRORS = "_shown_errors"
+
+    def error_slots(self, shown: str = "") -> list[ErrorSlot]:
+        """The error slots to refresh out of band: the inputs wrong now, and those the page
+        still shows as wrong (``shown``, the page's own list), which this answer clears.
+
+        Refreshing only these keeps a valid recompute's answer free of some ninety empty
+        out-of-band swaps.
+        """
+        names = [f"scenario.{key}" for key in SCENARIO_LABELS]
+        names += [n for spec in INPUT_SPECS for n in spec.names]
+        names.append("name")
+        wanted = set(self.errors) | {name for name in shown.split(",") if name}
+        return [
+            ErrorSlot(slot_id(name), self.errors.get(name, [])) for name in names if name in wanted
+        ]
+
+    @property
+    def shown_errors(self) -> str:
+        """What the page shows as wrong after this answer (sent back on the next recompute)."""
+        return ",".join(sorted(self.errors))
+
+    def error_summary(self) -> list[tuple[str, str, list[str]]]:
+        """(anchor id, label, reasons) for the errors list above the results."""
+        labels = {f"scenario.{key}": label for key, (label, _unit) in SCENARIO_LABELS.items()}
+        for spec in INPUT_SPECS:
+            for input_name in spec.names:
+                suffix = input_name.rsplit(".", 1)[1] if spec.per_placement else ""
+                place = f" ({PLACEMENT_LABELS[suffix]})" if suffix else ""
+                labels[input_name] = f"{spec.label}{place}"
+        labels["name"] = "Scenario name"
+        return [
+            (key.replace(".", "-"), labels.get(key, key), reasons)
+            for key, reasons in self.errors.items()
+        ]
+
+    @staticmethod
+    def placement_choices() -> list[tuple[str, str]]:
+        return [(str(p), PLACEMENT_LABELS[str(p)]) for p in PLACEMENTS]
+
+
+# --- Scorecard --------------------------------------------------------------------------------
