@@ -3,7 +3,9 @@
 Target from DESIGN.md: <= 100 ms. Runs the logistics dock-vision preset (80 inputs, every one
 a range), warms up, then times the Monte Carlo plus the tornado for each repetition and prints
 one figure per line (wall-clock, plus the process CPU time so a busy machine shows up).
-Run from the repository root:
+Side by side in the same run, a baseline: the same preset drawn independently (no paired
+groups) with every site live from month 1, i.e. what the model cost before paired draws and
+the ramp. Run from the repository root:
 
     .venv/bin/python benchmarks/bench_roi_montecarlo.py [--repetitions 50] [--workers 2]
 """
@@ -15,6 +17,7 @@ import os
 import platform
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -42,6 +45,15 @@ def main() -> None:
 
     inputs = preset(workflow=Workflow.LOGISTICS_DOCK_VISION)
     uncertain = sum(not inputs.estimates[name].is_exact for name in INPUT_NAMES)
+    baseline = replace(
+        inputs.with_scenario(build_months=0, pilot_sites=0, pilot_months=0),
+        correlations=(),
+    )
+
+    def run_baseline() -> float:
+        start = time.perf_counter()
+        simulate(inputs=baseline, draws=DEFAULT_DRAWS, seed=0, workers=args.workers)
+        return (time.perf_counter() - start) * 1000
 
     def run() -> tuple[float, float, float]:
         cpu_start = time.process_time()  # all threads of this process
@@ -55,6 +67,8 @@ def main() -> None:
 
     for _ in range(args.warmup):
         run()
+        run_baseline()
+    baselines: list[float] = []
     monte_carlo: list[float] = []
     tornadoes: list[float] = []
     totals: list[float] = []
@@ -65,6 +79,7 @@ def main() -> None:
         tornadoes.append(tornado_ms)
         totals.append(mc_ms + tornado_ms)
         cpu_totals.append(cpu_ms)
+        baselines.append(run_baseline())
 
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     p95 = percentile(totals, 95)
@@ -79,6 +94,10 @@ def main() -> None:
     print(f"repetitions: {args.repetitions} (after {args.warmup} warm-up runs)")
     print(f"monte carlo P50 ms: {percentile(monte_carlo, 50):.1f}")
     print(f"monte carlo P95 ms: {percentile(monte_carlo, 95):.1f}")
+    print(
+        f"baseline monte carlo (independent draws, no ramp) P50 ms: {percentile(baselines, 50):.1f}"
+    )
+    print(f"baseline monte carlo P95 ms: {percentile(baselines, 95):.1f}")
     print(f"tornado P50 ms: {percentile(tornadoes, 50):.1f}")
     print(f"tornado P95 ms: {percentile(tornadoes, 95):.1f}")
     print(f"monte carlo + tornado P50 ms: {percentile(totals, 50):.1f}")

@@ -20,6 +20,7 @@ class PlatformVerb(AuditVerb):
     ORGANIZATION_CREATED = "organization.created"
     # The four-eyes relaxation for organisations with a single approver, switched on or off.
     APPROVAL_POLICY_CHANGED = "organization.approval_policy_changed"
+    CURRENCY_CHANGED = "organization.currency_changed"
     MEMBER_ADDED = "member.added"
     MEMBER_ROLE_CHANGED = "member.role_changed"
     MEMBER_REMOVED = "member.removed"

@@ -50,6 +50,10 @@ class AddMemberForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
 
 
+class CurrencyForm(forms.Form):
+    currency = forms.CharField(max_length=8)
+
+
 class ApprovalPolicyForm(forms.Form):
     single_approver = forms.BooleanField(required=False)
     reason = forms.CharField(max_length=1000)

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from .money import DEFAULT_CURRENCY, normalise_currency
 from .roles import Action, Role, role_can
+
+
+def validate_currency(value: str) -> None:
+    try:
+        if normalise_currency(value) != value:
+            raise ValidationError("Use the upper-case ISO 4217 code, such as EUR.")
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
 
 
 class Organization(models.Model):
@@ -24,6 +34,11 @@ class Organization(models.Model):
     # late replay never re-inserts deleted data (telemetry.retention).
     telemetry_retention_days = models.PositiveSmallIntegerField(
         default=30, validators=[MinValueValidator(1), MaxValueValidator(3650)]
+    )
+    # Every money figure the organisation enters and sees is in this ISO 4217 currency; nothing
+    # converts (opshero.money).
+    currency = models.CharField(
+        max_length=3, default=DEFAULT_CURRENCY, validators=[validate_currency]
     )
     created_at = models.DateTimeField(default=timezone.now)
 

@@ -16,6 +16,7 @@ from .actors import Actor
 from .audit import PlatformVerb
 from .errors import Conflict, InvalidInput
 from .models import ApiToken, AuditEvent, Membership, Organization
+from .money import normalise_currency
 from .roles import Role
 from .tokens import hash_token, new_token
 
@@ -188,6 +189,30 @@ def set_single_approver(
             "reason": reason[:1000],
             "approvers": approver_count(organization),
         },
+    )
+    return organization
+
+
+@transaction.atomic
+def set_currency(*, organization: Organization, currency: str, actor: Actor) -> Organization:
+    """Set the organisation's ISO 4217 currency (audited). Figures are relabelled, never
+    converted: the planning inputs were entered in the organisation's currency."""
+    try:
+        code = normalise_currency(currency)
+    except ValueError as exc:
+        raise InvalidInput("Not a currency.", fields={"currency": [str(exc)]}) from None
+    organization = Organization.objects.select_for_update().get(pk=organization.pk)
+    if organization.currency == code:
+        return organization
+    old = organization.currency
+    organization.currency = code
+    organization.save(update_fields=["currency"])
+    record_audit_event(
+        organization=organization,
+        actor=actor,
+        verb=PlatformVerb.CURRENCY_CHANGED,
+        target=organization,
+        data={"from": old, "to": code},
     )
     return organization
 

@@ -14,6 +14,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 
+from .money import use_currency
 from .roles import Action
 from .selectors import membership_for
 
@@ -42,7 +43,8 @@ def org_view(action: Action = Action.VIEW) -> Callable:
             request.membership = membership
             if request.session.get(SESSION_ORG_KEY) != org:  # write the session only on a switch
                 request.session[SESSION_ORG_KEY] = org
-            return view(request, *args, **kwargs)
+            with use_currency(request.org.currency):
+                return view(request, *args, **kwargs)
 
         wrapper.org_action = action
         return wrapper

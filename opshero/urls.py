@@ -73,6 +73,7 @@ org_patterns = [
     path("members/", views.members, name="members"),
     path("members/add/", views.member_add, name="member-add"),
     path("members/approval-policy/", views.approval_policy, name="approval-policy"),
+    path("members/currency/", views.org_currency, name="org-currency"),
     path("members/<int:membership_id>/role/", views.member_role, name="member-role"),
     path("members/<int:membership_id>/remove/", views.member_remove, name="member-remove"),
     path("audit/", views.audit, name="audit"),

@@ -20,6 +20,7 @@ from .forms import (
     AddMemberForm,
     ApiTokenForm,
     ApprovalPolicyForm,
+    CurrencyForm,
     MemberRoleForm,
     ThrottledAuthenticationForm,
 )
@@ -72,9 +73,34 @@ def _members_context(request: HttpRequest, **extra) -> dict:
         "role_descriptions": [(role.label, ROLE_DESCRIPTIONS[role]) for role in Role],
         "add_form": extra.pop("add_form", None) or AddMemberForm(),
         "policy_form": extra.pop("policy_form", None) or ApprovalPolicyForm(),
+        "currency_form": extra.pop("currency_form", None) or CurrencyForm(),
         "approvers": services.approver_count(request.org),
         **extra,
     }
+
+
+@require_POST
+@org_view(Action.MANAGE_MEMBERS)
+def org_currency(request: HttpRequest) -> HttpResponse:
+    """Set the organisation's ISO 4217 currency, shown beside every money figure."""
+    form = CurrencyForm(request.POST)
+    return handle_form_post(
+        request,
+        form=form,
+        perform=lambda: services.set_currency(
+            organization=request.org,
+            currency=form.cleaned_data["currency"],
+            actor=Actor.from_request(request),
+        ),
+        success_message=lambda org: f"Money is now shown in {org.currency}.",
+        redirect_to=lambda _: resolve_url("members", org=request.org.slug),
+        render_invalid=lambda status: render(
+            request,
+            "opshero/members.html",
+            _members_context(request, currency_form=form),
+            status=status,
+        ),
+    )
 
 
 @require_POST

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from roi.engine import PLACEMENTS, RoiResult, TornadoResult
-from roi.reports import PLACEMENT_LABELS, format_money
+from roi.reports import PLACEMENT_LABELS, current_currency, format_money
 from roi.scorecard import Category, RankedStack
 
 PLACEMENT_COLOURS = {
@@ -181,7 +181,12 @@ def cashflow_figure(result: RoiResult, *, focus: str = "") -> dict[str, Any]:
         height=380,
         margin={"l": 10, "r": 10, "t": 20, "b": 50},
         xaxis={"title": {"text": "Month"}, "dtick": 6, "range": [0, result.horizon_months]},
-        yaxis={"tickformat": ",.0f", "automargin": True, "zeroline": False},
+        yaxis={
+            "title": {"text": f"Cumulative cash flow ({current_currency() or 'money'})"},
+            "tickformat": ",.0f",
+            "automargin": True,
+            "zeroline": False,
+        },
         shapes=[
             {
                 "type": "line",

@@ -192,7 +192,7 @@ INPUT_SPECS: tuple[InputSpec, ...] = (
     InputSpec(
         "offline.revenue_lost_per_outage_hour",
         _S.OFFLINE,
-        "Revenue lost per outage hour per site",
+        "Revenue lost per hour the workflow stops, per site",
         "per h",
         0,
         10_000_000,
@@ -200,7 +200,7 @@ INPUT_SPECS: tuple[InputSpec, ...] = (
     InputSpec(
         "offline.completes_offline",
         _S.OFFLINE,
-        "Share of workflow completing offline",
+        "Share of the workflow that keeps working in a WAN outage",
         "share",
         0,
         1,
@@ -371,14 +371,6 @@ INPUT_SPECS: tuple[InputSpec, ...] = (
         100_000,
     ),
     InputSpec(
-        "tco.hybrid_cloud_share",
-        _S.TCO,
-        "Share of events a hybrid sends to the cloud",
-        "share",
-        0,
-        1,
-    ),
-    InputSpec(
         "tco.bandwidth_per_site",
         _S.TCO,
         "Extra bandwidth cost per site per month",
@@ -441,11 +433,121 @@ class Distribution(StrEnum):
     TRIANGULAR = "triangular"
 
 
+@dataclass(frozen=True)
+class Correlation:
+    """Inputs drawn together in the Monte Carlo (a Gaussian copula on their ranks).
+
+    ``rho`` is the correlation of any two members' normal scores.
+
+    ``rho`` 1 means one shared percentile: when today's time-to-action is drawn at its 80th
+    percentile, so is every placement's, and the saving is never the difference of two
+    unrelated draws. A group with ``rho`` 1 also swings as one bar in the tornado.
+    """
+
+    key: str
+    label: str
+    names: tuple[str, ...]
+    rho: float = 1.0
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "label": self.label,
+            "names": list(self.names),
+            "rho": self.rho,
+            "note": self.note,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Correlation:
+        return cls(
+            key=str(data["key"]),
+            label=str(data.get("label", data["key"])),
+            names=tuple(str(name) for name in data.get("names", ())),
+            rho=float(data.get("rho", 1.0)),
+            note=str(data.get("note", "")),
+        )
+
+
+def _placement_names(key: str) -> tuple[str, ...]:
+    return tuple(f"{key}.{placement}" for placement in PLACEMENTS)
+
+
+# With-AI inputs and the "today" input they improve on (lower is better for both).
+IMPROVEMENT_PAIRS: dict[str, str] = {
+    "latency.time_to_action_s": "latency.baseline_time_to_action_s",
+    "accuracy.error_rate": "accuracy.baseline_error_rate",
+}
+
+DEFAULT_CORRELATIONS: tuple[Correlation, ...] = (
+    Correlation(
+        "time_to_action",
+        "Time-to-action today and with AI",
+        ("latency.baseline_time_to_action_s", *_placement_names("latency.time_to_action_s")),
+        note="A slow dock is slow with or without AI: today's figure and every placement's "
+        "are drawn at the same percentile, so the time saved is never the gap between two "
+        "unrelated draws.",
+    ),
+    Correlation(
+        "error_rate",
+        "Error rate today and with AI",
+        ("accuracy.baseline_error_rate", *_placement_names("accuracy.error_rate")),
+        note="Hard footage is hard for people and models alike: today's error rate and each "
+        "placement's are drawn at the same percentile.",
+    ),
+    Correlation(
+        "integration",
+        "Integration project, every placement",
+        _placement_names("tco.integration"),
+        note="One team builds whichever placement is chosen: if the project overruns, it "
+        "overruns for all of them.",
+    ),
+    Correlation(
+        "support",
+        "Support hours, every placement",
+        _placement_names("tco.support_hours_per_month"),
+        note="The same operations team supports whichever placement runs.",
+    ),
+)
+
+
+class ResidualValue(StrEnum):
+    """What the hardware still in service is worth at the horizon."""
+
+    STRAIGHT_LINE = "straight_line"
+    NONE = "none"
+
+
+RESIDUAL_LABELS = {
+    ResidualValue.STRAIGHT_LINE: "Straight-line residual value at the horizon",
+    ResidualValue.NONE: "No residual value (hardware written off at the horizon)",
+}
+
+HYBRID_TIER_FIELDS: dict[Tier, str] = {
+    Tier.ON_DEVICE: "hybrid_on_device_share",
+    Tier.NEAR_EDGE: "hybrid_near_edge_share",
+    Tier.CLOUD: "hybrid_cloud_share",
+}
+
+
 @dataclass(frozen=True, kw_only=True)
 class Scenario:
-    """The fleet shape and finance conventions: plain figures, not ranges.
+    """The fleet shape, the roll-out ramp and the finance conventions: plain figures.
 
     ``notes`` holds the source or reasoning of each figure, keyed by field name.
+
+    The hybrid is two (or three) tiers, each with the share of events it serves:
+    ``hybrid_on_device_share`` + ``hybrid_near_edge_share`` + ``hybrid_cloud_share`` = 1. Each
+    local tier in the mix buys its own hardware (on-device: NPU devices for its share of each
+    site's devices, rounded up; near-edge: every site's gateways), the cloud tier pays per
+    inference for its share.
+
+    The ramp: nothing is live during ``build_months``; then ``pilot_sites`` go live for
+    ``pilot_months``; then ``rollout_sites_per_month`` more each month (0: all the rest at
+    once). Benefits and per-site costs follow the live sites, fixed running costs start with
+    the first live site, and each site's hardware is bought the month before it goes live.
+    All zero (the default of a bare scenario) means every site from month 1.
     """
 
     sites: int
@@ -453,8 +555,42 @@ class Scenario:
     gateways_per_site: int
     annual_discount_rate: float
     horizon_months: int = DEFAULT_HORIZON_MONTHS
-    hybrid_local_tier: Tier = Tier.NEAR_EDGE
+    hybrid_on_device_share: float = 0.0
+    hybrid_near_edge_share: float = 0.9
+    hybrid_cloud_share: float = 0.1
+    build_months: int = 0
+    pilot_sites: int = 0
+    pilot_months: int = 0
+    rollout_sites_per_month: int = 0
+    residual_value: ResidualValue = ResidualValue.STRAIGHT_LINE
+    allow_worse_than_today: bool = False
     notes: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def hybrid_shares(self) -> dict[Tier, float]:
+        return {tier: float(getattr(self, name)) for tier, name in HYBRID_TIER_FIELDS.items()}
+
+    @property
+    def hybrid_tiers(self) -> tuple[Tier, ...]:
+        """The hybrid's tiers that serve events, the largest share first."""
+        shares = self.hybrid_shares
+        order = list(HYBRID_TIER_FIELDS)
+        live = [tier for tier in order if shares[tier] > 0]
+        return tuple(sorted(live, key=lambda tier: (-shares[tier], order.index(tier))))
+
+    @property
+    def hybrid_local_tier(self) -> Tier:
+        """The hybrid's main local tier (the local tier with the largest share)."""
+        local = [tier for tier in self.hybrid_tiers if tier in LOCAL_TIERS]
+        return local[0] if local else Tier.NEAR_EDGE
+
+    @property
+    def has_ramp(self) -> bool:
+        return bool(
+            self.build_months
+            or (self.pilot_sites and self.pilot_months)
+            or (self.rollout_sites_per_month and self.rollout_sites_per_month < self.sites)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -463,18 +599,50 @@ class Scenario:
             "gateways_per_site": self.gateways_per_site,
             "annual_discount_rate": self.annual_discount_rate,
             "horizon_months": self.horizon_months,
-            "hybrid_local_tier": str(self.hybrid_local_tier),
+            "hybrid_on_device_share": self.hybrid_on_device_share,
+            "hybrid_near_edge_share": self.hybrid_near_edge_share,
+            "hybrid_cloud_share": self.hybrid_cloud_share,
+            "build_months": self.build_months,
+            "pilot_sites": self.pilot_sites,
+            "pilot_months": self.pilot_months,
+            "rollout_sites_per_month": self.rollout_sites_per_month,
+            "residual_value": str(self.residual_value),
+            "allow_worse_than_today": self.allow_worse_than_today,
             "notes": dict(self.notes),
         }
 
 
+SCENARIO_INTEGERS = (
+    "sites",
+    "devices_per_site",
+    "gateways_per_site",
+    "horizon_months",
+    "build_months",
+    "pilot_sites",
+    "pilot_months",
+    "rollout_sites_per_month",
+)
+SCENARIO_FLOATS = (
+    "annual_discount_rate",
+    "hybrid_on_device_share",
+    "hybrid_near_edge_share",
+    "hybrid_cloud_share",
+)
+_REQUIRED_SCENARIO = ("sites", "devices_per_site", "gateways_per_site", "annual_discount_rate")
+_LEGACY_CLOUD_SHARE = "tco.hybrid_cloud_share"
+
+
 @dataclass(frozen=True, kw_only=True)
 class RoiInputs:
-    """A scenario: the fleet shape plus one :class:`Estimate` per name in :data:`INPUT_NAMES`."""
+    """A scenario: the fleet shape plus one :class:`Estimate` per name in :data:`INPUT_NAMES`.
+
+    ``correlations`` declares which inputs the Monte Carlo draws together.
+    """
 
     scenario: Scenario
     estimates: Mapping[str, Estimate]
     name: str = ""
+    correlations: tuple[Correlation, ...] = DEFAULT_CORRELATIONS
 
     def estimate(self, name: str) -> Estimate:
         return self.estimates[name]
@@ -500,42 +668,47 @@ class RoiInputs:
             "name": self.name,
             "scenario": self.scenario.to_dict(),
             "estimates": {name: est.to_dict() for name, est in self.estimates.items()},
+            "correlations": [item.to_dict() for item in self.correlations],
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RoiInputs:
-        """Parse a stored scenario; all problems are reported per field at once."""
+        """Parse a stored scenario; all problems are reported per field at once.
+
+        Scenarios saved before the hybrid had tiers (``hybrid_local_tier`` plus an estimate
+        ``tco.hybrid_cloud_share``) are read as that local tier for the rest of the events and
+        the cloud for the likely share.
+        """
         errors: dict[str, list[str]] = {}
         scenario_data = data.get("scenario")
         if not isinstance(scenario_data, Mapping):
             errors["scenario"] = ["The scenario (sites, devices, discount rate) is required."]
             scenario_data = {}
         values: dict[str, Any] = {}
-        for key, kind in (
-            ("sites", int),
-            ("devices_per_site", int),
-            ("gateways_per_site", int),
-            ("annual_discount_rate", float),
-            ("horizon_months", int),
-        ):
+        for key in SCENARIO_INTEGERS + SCENARIO_FLOATS:
             raw = scenario_data.get(key)
             if raw is None:
-                if key != "horizon_months":
+                if key in _REQUIRED_SCENARIO:
                     errors[f"scenario.{key}"] = ["This figure is required."]
                 continue
             number = _number(raw)
             if number is None:
                 errors[f"scenario.{key}"] = ["Enter a number."]
-            elif kind is int and not number.is_integer():
+            elif key in SCENARIO_INTEGERS and not number.is_integer():
                 errors[f"scenario.{key}"] = ["Enter a whole number."]
             else:
-                values[key] = int(number) if kind is int else number
-        tier = scenario_data.get("hybrid_local_tier")
-        if tier is not None:
+                values[key] = int(number) if key in SCENARIO_INTEGERS else number
+        residual = scenario_data.get("residual_value")
+        if residual is not None:
             try:
-                values["hybrid_local_tier"] = Tier(str(tier))
+                values["residual_value"] = ResidualValue(str(residual))
             except ValueError:
-                errors["scenario.hybrid_local_tier"] = ["Choose on_device or near_edge."]
+                errors["scenario.residual_value"] = [
+                    f"Choose one of: {', '.join(item.value for item in ResidualValue)}."
+                ]
+        worse = scenario_data.get("allow_worse_than_today")
+        if worse is not None:
+            values["allow_worse_than_today"] = bool(worse)
         notes = scenario_data.get("notes") or {}
         values["notes"] = {str(k): str(v) for k, v in dict(notes).items()}
 
@@ -559,14 +732,50 @@ class RoiInputs:
                 parsed["high"],  # type: ignore[arg-type]
                 str(raw.get("source", "")),
             )
+        _read_legacy_hybrid(scenario_data, estimates, values, errors)
+        correlations = DEFAULT_CORRELATIONS
+        raw_correlations = data.get("correlations")
+        if raw_correlations is not None:
+            try:
+                correlations = tuple(Correlation.from_dict(item) for item in raw_correlations)
+            except (KeyError, TypeError, ValueError):
+                errors["correlations"] = ["Each correlation needs a key, names and a rho."]
         raise_for_field_errors(errors, what="ROI scenario")
         inputs = cls(
             scenario=Scenario(**values),
             estimates=estimates,
             name=str(data.get("name", "")),
+            correlations=correlations,
         )
         validate_inputs(inputs=inputs)
         return inputs
+
+
+def _read_legacy_hybrid(
+    scenario_data: Mapping[str, Any],
+    estimates: dict[str, Estimate],
+    values: dict[str, Any],
+    errors: dict[str, list[str]],
+) -> None:
+    legacy_share = estimates.pop(_LEGACY_CLOUD_SHARE, None)
+    tier = scenario_data.get("hybrid_local_tier")
+    if any(name in values for name in HYBRID_TIER_FIELDS.values()):
+        return
+    if tier is None and legacy_share is None:
+        return
+    try:
+        local = Tier(str(tier)) if tier is not None else Tier.NEAR_EDGE
+    except ValueError:
+        errors["scenario.hybrid_local_tier"] = ["Choose on_device or near_edge."]
+        return
+    if local not in LOCAL_TIERS:
+        errors["scenario.hybrid_local_tier"] = ["Choose on_device or near_edge."]
+        return
+    cloud = float(legacy_share.likely) if legacy_share is not None else 0.1
+    cloud = min(max(cloud, 0.0), 1.0)
+    values.update(dict.fromkeys(HYBRID_TIER_FIELDS.values(), 0.0))
+    values[HYBRID_TIER_FIELDS[local]] = 1.0 - cloud
+    values["hybrid_cloud_share"] = cloud
 
 
 def _number(value: Any) -> float | None:
@@ -607,6 +816,51 @@ def _estimate_errors(estimate: Estimate, spec: InputSpec) -> list[str]:
     return problems
 
 
+def _worse_than_today(inputs: RoiInputs) -> dict[str, list[str]]:
+    """With-AI estimates above today's at any of low / likely / high (lower is better)."""
+    errors: dict[str, list[str]] = {}
+    for key, baseline_name in IMPROVEMENT_PAIRS.items():
+        today = inputs.estimates.get(baseline_name)
+        if today is None:
+            continue
+        for name in _placement_names(key):
+            with_ai = inputs.estimates.get(name)
+            if with_ai is None:
+                continue
+            worse = [
+                f"{part} {getattr(with_ai, part):g} > {getattr(today, part):g}"
+                for part in ("low", "likely", "high")
+                if getattr(with_ai, part) > getattr(today, part)
+            ]
+            if worse:
+                errors[name] = [
+                    f"With AI this is worse than today ({', '.join(worse)}): each of low, "
+                    f"likely and high should be at most today's "
+                    f"({SPEC_BY_NAME[baseline_name].label.lower()}). If AI really makes it "
+                    "worse, tick \u201cwith-AI figures may be worse than today\u201d."
+                ]
+    return errors
+
+
+def _correlation_errors(inputs: RoiInputs) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    seen: dict[str, str] = {}
+    for group in inputs.correlations:
+        problems = []
+        if not 0 < group.rho <= 1 or not math.isfinite(group.rho):
+            problems.append("rho is a correlation between 0 (exclusive) and 1.")
+        for name in group.names:
+            if name not in SPEC_BY_NAME:
+                problems.append(f"unknown input {name!r}.")
+            elif name in seen:
+                problems.append(f"{input_label(name)} is already in \u201c{seen[name]}\u201d.")
+            else:
+                seen[name] = group.label
+        if problems:
+            errors[f"correlations.{group.key}"] = problems
+    return errors
+
+
 def validate_inputs(*, inputs: RoiInputs) -> None:
     """Check every estimate and the scenario; raise :class:`PlanningInputError` per field."""
     errors: dict[str, list[str]] = {}
@@ -619,18 +873,30 @@ def validate_inputs(*, inputs: RoiInputs) -> None:
     for name in inputs.estimates:
         if name not in SPEC_BY_NAME:
             errors[name] = ["Unknown input."]
+    if not inputs.scenario.allow_worse_than_today and not any(errors.values()):
+        errors.update(_worse_than_today(inputs))
+    errors.update(_correlation_errors(inputs))
     scenario = inputs.scenario
     for key, low, high in (
         ("sites", 1, 100_000),
         ("devices_per_site", 1, 10_000),
         ("gateways_per_site", 1, 1_000),
         ("horizon_months", 1, 120),
+        ("build_months", 0, 60),
+        ("pilot_months", 0, 60),
+        ("pilot_sites", 0, 100_000),
+        ("rollout_sites_per_month", 0, 100_000),
     ):
         value = getattr(scenario, key)
         if isinstance(value, bool) or not isinstance(value, int):
             errors[f"scenario.{key}"] = ["Enter a whole number."]
         elif not low <= value <= high:
             errors[f"scenario.{key}"] = [f"Must be between {low:,} and {high:,}."]
+    pilots, sites = scenario.pilot_sites, scenario.sites
+    if isinstance(pilots, int) and isinstance(sites, int) and 1 <= sites < pilots:
+        errors["scenario.pilot_sites"] = [
+            f"The pilot cannot have more sites ({pilots:,}) than the scenario ({sites:,})."
+        ]
     rate = scenario.annual_discount_rate
     if isinstance(rate, bool) or not isinstance(rate, int | float) or not math.isfinite(rate):
         errors["scenario.annual_discount_rate"] = ["Enter a number."]
@@ -638,173 +904,411 @@ def validate_inputs(*, inputs: RoiInputs) -> None:
         errors["scenario.annual_discount_rate"] = [
             "An annual rate between 0 and 1 (e.g. 0.10 for 10 %)."
         ]
-    if scenario.hybrid_local_tier not in LOCAL_TIERS:
-        errors["scenario.hybrid_local_tier"] = [
-            "The hybrid's local tier is on_device or near_edge."
-        ]
+    shares_ok = True
+    for key in HYBRID_TIER_FIELDS.values():
+        value = getattr(scenario, key)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            errors[f"scenario.{key}"] = ["Enter a share between 0 and 1."]
+            shares_ok = False
+        elif not 0 <= value <= 1:
+            errors[f"scenario.{key}"] = ["A share is between 0 and 1."]
+            shares_ok = False
+    if shares_ok:
+        shares = scenario.hybrid_shares
+        total = sum(shares.values())
+        if abs(total - 1) > 1e-6:
+            errors["scenario.hybrid_cloud_share"] = [
+                f"The hybrid's shares of events add up to {total:g}; they must add up to 1."
+            ]
+        elif not any(shares[tier] > 0 for tier in LOCAL_TIERS):
+            errors["scenario.hybrid_on_device_share"] = [
+                "A hybrid needs a local tier (on-device or near-edge) serving some events."
+            ]
+    if not isinstance(scenario.residual_value, ResidualValue):
+        errors["scenario.residual_value"] = ["Choose straight_line or none."]
     raise_for_field_errors(errors, what="ROI scenario")
 
 
 # --- The vectorised cost model ---------------------------------------------------------------
 
+HOURS_PER_MONTH = 24 * DAYS_PER_MONTH
+
+
+@dataclass(frozen=True)
+class _Hardware:
+    """One tier's hardware: the cost of equipping one site, and whole months between buys."""
+
+    tier: Tier
+    per_site: np.ndarray
+    cycle_months: np.ndarray  # int, 1..MAX_REPLACEMENT_MONTHS
+
 
 @dataclass(frozen=True)
 class _Flows:
-    """One placement's monthly components as arrays, one element per draw (or per row)."""
+    """One placement's monthly components at full roll-out, one element per draw (or row).
+
+    ``variable`` benefits and costs scale with the live sites; ``fixed`` costs run from the
+    first live site.
+    """
 
     benefits: dict[str, np.ndarray]
-    costs: dict[str, np.ndarray]
-    hardware: np.ndarray  # one purchase of the placement's fleet of devices or gateways
-    cycle_months: np.ndarray  # whole months between purchases
+    variable_costs: dict[str, np.ndarray]
+    fixed_costs: dict[str, np.ndarray]
+    hardware: tuple[_Hardware, ...]
     integration: np.ndarray
     outage_loss: np.ndarray
+
+    @property
+    def costs(self) -> dict[str, np.ndarray]:
+        return {**self.variable_costs, **self.fixed_costs}
 
     @property
     def benefit(self) -> np.ndarray:
         return sum(self.benefits.values())  # type: ignore[return-value]
 
     @property
+    def variable_cost(self) -> np.ndarray:
+        return sum(self.variable_costs.values())  # type: ignore[return-value]
+
+    @property
+    def fixed_cost(self) -> np.ndarray:
+        return sum(self.fixed_costs.values())  # type: ignore[return-value]
+
+    @property
     def operating(self) -> np.ndarray:
-        return sum(self.costs.values())  # type: ignore[return-value]
+        return self.variable_cost + self.fixed_cost
+
+    @property
+    def hardware_per_site(self) -> np.ndarray:
+        """Equipping one site with every tier's hardware."""
+        total = np.zeros_like(self.integration)
+        for item in self.hardware:
+            total = total + item.per_site
+        return total
+
+
+def _cycle(value: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(value), 1, MAX_REPLACEMENT_MONTHS).astype(np.int64)
 
 
 def _model(v: Mapping[str, np.ndarray], scenario: Scenario) -> dict[Placement, _Flows]:
     sites = scenario.sites
-    devices = sites * scenario.devices_per_site
-    gateways = sites * scenario.gateways_per_site
+    per_site_devices = scenario.devices_per_site
+    devices = sites * per_site_devices
     events = devices * v["latency.events_per_device_per_day"] * DAYS_PER_MONTH
     hourly = v["tco.support_hourly_rate"]
-    outage_value = (
-        sites * v["offline.outage_hours_per_site"] * v["offline.revenue_lost_per_outage_hour"]
-    )
+    outage_hours = v["offline.outage_hours_per_site"]
+    outage_value = sites * outage_hours * v["offline.revenue_lost_per_outage_hour"]
+    outage_share = np.minimum(outage_hours / HOURS_PER_MONTH, 1.0)
     energy_price = v["power.electricity_price_per_kwh"] * v["power.cooling_overhead_factor"]
-    device_kwh = (
-        devices * v["power.device_watts"] * v["power.device_hours_per_day"] * DAYS_PER_MONTH / 1000
+    device_kwh_each = (
+        v["power.device_watts"] * v["power.device_hours_per_day"] * DAYS_PER_MONTH / 1000
     )
-    gateway_kwh = gateways * v["power.gateway_watts"] * 24 * DAYS_PER_MONTH / 1000
-    local = {
-        Tier.ON_DEVICE: (
-            device_kwh,
-            devices * v["tco.device_hardware_cost"],
-            v["tco.device_replacement_months"],
-        ),
-        Tier.NEAR_EDGE: (
-            gateway_kwh,
-            gateways * v["tco.gateway_hardware_cost"],
-            v["tco.gateway_replacement_months"],
-        ),
-    }
-    zero = np.zeros_like(events)
+    gateway_kwh = sites * scenario.gateways_per_site * v["power.gateway_watts"] * 24
+    gateway_kwh = gateway_kwh * DAYS_PER_MONTH / 1000
+    device_cycle = _cycle(v["tco.device_replacement_months"])
+    gateway_cycle = _cycle(v["tco.gateway_replacement_months"])
+
+    def tiers_of(placement: Placement) -> dict[Tier, float]:
+        if placement is Placement.HYBRID:
+            return {tier: share for tier, share in scenario.hybrid_shares.items() if share > 0}
+        return {Tier(placement): 1.0}
+
     flows: dict[Placement, _Flows] = {}
     for placement in PLACEMENTS:
 
         def per(key: str, placement: Placement = placement) -> np.ndarray:
             return v[f"{key}.{placement}"]
 
-        if placement is Placement.CLOUD:
-            kwh, hardware, cycle = zero, zero, np.full_like(events, MAX_REPLACEMENT_MONTHS)
-            cloud_share: np.ndarray | float = 1.0
-        else:
-            tier = scenario.hybrid_local_tier if placement is Placement.HYBRID else Tier(placement)
-            kwh, hardware, cycle = local[tier]
-            cloud_share = v["tco.hybrid_cloud_share"] if placement is Placement.HYBRID else 0.0
+        kwh = np.zeros_like(events)
+        hardware: list[_Hardware] = []
+        cloud_share = 0.0
+        for tier, share in tiers_of(placement).items():
+            if tier is Tier.ON_DEVICE:
+                # NPU devices for the tier's share of each site's devices, rounded up.
+                equipped = math.ceil(share * per_site_devices - 1e-9)
+                kwh = kwh + sites * equipped * device_kwh_each
+                hardware.append(
+                    _Hardware(tier, equipped * v["tco.device_hardware_cost"], device_cycle)
+                )
+            elif tier is Tier.NEAR_EDGE:
+                kwh = kwh + gateway_kwh  # gateways never sleep, whatever share they serve
+                hardware.append(
+                    _Hardware(
+                        tier,
+                        scenario.gateways_per_site * v["tco.gateway_hardware_cost"],
+                        gateway_cycle,
+                    )
+                )
+            else:
+                cloud_share = share
         completes = per("offline.completes_offline")
+        # What keeps working in an outage: the AI's benefits stop for the rest of it.
+        available = 1 - outage_share * (1 - completes)
         benefits = {
             "latency": events
             * (v["latency.baseline_time_to_action_s"] - per("latency.time_to_action_s"))
             / 3600
-            * v["latency.value_per_hour_saved"],
-            "offline": outage_value * completes,
+            * v["latency.value_per_hour_saved"]
+            * available,
             "compliance": v["privacy.annual_compliance_cost"]
             / 12
             * per("privacy.compliance_reduction"),
             "accuracy": events
             * (v["accuracy.baseline_error_rate"] - per("accuracy.error_rate"))
-            * v["accuracy.cost_per_error"],
+            * v["accuracy.cost_per_error"]
+            * available,
         }
-        costs = {
+        outage_loss = outage_value * (1 - completes)
+        variable_costs = {
             "power": kwh * energy_price,
-            "maintenance": v["maintenance.rollouts_per_month"]
-            * (
-                per("maintenance.rollout_hours")
-                + v["maintenance.rollback_share"] * per("maintenance.rollback_hours")
-            )
-            * hourly
-            + sites
+            "interventions": sites
             * per("maintenance.interventions_per_site")
             * v["maintenance.cost_per_intervention"],
             "data_egress": sites
             * per("privacy.data_leaving_gb_per_site")
             * v["privacy.egress_price_per_gb"],
-            "monitoring": per("accuracy.monitoring_per_month"),
             "licences": devices * per("tco.licence_per_device"),
-            "tooling": per("tco.tooling_per_month"),
-            "support": per("tco.support_hours_per_month") * hourly,
             "cloud_inference": events * cloud_share * v["tco.cloud_price_per_1000"] / 1000,
             "bandwidth": sites * per("tco.bandwidth_per_site"),
+            "wan_outages": outage_loss,
+        }
+        fixed_costs = {
+            "rollouts": v["maintenance.rollouts_per_month"]
+            * (
+                per("maintenance.rollout_hours")
+                + v["maintenance.rollback_share"] * per("maintenance.rollback_hours")
+            )
+            * hourly,
+            "monitoring": per("accuracy.monitoring_per_month"),
+            "tooling": per("tco.tooling_per_month"),
+            "support": per("tco.support_hours_per_month") * hourly,
         }
         flows[placement] = _Flows(
             benefits=benefits,
-            costs=costs,
-            hardware=hardware,
-            cycle_months=np.clip(np.rint(cycle), 1, MAX_REPLACEMENT_MONTHS).astype(np.int64),
+            variable_costs=variable_costs,
+            fixed_costs=fixed_costs,
+            hardware=tuple(hardware),
             integration=per("tco.integration"),
-            outage_loss=outage_value * (1 - completes),
+            outage_loss=outage_loss,
         )
     return flows
 
 
+COST_LABELS = {
+    "power": "Power and cooling",
+    "interventions": "Manual interventions",
+    "data_egress": "Data leaving the sites",
+    "licences": "Licences",
+    "cloud_inference": "Cloud inference",
+    "bandwidth": "Extra bandwidth",
+    "wan_outages": "Revenue lost in WAN outages",
+    "rollouts": "Rollouts and rollbacks",
+    "monitoring": "Accuracy and drift monitoring",
+    "tooling": "Deployment tooling",
+    "support": "Support",
+}
+BENEFIT_LABELS = {
+    "latency": "Time saved",
+    "compliance": "Compliance cost avoided",
+    "accuracy": "Errors avoided",
+}
+
+
+# --- The ramp and the time line ----------------------------------------------------------------
+
+
 @dataclass(frozen=True)
-class _Discounting:
-    """Discount factors and replacement schedules for one horizon and rate."""
+class Cohort:
+    """Sites that go live together: hardware bought the month before ``live_month``."""
+
+    live_month: int
+    sites: int
+    label: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"live_month": self.live_month, "sites": self.sites, "label": self.label}
+
+
+def ramp_cohorts(scenario: Scenario) -> tuple[Cohort, ...]:
+    """The scenario's go-live schedule within the horizon (see :class:`Scenario`)."""
+    cohorts: list[Cohort] = []
+    remaining = scenario.sites
+    month = scenario.build_months + 1
+    if scenario.pilot_sites > 0 and scenario.pilot_months > 0:
+        pilot = min(scenario.pilot_sites, remaining)
+        cohorts.append(Cohort(month, pilot, "pilot"))
+        remaining -= pilot
+        month += scenario.pilot_months
+    pace = scenario.rollout_sites_per_month or remaining
+    while remaining > 0 and month <= scenario.horizon_months:
+        batch = min(pace, remaining)
+        cohorts.append(Cohort(month, batch, "roll-out"))
+        remaining -= batch
+        month += 1
+    return tuple(cohorts)
+
+
+@dataclass(frozen=True)
+class _Timeline:
+    """Everything that depends only on the scenario: discounting, the ramp, hardware buys."""
 
     horizon: int
     monthly_rate: float
     factors: np.ndarray  # (H + 1,) month 0..H
-    annuity: float  # sum of factors for months 1..H
-    replacement_pv: np.ndarray  # [c] -> sum of factors at months c, 2c, ... < H
-    replacement_count: np.ndarray  # [c] -> how many replacement purchases
+    live_share: np.ndarray  # (H + 1,) share of the sites live in month t (0 at month 0)
+    fixed_on: np.ndarray  # (H + 1,) 1 from the first live month
+    site_months: float  # sum of live sites over months 1..H
+    purchases: np.ndarray  # [c, t] -> sites equipped at month t with a c-month cycle
+    residual: np.ndarray  # [c] -> site-equivalents of hardware value left at the horizon
+    cohorts: tuple[Cohort, ...]
+    residual_value: ResidualValue
+    live_pv: float = 0.0  # sum of live_share discounted
+    fixed_pv: float = 0.0
+    purchases_pv: np.ndarray | None = None  # [c] -> discounted site-purchases
+    purchases_total: np.ndarray | None = None  # [c] -> site-purchases over the horizon
+    live_cum: np.ndarray | None = None  # (H + 1,) cumulative live share
+    fixed_cum: np.ndarray | None = None
+    purchases_cum: np.ndarray | None = None  # [c, t] cumulative site-purchases
 
 
-def _discounting(scenario: Scenario) -> _Discounting:
+def _timeline(scenario: Scenario) -> _Timeline:
     horizon = scenario.horizon_months
     monthly = (1 + scenario.annual_discount_rate) ** (1 / 12) - 1
     months = np.arange(horizon + 1)
     factors = (1 + monthly) ** -months.astype(float)
-    cycles = np.arange(MAX_REPLACEMENT_MONTHS + 1)[:, None]
-    inner = months[None, 1:horizon]  # purchases strictly before the horizon
-    schedule = (inner % np.maximum(cycles, 1) == 0) & (cycles > 0)  # row 0 is never used
-    return _Discounting(
+    cohorts = ramp_cohorts(scenario)
+    live = np.zeros(horizon + 1)
+    for cohort in cohorts:
+        live[cohort.live_month :] += cohort.sites
+    cycles = np.arange(MAX_REPLACEMENT_MONTHS + 1)
+    purchases = np.zeros((MAX_REPLACEMENT_MONTHS + 1, horizon + 1))
+    residual = np.zeros(MAX_REPLACEMENT_MONTHS + 1)
+    safe = np.maximum(cycles, 1)
+    for cohort in cohorts:
+        bought = cohort.live_month - 1
+        # Buys at bought, bought + c, ... strictly before the horizon (row 0 is never used).
+        at = (months[None, :] >= bought) & ((months[None, :] - bought) % safe[:, None] == 0)
+        at &= months[None, :] < horizon
+        purchases += cohort.sites * at
+        last = bought + (horizon - 1 - bought) // safe * safe
+        age = horizon - last
+        residual += cohort.sites * np.clip(1 - age / safe, 0, 1)
+    purchases[0] = 0
+    residual[0] = 0
+    first = cohorts[0].live_month if cohorts else horizon + 1
+    fixed_on = (months >= first).astype(float)
+    fixed_on[0] = 0
+    if scenario.residual_value is ResidualValue.NONE:
+        residual = np.zeros_like(residual)
+    return _Timeline(
         horizon=horizon,
         monthly_rate=monthly,
         factors=factors,
-        annuity=float(factors[1:].sum()),
-        replacement_pv=schedule @ factors[1:horizon],
-        replacement_count=schedule.sum(axis=1),
+        live_share=live / scenario.sites,
+        fixed_on=fixed_on,
+        site_months=float(live[1:].sum()),
+        purchases=purchases,
+        residual=residual,
+        cohorts=cohorts,
+        residual_value=scenario.residual_value,
+        live_pv=float(live[:] @ factors) / scenario.sites,
+        fixed_pv=float(fixed_on @ factors),
+        purchases_pv=purchases @ factors,
+        purchases_total=purchases.sum(axis=1),
+        live_cum=np.cumsum(live / scenario.sites),
+        fixed_cum=np.cumsum(fixed_on),
+        purchases_cum=np.cumsum(purchases, axis=1),
     )
 
 
-def _npv(flows: _Flows, disc: _Discounting) -> np.ndarray:
-    net = flows.benefit - flows.operating
-    return (
-        -(flows.hardware + flows.integration)
-        + net * disc.annuity
-        - flows.hardware * disc.replacement_pv[flows.cycle_months]
+def _npv(flow: _Flows, line: _Timeline) -> np.ndarray:
+    """The NPV per row without building the monthly cash flows (same sum as ``_cash``)."""
+    npv = (
+        (flow.benefit - flow.variable_cost) * line.live_pv
+        - flow.fixed_cost * line.fixed_pv
+        - flow.integration
     )
+    end = line.factors[line.horizon]
+    for item in flow.hardware:
+        npv = npv - item.per_site * (
+            line.purchases_pv[item.cycle_months] - line.residual[item.cycle_months] * end
+        )
+    return npv
 
 
-def _tco(flows: _Flows, disc: _Discounting) -> np.ndarray:
-    purchases = 1 + disc.replacement_count[flows.cycle_months]
-    return flows.hardware * purchases + flows.integration + disc.horizon * flows.operating
+def _cumulative(flow: _Flows, line: _Timeline, dtype: type = np.float64) -> np.ndarray:
+    """Undiscounted cumulative cash flow per row and month, (rows, H + 1).
+
+    The Monte Carlo asks for float32 (only the sign of each month matters for the payback
+    month, and half the memory traffic halves the time); the deterministic result is float64.
+    """
+    net = (flow.benefit - flow.variable_cost).astype(dtype)
+    cumulative = np.multiply.outer(net, line.live_cum.astype(dtype))
+    cumulative -= np.multiply.outer(flow.fixed_cost.astype(dtype), line.fixed_cum.astype(dtype))
+    cumulative -= flow.integration.astype(dtype)[:, None]
+    purchases = line.purchases_cum.astype(dtype, copy=False)
+    for item in flow.hardware:
+        bought = purchases[item.cycle_months]  # (rows, H + 1), a new array
+        bought *= item.per_site.astype(dtype)[:, None]
+        cumulative -= bought
+        cumulative[:, line.horizon] += item.per_site * line.residual[item.cycle_months]
+    return cumulative
 
 
-def _outputs(flows: _Flows, disc: _Discounting, scenario: Scenario) -> dict[str, np.ndarray]:
-    tco = _tco(flows, disc)
+def _cash(flow: _Flows, line: _Timeline) -> np.ndarray:
+    """Undiscounted cash flow per row and month, (rows, H + 1)."""
+    variable_net = flow.benefit - flow.variable_cost
+    cash = np.outer(variable_net, line.live_share) - np.outer(flow.fixed_cost, line.fixed_on)
+    cash[:, 0] -= flow.integration
+    for item in flow.hardware:
+        cash -= item.per_site[:, None] * line.purchases[item.cycle_months]
+        cash[:, line.horizon] += item.per_site * line.residual[item.cycle_months]
+    return cash
+
+
+def _hardware_totals(flow: _Flows, line: _Timeline) -> tuple[np.ndarray, np.ndarray]:
+    """Undiscounted hardware bought over the horizon and its residual value, per row."""
+    bought = np.zeros_like(flow.integration)
+    left = np.zeros_like(flow.integration)
+    for item in flow.hardware:
+        bought = bought + item.per_site * line.purchases_total[item.cycle_months]
+        left = left + item.per_site * line.residual[item.cycle_months]
+    return bought, left
+
+
+def _tco(flow: _Flows, line: _Timeline) -> np.ndarray:
+    """Hardware bought less its residual value, integration, and running costs as live."""
+    bought, left = _hardware_totals(flow, line)
+    running = flow.variable_cost * line.live_share.sum() + flow.fixed_cost * line.fixed_on.sum()
+    return bought - left + flow.integration + running
+
+
+def _payback_months(cumulative: np.ndarray) -> np.ndarray:
+    """Per row: first month from which the cumulative stays >= 0; -1 when it never does."""
+    # The month after the last month below zero (0 if it never dips; never if the last is).
+    below = cumulative < 0
+    last = cumulative.shape[1] - 1
+    from_end = np.argmax(below[:, ::-1], axis=1)  # 0 when the horizon itself is below
+    month = last - from_end + 1
+    month[~below.any(axis=1)] = 0
+    month[below[:, last]] = -1
+    return month
+
+
+def _outputs(flow: _Flows, line: _Timeline, scenario: Scenario) -> dict[str, np.ndarray]:
+    tco = _tco(flow, line)
+    site_months = max(line.site_months, 1e-12)
     return {
-        "npv": _npv(flows, disc),
-        "net_monthly": flows.benefit - flows.operating,
+        "npv": _npv(flow, line),
+        "net_monthly": flow.benefit - flow.operating,
         "tco": tco,
-        "cost_per_site_month": tco / disc.horizon / scenario.sites,
+        "cost_per_site_month": tco / site_months,
+        "cost_per_device_month": tco / (site_months * scenario.devices_per_site),
     }
 
 
@@ -820,7 +1324,10 @@ def _likely_arrays(inputs: RoiInputs, rows: int = 1) -> dict[str, np.ndarray]:
 
 @dataclass(frozen=True)
 class PlacementEconomics:
-    """One placement's economics at the likely values, for the side-by-side table and charts."""
+    """One placement's economics at the likely values, for the side-by-side table and charts.
+
+    Monthly figures (benefit, costs, net) are at full roll-out; the cash flows follow the ramp.
+    """
 
     placement: Placement
     monthly_benefit: float
@@ -829,6 +1336,8 @@ class PlacementEconomics:
     upfront: float
     hardware_purchase: float
     hardware_replacements: int
+    hardware_bought: float
+    residual_value: float
     tco: float
     cost_per_site_month: float
     cost_per_device_month: float
@@ -838,6 +1347,7 @@ class PlacementEconomics:
     outage_loss_monthly: float
     benefits: dict[str, float]
     costs: dict[str, float]
+    tiers: tuple[str, ...]
     cumulative_cash_flow: tuple[float, ...]  # undiscounted, month 0..H (break-even chart)
     cumulative_discounted_cash_flow: tuple[float, ...]  # ends at the NPV
 
@@ -850,6 +1360,8 @@ class PlacementEconomics:
             "upfront": self.upfront,
             "hardware_purchase": self.hardware_purchase,
             "hardware_replacements": self.hardware_replacements,
+            "hardware_bought": self.hardware_bought,
+            "residual_value": self.residual_value,
             "tco": self.tco,
             "cost_per_site_month": self.cost_per_site_month,
             "cost_per_device_month": self.cost_per_device_month,
@@ -859,6 +1371,7 @@ class PlacementEconomics:
             "outage_loss_monthly": self.outage_loss_monthly,
             "benefits": dict(self.benefits),
             "costs": dict(self.costs),
+            "tiers": list(self.tiers),
             "cumulative_cash_flow": list(self.cumulative_cash_flow),
             "cumulative_discounted_cash_flow": list(self.cumulative_discounted_cash_flow),
         }
@@ -873,6 +1386,8 @@ class RoiResult:
     horizon_months: int
     annual_discount_rate: float
     monthly_discount_rate: float
+    cohorts: tuple[Cohort, ...] = ()
+    residual_value: ResidualValue = ResidualValue.STRAIGHT_LINE
 
     def __getitem__(self, placement: Placement) -> PlacementEconomics:
         return self.placements[placement]
@@ -884,65 +1399,72 @@ class RoiResult:
             "horizon_months": self.horizon_months,
             "annual_discount_rate": self.annual_discount_rate,
             "monthly_discount_rate": self.monthly_discount_rate,
+            "cohorts": [cohort.to_dict() for cohort in self.cohorts],
+            "residual_value": str(self.residual_value),
         }
 
 
 def _payback_month(cumulative: np.ndarray) -> int | None:
     """First month from which the cumulative cash flow stays >= 0 to the horizon."""
-    stays_covered = np.minimum.accumulate(cumulative[::-1])[::-1] >= 0
-    if not stays_covered.any():
-        return None
-    return int(np.argmax(stays_covered))
+    month = int(_payback_months(cumulative[None, :])[0])
+    return None if month < 0 else month
 
 
 def evaluate(*, inputs: RoiInputs) -> RoiResult:
     """Economics of every placement at the likely values (validates the inputs first)."""
     validate_inputs(inputs=inputs)
     scenario = inputs.scenario
-    disc = _discounting(scenario)
+    line = _timeline(scenario)
     flows = _model(_likely_arrays(inputs), scenario)
-    months = np.arange(disc.horizon + 1)
     economics: dict[Placement, PlacementEconomics] = {}
     for placement, flow in flows.items():
         benefit = float(flow.benefit[0])
         operating = float(flow.operating[0])
-        hardware = float(flow.hardware[0])
-        cycle = int(flow.cycle_months[0])
-        upfront = hardware + float(flow.integration[0])
-        cash = np.full(disc.horizon + 1, benefit - operating)
-        cash[0] = -upfront
-        replacement_months = (months % cycle == 0) & (months > 0) & (months < disc.horizon)
-        cash[replacement_months] -= hardware
+        cash = _cash(flow, line)[0]
         cumulative = np.cumsum(cash)
-        tco = float(_tco(flow, disc)[0])
-        total_benefit = benefit * disc.horizon
+        out = _outputs(flow, line, scenario)
+        tco = float(out["tco"][0])
+        bought, left = (float(x[0]) for x in _hardware_totals(flow, line))
+        purchase = float(flow.hardware_per_site[0]) * scenario.sites
+        total_benefit = benefit * float(line.live_share.sum())
+        replacements = 0
+        if flow.hardware:
+            first = flow.hardware[0]
+            buys = int(line.purchases[int(first.cycle_months[0])].astype(bool).sum())
+            replacements = max(0, buys - len(line.cohorts))
         economics[placement] = PlacementEconomics(
             placement=placement,
             monthly_benefit=benefit,
             monthly_operating_cost=operating,
             net_monthly=benefit - operating,
-            upfront=upfront,
-            hardware_purchase=hardware,
-            hardware_replacements=int(disc.replacement_count[cycle]),
+            upfront=float(-cash[0]),
+            hardware_purchase=purchase,
+            hardware_replacements=replacements,
+            hardware_bought=bought,
+            residual_value=left,
             tco=tco,
-            cost_per_site_month=tco / disc.horizon / scenario.sites,
-            cost_per_device_month=tco / disc.horizon / (scenario.sites * scenario.devices_per_site),
-            npv=float(_npv(flow, disc)[0]),
+            cost_per_site_month=float(out["cost_per_site_month"][0]),
+            cost_per_device_month=float(out["cost_per_device_month"][0]),
+            npv=float(out["npv"][0]),
             payback_month=_payback_month(cumulative),
             roi_pct=(total_benefit - tco) / tco * 100 if tco > 0 else None,
             outage_loss_monthly=float(flow.outage_loss[0]),
             benefits={key: float(value[0]) for key, value in flow.benefits.items()},
             costs={key: float(value[0]) for key, value in flow.costs.items()},
+            tiers=tuple(str(item.tier) for item in flow.hardware)
+            + (("cloud",) if float(flow.costs["cloud_inference"][0]) > 0 else ()),
             cumulative_cash_flow=tuple(float(x) for x in cumulative),
-            cumulative_discounted_cash_flow=tuple(float(x) for x in np.cumsum(cash * disc.factors)),
+            cumulative_discounted_cash_flow=tuple(float(x) for x in np.cumsum(cash * line.factors)),
         )
     best = max(PLACEMENTS, key=lambda p: (economics[p].npv, -PLACEMENTS.index(p)))
     return RoiResult(
         placements=economics,
         best_placement=best,
-        horizon_months=disc.horizon,
+        horizon_months=line.horizon,
         annual_discount_rate=scenario.annual_discount_rate,
-        monthly_discount_rate=disc.monthly_rate,
+        monthly_discount_rate=line.monthly_rate,
+        cohorts=line.cohorts,
+        residual_value=scenario.residual_value,
     )
 
 
@@ -981,6 +1503,32 @@ def _distribution(value: Distribution | str) -> Distribution:
         ) from None
 
 
+def _couple(samples: dict[str, np.ndarray], inputs: RoiInputs, seed: int, draws: int) -> None:
+    """Reorder each correlated group's draws so their ranks follow a Gaussian copula.
+
+    Each input keeps exactly its own values (its marginal distribution is untouched); only
+    which draw gets which value changes. With ``rho`` 1 every member gets the ranks of the
+    group's shared normal, i.e. all members are drawn at one shared percentile.
+    """
+    for group in inputs.correlations:
+        members = [name for name in group.names if not inputs.estimates[name].is_exact]
+        if not members:
+            continue
+        shared = _stream(seed, f"correlation:{group.key}").standard_normal(draws)
+        shared_order = np.argsort(shared) if group.rho >= 1 else None
+        for name in members:
+            if shared_order is not None:
+                order = shared_order
+            else:
+                own = _stream(seed, f"correlation:{group.key}:{name}").standard_normal(draws)
+                # Loading sqrt(rho) on the shared factor: any two members correlate at rho.
+                order = np.argsort(math.sqrt(group.rho) * shared + math.sqrt(1 - group.rho) * own)
+            # The draw with the k-th smallest latent value gets the k-th smallest sample.
+            coupled = np.empty(draws)
+            coupled[order] = np.sort(samples[name])
+            samples[name] = coupled
+
+
 def sample_inputs(
     *,
     inputs: RoiInputs,
@@ -989,7 +1537,7 @@ def sample_inputs(
     distribution: Distribution = Distribution.PERT,
     workers: int = 2,
 ) -> dict[str, np.ndarray]:
-    """One array of ``draws`` values per input.
+    """One array of ``draws`` values per input, correlated groups coupled.
 
     Sampling is spread over ``workers`` threads (numpy releases the GIL while drawing); the
     result is identical whatever ``workers`` is, because each input has its own stream.
@@ -1020,6 +1568,7 @@ def sample_inputs(
         with ThreadPoolExecutor(max_workers=workers) as pool:
             for part in pool.map(draw, chunks):
                 samples.update(part)
+    _couple(samples, inputs, seed, draws)
     return samples
 
 
@@ -1034,12 +1583,29 @@ class Percentiles:
 
 
 @dataclass(frozen=True)
+class MonthPercentiles:
+    """Percentiles of the payback month; ``None`` is "not within the horizon"."""
+
+    p10: int | None
+    p50: int | None
+    p90: int | None
+
+    def to_dict(self) -> dict[str, int | None]:
+        return {"p10": self.p10, "p50": self.p50, "p90": self.p90}
+
+
+@dataclass(frozen=True)
 class PlacementSpread:
     placement: Placement
     npv: Percentiles
     net_monthly: Percentiles
     probability_npv_positive: float
     npv_mean: float
+    cost_per_site_month: Percentiles
+    cost_per_device_month: Percentiles
+    payback_month: MonthPercentiles
+    probability_payback: float  # share of draws paying back within the horizon
+    share_negative_saving: float  # draws where the AI makes time or errors worse than today
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -1048,6 +1614,11 @@ class PlacementSpread:
             "net_monthly": self.net_monthly.to_dict(),
             "probability_npv_positive": self.probability_npv_positive,
             "npv_mean": self.npv_mean,
+            "cost_per_site_month": self.cost_per_site_month.to_dict(),
+            "cost_per_device_month": self.cost_per_device_month.to_dict(),
+            "payback_month": self.payback_month.to_dict(),
+            "probability_payback": self.probability_payback,
+            "share_negative_saving": self.share_negative_saving,
         }
 
 
@@ -1057,6 +1628,7 @@ class MonteCarloResult:
     seed: int
     distribution: Distribution
     placements: dict[Placement, PlacementSpread]
+    correlations: tuple[Correlation, ...] = ()
 
     def __getitem__(self, placement: Placement) -> PlacementSpread:
         return self.placements[placement]
@@ -1067,12 +1639,20 @@ class MonteCarloResult:
             "seed": self.seed,
             "distribution": str(self.distribution),
             "placements": {str(p): spread.to_dict() for p, spread in self.placements.items()},
+            "correlations": [item.to_dict() for item in self.correlations],
         }
 
 
 def _percentiles(values: np.ndarray) -> Percentiles:
     p10, p50, p90 = np.percentile(values, [10, 50, 90])
     return Percentiles(float(p10), float(p50), float(p90))
+
+
+def _month_percentiles(months: np.ndarray, horizon: int) -> MonthPercentiles:
+    # "Never" sorts after every month; percentiles of whole months use the nearest rank.
+    ordered = np.where(months < 0, horizon + 1, months)
+    picks = np.percentile(ordered, [10, 50, 90], method="inverted_cdf")
+    return MonthPercentiles(*(None if pick > horizon else int(pick) for pick in picks))
 
 
 def simulate(
@@ -1083,7 +1663,8 @@ def simulate(
     distribution: Distribution = Distribution.PERT,
     workers: int = 2,
 ) -> MonteCarloResult:
-    """Monte Carlo of every placement: P10/P50/P90 of NPV and net monthly, P(NPV > 0).
+    """Monte Carlo of every placement: P10/P50/P90 of NPV, net monthly, cost per site and
+    device per month and payback month; P(NPV > 0).
 
     All placements are computed on the same draws, so their spreads are comparable.
     """
@@ -1094,22 +1675,47 @@ def simulate(
             "Monte Carlo: draws out of range.", fields={"draws": ["Between 1 and 1,000,000."]}
         )
     scenario = inputs.scenario
-    disc = _discounting(scenario)
+    line = _timeline(scenario)
     values = sample_inputs(
         inputs=inputs, draws=draws, seed=seed, distribution=distribution, workers=workers
     )
-    spreads: dict[Placement, PlacementSpread] = {}
-    for placement, flow in _model(values, scenario).items():
-        npv = _npv(flow, disc)
-        net = flow.benefit - flow.operating
-        spreads[placement] = PlacementSpread(
+
+    def spread_of(item: tuple[Placement, _Flows]) -> PlacementSpread:
+        placement, flow = item
+        out = _outputs(flow, line, scenario)
+        npv = out["npv"]
+        payback = _payback_months(_cumulative(flow, line, np.float32))
+        worse = (
+            values["latency.baseline_time_to_action_s"]
+            < values[f"latency.time_to_action_s.{placement}"]
+        ) | (values["accuracy.baseline_error_rate"] < values[f"accuracy.error_rate.{placement}"])
+        return PlacementSpread(
             placement=placement,
             npv=_percentiles(npv),
-            net_monthly=_percentiles(net),
+            net_monthly=_percentiles(out["net_monthly"]),
             probability_npv_positive=float(np.count_nonzero(npv > 0) / draws),
             npv_mean=float(npv.mean()),
+            cost_per_site_month=_percentiles(out["cost_per_site_month"]),
+            cost_per_device_month=_percentiles(out["cost_per_device_month"]),
+            payback_month=_month_percentiles(payback, line.horizon),
+            probability_payback=float(np.count_nonzero(payback >= 0) / draws),
+            share_negative_saving=float(np.count_nonzero(worse) / draws),
         )
-    return MonteCarloResult(draws=draws, seed=seed, distribution=distribution, placements=spreads)
+
+    flows = list(_model(values, scenario).items())
+    if workers <= 1:
+        results = [spread_of(item) for item in flows]
+    else:  # numpy releases the GIL on the (draws x months) arrays; results do not depend on it
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(spread_of, flows))
+    spreads = {spread.placement: spread for spread in results}
+    return MonteCarloResult(
+        draws=draws,
+        seed=seed,
+        distribution=distribution,
+        placements=spreads,
+        correlations=inputs.correlations,
+    )
 
 
 # --- Tornado ---------------------------------------------------------------------------------
@@ -1117,7 +1723,8 @@ def simulate(
 
 @dataclass(frozen=True)
 class TornadoBar:
-    """The output with one input at its low and at its high, everything else at likely."""
+    """The output with one input (or one fully correlated group) at its low and at its high,
+    everything else at likely."""
 
     name: str
     label: str
@@ -1126,6 +1733,7 @@ class TornadoBar:
     high: float
     output_at_low: float
     output_at_high: float
+    members: tuple[str, ...] = ()
 
     @property
     def swing(self) -> float:
@@ -1141,6 +1749,7 @@ class TornadoBar:
             "output_at_low": self.output_at_low,
             "output_at_high": self.output_at_high,
             "swing": self.swing,
+            "members": list(self.members),
         }
 
 
@@ -1160,15 +1769,39 @@ class TornadoResult:
         }
 
 
+def _swing_units(inputs: RoiInputs) -> list[tuple[str, tuple[str, ...]]]:
+    """What swings together: each fully correlated group as one, every other input alone."""
+    uncertain = [name for name in INPUT_NAMES if not inputs.estimates[name].is_exact]
+    grouped: dict[str, str] = {}
+    for group in inputs.correlations:
+        if group.rho >= 1:
+            for name in group.names:
+                grouped[name] = group.key
+    units: list[tuple[str, tuple[str, ...]]] = []
+    seen: set[str] = set()
+    for name in uncertain:
+        key = grouped.get(name)
+        if key is None:
+            units.append((name, (name,)))
+        elif key not in seen:
+            seen.add(key)
+            group = next(item for item in inputs.correlations if item.key == key)
+            members = tuple(member for member in group.names if member in uncertain)
+            units.append((f"correlation:{key}", members))
+    return units
+
+
 def tornado(
     *, inputs: RoiInputs, placement: Placement | None = None, output: str = "npv"
 ) -> TornadoResult:
     """Which assumption matters most: swing each uncertain input low -> high.
 
-    ``placement`` defaults to the one with the highest NPV at the likely values (pass the
-    wizard's placement to follow the recommendation). Inputs whose low equals high are left
-    out (they cannot swing). Bars are sorted by swing, largest first; equal swings keep the
-    order of :data:`INPUT_NAMES`. All rows are computed in one vectorised pass.
+    A fully correlated group (``rho`` 1) swings as one bar, its members low together and
+    high together, as the Monte Carlo draws them. ``placement`` defaults to the one with the
+    highest NPV at the likely values (pass the wizard's placement to follow the
+    recommendation). Inputs whose low equals high are left out (they cannot swing). Bars are
+    sorted by swing, largest first; equal swings keep the order of :data:`INPUT_NAMES`. All
+    rows are computed in one vectorised pass.
     """
     validate_inputs(inputs=inputs)
     if output not in TORNADO_OUTPUTS:
@@ -1177,31 +1810,40 @@ def tornado(
             fields={"output": [f"Choose one of: {', '.join(TORNADO_OUTPUTS)}."]},
         )
     scenario = inputs.scenario
-    disc = _discounting(scenario)
-    uncertain = [name for name in INPUT_NAMES if not inputs.estimates[name].is_exact]
-    rows = 1 + 2 * len(uncertain)
+    line = _timeline(scenario)
+    units = _swing_units(inputs)
+    rows = 1 + 2 * len(units)
     values = _likely_arrays(inputs, rows)
-    for index, name in enumerate(uncertain):
-        estimate = inputs.estimates[name]
-        values[name][1 + 2 * index] = estimate.low
-        values[name][2 + 2 * index] = estimate.high
+    for index, (_, members) in enumerate(units):
+        for name in members:
+            estimate = inputs.estimates[name]
+            values[name][1 + 2 * index] = estimate.low
+            values[name][2 + 2 * index] = estimate.high
     flows = _model(values, scenario)
     if placement is None:
-        npvs = {p: float(_npv(flow, disc)[0]) for p, flow in flows.items()}
+        npvs = {p: float(_npv(flow, line)[0]) for p, flow in flows.items()}
         placement = max(PLACEMENTS, key=lambda p: (npvs[p], -PLACEMENTS.index(p)))
-    result = _outputs(flows[Placement(placement)], disc, scenario)[output]
-    bars = [
-        TornadoBar(
-            name=name,
-            label=input_label(name),
-            section=SPEC_BY_NAME[name].section,
-            low=float(inputs.estimates[name].low),
-            high=float(inputs.estimates[name].high),
-            output_at_low=float(result[1 + 2 * index]),
-            output_at_high=float(result[2 + 2 * index]),
+    result = _outputs(flows[Placement(placement)], line, scenario)[output]
+    labels = {group.key: group.label for group in inputs.correlations}
+    bars = []
+    for index, (key, members) in enumerate(units):
+        first = inputs.estimates[members[0]]
+        if key.startswith("correlation:"):
+            label = f"{labels[key.split(':', 1)[1]]} (drawn together)"
+        else:
+            label = input_label(key)
+        bars.append(
+            TornadoBar(
+                name=key,
+                label=label,
+                section=SPEC_BY_NAME[members[0]].section,
+                low=float(first.low),
+                high=float(first.high),
+                output_at_low=float(result[1 + 2 * index]),
+                output_at_high=float(result[2 + 2 * index]),
+                members=members,
+            )
         )
-        for index, name in enumerate(uncertain)
-    ]
     bars.sort(key=lambda bar: -bar.swing)  # sort is stable: ties keep input order
     return TornadoResult(
         placement=Placement(placement), output=output, base=float(result[0]), bars=tuple(bars)
@@ -1320,660 +1962,33 @@ def recompute_with_measurements(
 
 
 # --- Presets -------------------------------------------------------------------------------
+# The presets live in ``roi.presets`` (one module per reference architecture); ``preset`` and
+# ``PRESETS`` stay importable from here.
 
 
-def _e(low: float, likely: float, high: float, source: str) -> Estimate:
-    return Estimate(low, likely, high, source)
+def _presets() -> dict[Workflow, Callable[[], RoiInputs]]:
+    from roi.presets import field_service, healthcare, logistics
 
-
-def _each(
-    key: str,
-    *,
-    on_device: tuple[float, float, float],
-    near_edge: tuple[float, float, float],
-    cloud: tuple[float, float, float],
-    hybrid: tuple[float, float, float],
-    source: str,
-) -> dict[str, Estimate]:
-    ranges = {
-        Placement.ON_DEVICE: on_device,
-        Placement.NEAR_EDGE: near_edge,
-        Placement.CLOUD: cloud,
-        Placement.HYBRID: hybrid,
+    return {
+        Workflow.LOGISTICS_DOCK_VISION: logistics.build,
+        Workflow.FIELD_SERVICE_TRIAGE: field_service.build,
+        Workflow.HEALTHCARE_DECISION_SUPPORT: healthcare.build,
     }
-    return {f"{key}.{p}": Estimate(*ranges[p], source=source) for p in PLACEMENTS}
 
 
-def _logistics() -> RoiInputs:
-    a = "assumption: "
-    scenario = Scenario(
-        sites=3,
-        devices_per_site=6,
-        gateways_per_site=2,
-        annual_discount_rate=0.10,
-        hybrid_local_tier=Tier.NEAR_EDGE,
-        notes={
-            "sites": a + "an SMB operator piloting at its three busiest docks.",
-            "devices_per_site": a + "six handheld scanners or dock cameras per site.",
-            "gateways_per_site": a + "typical SMB dock, 2 gateways per site (one per dock bank).",
-            "annual_discount_rate": a + "10 % cost of capital; use your finance team's rate.",
-            "hybrid_local_tier": "playbook: the dock pattern runs primary inference near-edge.",
-        },
-    )
-    est = {
-        "latency.baseline_time_to_action_s": _e(
-            8,
-            12,
-            20,
-            a + "manual label/damage check and keying an exception per pallet today; "
-            "time it over one shift.",
-        ),
-        **_each(
-            "latency.time_to_action_s",
-            on_device=(4, 6, 9),
-            near_edge=(4, 6, 9),
-            cloud=(6, 9, 16),
-            hybrid=(4, 6, 10),
-            source=a + "capture to action including the operator's confirmation; the cloud adds "
-            "a ~250 KB image upload over the site WAN and queueing.",
-        ),
-        "latency.value_per_hour_saved": _e(
-            25, 32, 45, a + "loaded dock-worker cost per hour; replace with your payroll figure."
-        ),
-        "latency.events_per_device_per_day": _e(
-            80, 120, 200, a + "pallets or parcels checked per scanner/camera per calendar day."
-        ),
-        "power.device_watts": _e(
-            1, 2, 4, a + "extra draw of a mobile NPU while inferring on a handheld."
-        ),
-        "power.device_hours_per_day": _e(8, 12, 16, a + "one to two shifts of scanning per day."),
-        "power.gateway_watts": _e(
-            15,
-            30,
-            60,
-            a + "Jetson-class module under sustained vision load; check the vendor's power modes.",
-        ),
-        "power.electricity_price_per_kwh": _e(
-            0.15, 0.25, 0.40, a + "commercial tariff range; use your electricity bill."
-        ),
-        "power.cooling_overhead_factor": _e(
-            1.0, 1.1, 1.3, a + "gateway in a ventilated comms cabinet; 1.0 means no cooling."
-        ),
-        "offline.outage_hours_per_site": _e(
-            1, 3, 8, a + "WAN outages per site per month; take them from router or ISP logs."
-        ),
-        "offline.revenue_lost_per_outage_hour": _e(
-            80,
-            200,
-            600,
-            a + "throughput delayed or lost per site while inspection and exception logging stop.",
-        ),
-        **_each(
-            "offline.completes_offline",
-            on_device=(0.85, 0.95, 1.0),
-            near_edge=(0.85, 0.95, 1.0),
-            cloud=(0.0, 0.0, 0.1),
-            hybrid=(0.8, 0.9, 1.0),
-            source=a + "local inference keeps working on the site LAN (power or LAN failures are "
-            "not covered); cloud inference stops with the WAN.",
-        ),
-        **_each(
-            "privacy.data_leaving_gb_per_site",
-            on_device=(0.05, 0.2, 1.0),
-            near_edge=(0.05, 0.2, 1.0),
-            cloud=(5, 8.8, 15),
-            hybrid=(0.5, 1.1, 3),
-            source="derived: 6 devices x 120 events/day x 30.4 days x 400 KB image = 8.8 GB "
-            "streamed to the cloud; local placements send events plus low-confidence samples; "
-            "hybrid sends its ~10 % escalations.",
-        ),
-        "privacy.egress_price_per_gb": _e(
-            0.0,
-            0.05,
-            0.15,
-            a + "blended cloud ingestion and storage per GB on a wired uplink; 0 if unmetered.",
-        ),
-        "privacy.annual_compliance_cost": _e(
-            1_000,
-            4_000,
-            12_000,
-            a + "share of audit and privacy work attributable to dock camera footage.",
-        ),
-        **_each(
-            "privacy.compliance_reduction",
-            on_device=(0.1, 0.3, 0.5),
-            near_edge=(0.1, 0.3, 0.5),
-            cloud=(0.0, 0.0, 0.05),
-            hybrid=(0.05, 0.2, 0.4),
-            source=a + "keeping footage on site removes part of the retention and transfer "
-            "controls; streaming it keeps them.",
-        ),
-        "maintenance.rollouts_per_month": _e(
-            0.5, 1, 2, a + "monthly model updates, as answered in the wizard."
-        ),
-        **_each(
-            "maintenance.rollout_hours",
-            on_device=(2, 4, 10),
-            near_edge=(1, 3, 8),
-            cloud=(0.5, 1, 2),
-            hybrid=(2, 4, 10),
-            source=a + "staff time per staged rollout: app packaging for handhelds, fewer "
-            "targets for gateways, one endpoint for the cloud, two paths for hybrid.",
-        ),
-        "maintenance.rollback_share": _e(0.0, 0.1, 0.25, a + "one rollout in ten rolled back."),
-        **_each(
-            "maintenance.rollback_hours",
-            on_device=(1, 2, 6),
-            near_edge=(0.5, 1, 4),
-            cloud=(0.1, 0.5, 1),
-            hybrid=(0.5, 1.5, 4),
-            source=a + "staff time to roll back to the previous signed model.",
-        ),
-        **_each(
-            "maintenance.interventions_per_site",
-            on_device=(0.3, 1, 3),
-            near_edge=(0.2, 0.5, 2),
-            cloud=(0, 0.1, 0.5),
-            hybrid=(0.3, 0.6, 2),
-            source=a + "manual fixes per site per month (stuck device, re-enrolment, cabling).",
-        ),
-        "maintenance.cost_per_intervention": _e(
-            40, 80, 200, a + "a remote session or a short visit by local staff."
-        ),
-        "accuracy.baseline_error_rate": _e(
-            0.005, 0.01, 0.02, a + "share of events where a damage or label miss costs money."
-        ),
-        **_each(
-            "accuracy.error_rate",
-            on_device=(0.005, 0.008, 0.014),
-            near_edge=(0.004, 0.007, 0.012),
-            cloud=(0.0035, 0.0065, 0.011),
-            hybrid=(0.0035, 0.0065, 0.011),
-            source=a + "AI-assisted miss rate: smaller INT8 models on handhelds miss more, the "
-            "largest cloud model least; validate on your own footage.",
-        ),
-        "accuracy.cost_per_error": _e(
-            8, 20, 60, a + "average claim, relabel or re-handling cost of a miss."
-        ),
-        **_each(
-            "accuracy.monitoring_per_month",
-            on_device=(50, 150, 400),
-            near_edge=(50, 120, 300),
-            cloud=(30, 80, 200),
-            hybrid=(80, 180, 450),
-            source=a + "drift and accuracy monitoring; harder without streaming, two paths "
-            "for hybrid.",
-        ),
-        "tco.device_hardware_cost": _e(
-            150, 350, 800, a + "extra cost of an NPU-capable handheld over the current scanner."
-        ),
-        "tco.device_replacement_months": _e(24, 36, 48, a + "rugged handheld refresh cycle."),
-        "tco.gateway_hardware_cost": _e(
-            800, 1_500, 3_000, a + "Jetson-class box with enclosure, storage and PoE switch port."
-        ),
-        "tco.gateway_replacement_months": _e(36, 48, 60, a + "embedded gateway refresh cycle."),
-        **_each(
-            "tco.integration",
-            on_device=(8_000, 15_000, 30_000),
-            near_edge=(6_000, 12_000, 25_000),
-            cloud=(4_000, 8_000, 15_000),
-            hybrid=(8_000, 16_000, 32_000),
-            source=a + "one-off build: mobile packaging, gateway provisioning, cloud endpoint, "
-            "or both paths for hybrid.",
-        ),
-        **_each(
-            "tco.licence_per_device",
-            on_device=(0, 2, 5),
-            near_edge=(0, 1, 3),
-            cloud=(0, 0, 1),
-            hybrid=(0, 1, 3),
-            source=a + "runtime or MDM licences per device per month; many runtimes are free.",
-        ),
-        **_each(
-            "tco.tooling_per_month",
-            on_device=(100, 250, 600),
-            near_edge=(100, 200, 500),
-            cloud=(50, 100, 250),
-            hybrid=(150, 300, 700),
-            source=a + "deployment and fleet-management tooling per month.",
-        ),
-        **_each(
-            "tco.support_hours_per_month",
-            on_device=(15, 25, 50),
-            near_edge=(12, 22, 45),
-            cloud=(10, 18, 35),
-            hybrid=(18, 28, 55),
-            source=a + "support, diagnosis and model upkeep (labelling, retraining, review) "
-            "hours per month after go-live.",
-        ),
-        "tco.support_hourly_rate": _e(50, 75, 120, a + "loaded technical staff cost per hour."),
-        "tco.cloud_price_per_1000": _e(
-            0.5,
-            1.5,
-            4.0,
-            a + "managed vision inference endpoint per 1,000 images; check your "
-            "provider's price list.",
-        ),
-        "tco.hybrid_cloud_share": _e(
-            0.05, 0.1, 0.2, a + "low-confidence cases escalated to the cloud model."
-        ),
-        **_each(
-            "tco.bandwidth_per_site",
-            on_device=(0, 0, 10),
-            near_edge=(0, 0, 10),
-            cloud=(20, 60, 150),
-            hybrid=(0, 10, 40),
-            source=a + "uplink upgrade per site per month needed to stream images; none for "
-            "events only.",
-        ),
-    }
-    return RoiInputs(scenario=scenario, estimates=est, name="Logistics: dock vision")
-
-
-def _field_service() -> RoiInputs:
-    a = "assumption: "
-    scenario = Scenario(
-        sites=2,
-        devices_per_site=10,
-        gateways_per_site=10,
-        annual_discount_rate=0.10,
-        hybrid_local_tier=Tier.ON_DEVICE,
-        notes={
-            "sites": a + "two service depots (a 'site' here is a depot and its technicians).",
-            "devices_per_site": a + "ten technicians per depot, one tablet each.",
-            "gateways_per_site": a + "near-edge for field service is a truck-mounted unit "
-            "(playbook), one per van.",
-            "annual_discount_rate": a + "10 % cost of capital; use your finance team's rate.",
-            "hybrid_local_tier": "playbook: field service is on-device-first.",
-        },
-    )
-    est = {
-        "latency.baseline_time_to_action_s": _e(
-            900, 1_200, 1_800, a + "time from arriving at the equipment to a diagnosis today."
-        ),
-        **_each(
-            "latency.time_to_action_s",
-            on_device=(840, 1_020, 1_500),
-            near_edge=(840, 1_020, 1_500),
-            cloud=(900, 1_080, 1_700),
-            hybrid=(840, 1_000, 1_500),
-            source=a + "guided diagnosis saves about three minutes a job; cloud waits for "
-            "signal at some sites.",
-        ),
-        "latency.value_per_hour_saved": _e(55, 75, 100, a + "loaded technician cost per hour."),
-        "latency.events_per_device_per_day": _e(
-            3, 4, 6, a + "jobs per technician per calendar day (about 5-6 per working day)."
-        ),
-        "power.device_watts": _e(1, 2, 3, a + "extra tablet draw while running inference."),
-        "power.device_hours_per_day": _e(0.2, 0.5, 1, a + "minutes of inference per job."),
-        "power.gateway_watts": _e(10, 20, 40, a + "truck-mounted embedded unit."),
-        "power.electricity_price_per_kwh": _e(
-            0.15, 0.25, 0.40, a + "commercial tariff range; vans charge at the depot."
-        ),
-        "power.cooling_overhead_factor": _e(1.0, 1.0, 1.1, a + "no active cooling."),
-        "offline.outage_hours_per_site": _e(
-            10, 30, 80, a + "technician-hours per depot per month without usable signal."
-        ),
-        "offline.revenue_lost_per_outage_hour": _e(
-            5,
-            15,
-            40,
-            a + "repeat visits and delays attributable to diagnosing without "
-            "connectivity, per hour offline.",
-        ),
-        **_each(
-            "offline.completes_offline",
-            on_device=(0.8, 0.9, 1.0),
-            near_edge=(0.6, 0.8, 0.95),
-            cloud=(0.0, 0.0, 0.1),
-            hybrid=(0.8, 0.9, 1.0),
-            source=a + "on-device works anywhere; a van unit only near the van; cloud needs "
-            "signal.",
-        ),
-        **_each(
-            "privacy.data_leaving_gb_per_site",
-            on_device=(0.01, 0.05, 0.2),
-            near_edge=(0.01, 0.05, 0.2),
-            cloud=(0.5, 1.2, 3),
-            hybrid=(0.05, 0.2, 0.6),
-            source="derived: 10 tablets x 4 jobs/day x 30.4 days x ~1 MB of photos = 1.2 GB "
-            "to the cloud; local placements upload structured findings only.",
-        ),
-        "privacy.egress_price_per_gb": _e(1, 3, 8, a + "business cellular data cost per GB."),
-        "privacy.annual_compliance_cost": _e(
-            0, 1_000, 3_000, a + "customer-site photo handling; low for equipment data."
-        ),
-        **_each(
-            "privacy.compliance_reduction",
-            on_device=(0.1, 0.3, 0.5),
-            near_edge=(0.1, 0.3, 0.5),
-            cloud=(0, 0, 0.05),
-            hybrid=(0.05, 0.2, 0.4),
-            source=a + "fewer customer-site photos stored centrally.",
-        ),
-        "maintenance.rollouts_per_month": _e(
-            0.25, 0.33, 0.5, a + "quarterly model updates, as answered in the wizard."
-        ),
-        **_each(
-            "maintenance.rollout_hours",
-            on_device=(2, 4, 8),
-            near_edge=(4, 8, 16),
-            cloud=(0.5, 1, 2),
-            hybrid=(3, 5, 10),
-            source=a + "app release through MDM; van units updated at the depot.",
-        ),
-        "maintenance.rollback_share": _e(0.0, 0.1, 0.25, a + "one rollout in ten rolled back."),
-        **_each(
-            "maintenance.rollback_hours",
-            on_device=(1, 2, 6),
-            near_edge=(2, 4, 8),
-            cloud=(0.1, 0.5, 1),
-            hybrid=(1, 2.5, 6),
-            source=a + "staff time to roll back to the previous signed model.",
-        ),
-        **_each(
-            "maintenance.interventions_per_site",
-            on_device=(0.5, 1, 3),
-            near_edge=(1, 2, 5),
-            cloud=(0, 0.2, 1),
-            hybrid=(0.5, 1.2, 3),
-            source=a + "manual fixes per depot per month (re-install, van unit reset).",
-        ),
-        "maintenance.cost_per_intervention": _e(40, 80, 150, a + "technician or IT time per fix."),
-        "accuracy.baseline_error_rate": _e(
-            0.05, 0.08, 0.12, a + "jobs needing a second visit because of a wrong diagnosis."
-        ),
-        **_each(
-            "accuracy.error_rate",
-            on_device=(0.04, 0.065, 0.1),
-            near_edge=(0.035, 0.06, 0.09),
-            cloud=(0.035, 0.06, 0.09),
-            hybrid=(0.035, 0.06, 0.09),
-            source=a + "guided repair avoids a share of repeat visits; validate on your jobs.",
-        ),
-        "accuracy.cost_per_error": _e(
-            80, 150, 300, a + "cost of a repeat visit (travel plus technician time)."
-        ),
-        **_each(
-            "accuracy.monitoring_per_month",
-            on_device=(30, 80, 200),
-            near_edge=(30, 80, 200),
-            cloud=(20, 50, 150),
-            hybrid=(50, 100, 250),
-            source=a + "drift signals from post-job feedback.",
-        ),
-        "tco.device_hardware_cost": _e(
-            0,
-            150,
-            400,
-            a + "extra for NPU-capable tablets at the next refresh; 0 if current tablets qualify.",
-        ),
-        "tco.device_replacement_months": _e(24, 36, 48, a + "tablet refresh cycle."),
-        "tco.gateway_hardware_cost": _e(
-            600, 1_200, 2_500, a + "truck-mounted embedded unit with power conditioning."
-        ),
-        "tco.gateway_replacement_months": _e(36, 48, 60, a + "in-vehicle unit refresh cycle."),
-        **_each(
-            "tco.integration",
-            on_device=(6_000, 12_000, 25_000),
-            near_edge=(10_000, 20_000, 40_000),
-            cloud=(4_000, 8_000, 15_000),
-            hybrid=(8_000, 15_000, 30_000),
-            source=a + "one-off build: offline-first app, van units, or a cloud endpoint.",
-        ),
-        **_each(
-            "tco.licence_per_device",
-            on_device=(0, 1, 3),
-            near_edge=(0, 2, 5),
-            cloud=(0, 0, 1),
-            hybrid=(0, 1, 3),
-            source=a + "runtime or MDM licences per device per month.",
-        ),
-        **_each(
-            "tco.tooling_per_month",
-            on_device=(50, 150, 400),
-            near_edge=(100, 250, 600),
-            cloud=(50, 100, 250),
-            hybrid=(100, 200, 500),
-            source=a + "deployment and fleet-management tooling per month.",
-        ),
-        **_each(
-            "tco.support_hours_per_month",
-            on_device=(10, 18, 35),
-            near_edge=(14, 24, 45),
-            cloud=(8, 14, 28),
-            hybrid=(12, 22, 40),
-            source=a + "support, diagnosis and model upkeep (labelling, retraining, review) "
-            "hours per month after go-live.",
-        ),
-        "tco.support_hourly_rate": _e(50, 75, 120, a + "loaded technical staff cost per hour."),
-        "tco.cloud_price_per_1000": _e(
-            1, 3, 8, a + "managed multimodal inference endpoint per 1,000 requests."
-        ),
-        "tco.hybrid_cloud_share": _e(
-            0.1, 0.2, 0.4, a + "hard cases sent to the cloud model when signal allows."
-        ),
-        **_each(
-            "tco.bandwidth_per_site",
-            on_device=(0, 0, 10),
-            near_edge=(0, 0, 10),
-            cloud=(20, 50, 120),
-            hybrid=(0, 15, 40),
-            source=a + "larger cellular data plans per depot to upload photos.",
-        ),
-    }
-    return RoiInputs(scenario=scenario, estimates=est, name="Field service: offline triage")
-
-
-def _healthcare() -> RoiInputs:
-    a = "assumption: "
-    scenario = Scenario(
-        sites=4,
-        devices_per_site=3,
-        gateways_per_site=1,
-        annual_discount_rate=0.08,
-        hybrid_local_tier=Tier.NEAR_EDGE,
-        notes={
-            "sites": a + "four outpatient clinics.",
-            "devices_per_site": a + "three triage or documentation workstations per clinic.",
-            "gateways_per_site": a + "one local box per clinic (playbook: 'clinics using a local "
-            "box for triage support').",
-            "annual_discount_rate": a + "8 % cost of capital; use your finance team's rate.",
-            "hybrid_local_tier": "playbook: clinics standardise behaviour on local hardware.",
-        },
-    )
-    est = {
-        "latency.baseline_time_to_action_s": _e(
-            180, 240, 360, a + "triage documentation time per patient today."
-        ),
-        **_each(
-            "latency.time_to_action_s",
-            on_device=(150, 200, 300),
-            near_edge=(150, 200, 300),
-            cloud=(150, 205, 310),
-            hybrid=(150, 200, 300),
-            source=a + "AI-assisted documentation saves about 40 s per patient; cloud adds "
-            "a few seconds of upload.",
-        ),
-        "latency.value_per_hour_saved": _e(45, 60, 85, a + "loaded nurse cost per hour."),
-        "latency.events_per_device_per_day": _e(
-            15, 25, 40, a + "patients triaged per workstation per calendar day."
-        ),
-        "power.device_watts": _e(2, 5, 10, a + "extra draw of a Windows NPU laptop inferring."),
-        "power.device_hours_per_day": _e(1, 2, 4, a + "inference time per workstation per day."),
-        "power.gateway_watts": _e(20, 40, 80, a + "small local inference box."),
-        "power.electricity_price_per_kwh": _e(
-            0.15, 0.25, 0.40, a + "commercial tariff range; use your electricity bill."
-        ),
-        "power.cooling_overhead_factor": _e(
-            1.0, 1.2, 1.5, a + "box in a small comms room with air conditioning."
-        ),
-        "offline.outage_hours_per_site": _e(0.5, 1, 4, a + "clinic internet outages per month."),
-        "offline.revenue_lost_per_outage_hour": _e(
-            50, 150, 400, a + "delayed documentation and rebooked appointments per hour."
-        ),
-        **_each(
-            "offline.completes_offline",
-            on_device=(0.8, 0.95, 1.0),
-            near_edge=(0.8, 0.95, 1.0),
-            cloud=(0.0, 0.0, 0.1),
-            hybrid=(0.7, 0.85, 1.0),
-            source=a + "local inference works on the clinic LAN; cloud needs the internet.",
-        ),
-        **_each(
-            "privacy.data_leaving_gb_per_site",
-            on_device=(0.01, 0.02, 0.1),
-            near_edge=(0.01, 0.02, 0.1),
-            cloud=(1, 3, 8),
-            hybrid=(0.2, 0.5, 1.5),
-            source="derived: 3 workstations x 25 patients/day x 30.4 days x ~1.3 MB of "
-            "captured media = 3 GB; local placements upload de-identified results only.",
-        ),
-        "privacy.egress_price_per_gb": _e(
-            0.02, 0.1, 0.3, a + "compliant cloud storage and ingestion per GB."
-        ),
-        "privacy.annual_compliance_cost": _e(
-            10_000,
-            25_000,
-            60_000,
-            a + "PHI risk assessments, audits and breach insurance "
-            "share attributable to the workflow.",
-        ),
-        **_each(
-            "privacy.compliance_reduction",
-            on_device=(0.1, 0.25, 0.4),
-            near_edge=(0.1, 0.25, 0.4),
-            cloud=(0, 0, 0.05),
-            hybrid=(0.05, 0.1, 0.25),
-            source=a + "less PHI leaving the clinic narrows audit scope; the cloud path keeps it.",
-        ),
-        "maintenance.rollouts_per_month": _e(
-            0.08, 0.17, 0.33, a + "one to four model updates a year (high-assurance)."
-        ),
-        **_each(
-            "maintenance.rollout_hours",
-            on_device=(4, 8, 16),
-            near_edge=(2, 6, 12),
-            cloud=(1, 2, 4),
-            hybrid=(4, 8, 16),
-            source=a + "staged rollout with clinical sign-off per release.",
-        ),
-        "maintenance.rollback_share": _e(0.0, 0.1, 0.25, a + "one rollout in ten rolled back."),
-        **_each(
-            "maintenance.rollback_hours",
-            on_device=(1, 3, 6),
-            near_edge=(0.5, 2, 4),
-            cloud=(0.2, 0.5, 1),
-            hybrid=(1, 2, 5),
-            source=a + "staff time to roll back to the previous signed model.",
-        ),
-        **_each(
-            "maintenance.interventions_per_site",
-            on_device=(0.2, 0.5, 2),
-            near_edge=(0.2, 0.5, 1.5),
-            cloud=(0, 0.1, 0.5),
-            hybrid=(0.2, 0.6, 2),
-            source=a + "manual fixes per clinic per month.",
-        ),
-        "maintenance.cost_per_intervention": _e(50, 100, 200, a + "IT support time per fix."),
-        "accuracy.baseline_error_rate": _e(
-            0.01, 0.02, 0.04, a + "triage notes needing costly correction or follow-up."
-        ),
-        **_each(
-            "accuracy.error_rate",
-            on_device=(0.008, 0.015, 0.03),
-            near_edge=(0.007, 0.014, 0.028),
-            cloud=(0.007, 0.013, 0.027),
-            hybrid=(0.007, 0.013, 0.027),
-            source=a + "AI assistance catches a share of omissions; validate against chart review.",
-        ),
-        "accuracy.cost_per_error": _e(
-            20, 50, 150, a + "staff time and follow-up per corrected note."
-        ),
-        **_each(
-            "accuracy.monitoring_per_month",
-            on_device=(100, 250, 500),
-            near_edge=(100, 200, 450),
-            cloud=(80, 150, 350),
-            hybrid=(150, 300, 600),
-            source=a + "calibration and drift review under clinical governance.",
-        ),
-        "tco.device_hardware_cost": _e(
-            0,
-            200,
-            500,
-            a + "extra for NPU-capable workstations; 0 on an existing Windows NPU fleet.",
-        ),
-        "tco.device_replacement_months": _e(36, 48, 60, a + "workstation refresh cycle."),
-        "tco.gateway_hardware_cost": _e(
-            1_500, 2_500, 5_000, a + "clinic inference box with encrypted storage."
-        ),
-        "tco.gateway_replacement_months": _e(36, 48, 60, a + "clinic box refresh cycle."),
-        **_each(
-            "tco.integration",
-            on_device=(10_000, 20_000, 40_000),
-            near_edge=(10_000, 18_000, 35_000),
-            cloud=(8_000, 15_000, 30_000),
-            hybrid=(12_000, 22_000, 45_000),
-            source=a + "one-off build including EHR integration and privacy review.",
-        ),
-        **_each(
-            "tco.licence_per_device",
-            on_device=(0, 3, 8),
-            near_edge=(0, 2, 6),
-            cloud=(0, 1, 3),
-            hybrid=(0, 3, 8),
-            source=a + "runtime, MDM or clinical software licences per device per month.",
-        ),
-        **_each(
-            "tco.tooling_per_month",
-            on_device=(100, 250, 500),
-            near_edge=(100, 200, 450),
-            cloud=(80, 150, 350),
-            hybrid=(150, 300, 600),
-            source=a + "deployment, audit logging and device management tooling.",
-        ),
-        **_each(
-            "tco.support_hours_per_month",
-            on_device=(12, 22, 45),
-            near_edge=(10, 20, 40),
-            cloud=(8, 16, 32),
-            hybrid=(15, 26, 50),
-            source=a + "support, diagnosis and model upkeep (labelling, retraining, review) "
-            "hours per month after go-live.",
-        ),
-        "tco.support_hourly_rate": _e(60, 85, 130, a + "loaded clinical IT cost per hour."),
-        "tco.cloud_price_per_1000": _e(
-            2, 5, 12, a + "compliant managed inference endpoint per 1,000 requests."
-        ),
-        "tco.hybrid_cloud_share": _e(
-            0.05, 0.1, 0.2, a + "de-identified hard cases reviewed by a cloud model."
-        ),
-        **_each(
-            "tco.bandwidth_per_site",
-            on_device=(0, 0, 10),
-            near_edge=(0, 0, 10),
-            cloud=(10, 30, 80),
-            hybrid=(0, 10, 30),
-            source=a + "uplink upgrade per clinic to upload captured media.",
-        ),
-    }
-    return RoiInputs(scenario=scenario, estimates=est, name="Healthcare: decision support")
-
-
-PRESETS: dict[Workflow, Callable[[], RoiInputs]] = {
-    Workflow.LOGISTICS_DOCK_VISION: _logistics,
-    Workflow.FIELD_SERVICE_TRIAGE: _field_service,
-    Workflow.HEALTHCARE_DECISION_SUPPORT: _healthcare,
-}
+def __getattr__(name: str) -> Any:
+    if name == "PRESETS":
+        return _presets()
+    raise AttributeError(name)
 
 
 def preset(*, workflow: Workflow) -> RoiInputs:
     """A fresh, editable scenario for one of the seed's workflows, every default sourced."""
+    presets = _presets()
     try:
-        return PRESETS[Workflow(workflow)]()
+        return presets[Workflow(workflow)]()
     except (KeyError, ValueError):
-        names = ", ".join(str(w) for w in PRESETS)
+        names = ", ".join(str(w) for w in presets)
         raise PlanningInputError(
             "No preset for this workflow.",
             fields={"workflow": [f"Presets exist for: {names}; start a custom one from them."]},
@@ -1991,7 +2006,6 @@ __all__ = [
     "INPUT_NAMES",
     "INPUT_SPECS",
     "PLACEMENTS",
-    "PRESETS",
     "SPEC_BY_NAME",
     "TORNADO_OUTPUTS",
     "Analysis",

@@ -92,6 +92,9 @@ class Scorecard(models.Model):
     )
     candidates = models.JSONField(default=list)
     weights = models.JSONField(default=dict)
+    # The seed: a stack scoring low on update strategy or observability "will cost you later";
+    # such a stack ranks below every flag-free one unless the planner turns this off.
+    red_flags_rank_last = models.BooleanField(default=True)
     revision = models.PositiveIntegerField(default=1)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -108,7 +111,11 @@ class Scorecard(models.Model):
 
     def as_dict(self) -> dict:
         """The ``roi.scorecard.Scorecard.from_dict`` shape."""
-        return {"candidates": self.candidates, "weights": self.weights}
+        return {
+            "candidates": self.candidates,
+            "weights": self.weights,
+            "red_flags_rank_last": self.red_flags_rank_last,
+        }
 
 
 class RoiScenario(models.Model):
@@ -156,6 +163,7 @@ class Plan(models.Model):
     ``data`` is ``roi.plan.NinetyDayPlan.to_dict()`` (task statuses live inside it);
     ``targets`` is the ``MetricTargets.to_dict()`` the metrics were set from; ``assignees``
     maps a task id to the user who owns it, because a person is not part of the pure plan.
+    ``start_date`` is day 1 of the plan: day N of a task or phase falls on start + N - 1.
     """
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="plans")
@@ -174,6 +182,7 @@ class Plan(models.Model):
     data = models.JSONField(help_text="roi.plan.NinetyDayPlan.to_dict()")
     targets = models.JSONField(default=dict, help_text="roi.plan.MetricTargets.to_dict()")
     assignees = models.JSONField(default=dict, blank=True, help_text="task id -> user id")
+    start_date = models.DateField(default=timezone.localdate, help_text="Day 1 of the plan")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )

@@ -6,6 +6,13 @@ for near-edge, model packaging for on-device, data-minimisation work when privac
 an escalation contract for hybrid, and so on. Each task has a stable ``id`` (so saved statuses
 survive regeneration), an owner role and a status.
 
+The tasks are data: :data:`TASK_ROWS` holds one :class:`TaskRow` per task (phase, title,
+detail, owner, its days, the plans it applies to as a declarative :class:`When` on the
+:class:`PlanFacts` of the wizard result, and the :class:`TaskEvidence` that ticks it), and
+``_tasks`` only interprets the table. On the board (:func:`task_states`) day N of a task falls
+on ``start + N - 1``; a task whose evidence exists is done by it, every other task keeps the
+status a person set, and an unfinished task past its last day is overdue.
+
 Success metrics carry a target, a direction, a ``measure_key`` (the name of the live
 measurement they are checked against) and ``decided_by``: the :class:`Provenance` whose
 measurements decide whether the metric is on track. Measurements come from *sources*: small
@@ -25,7 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -353,339 +360,512 @@ class NinetyDayPlan:
 _SEED = "playbook: 90-day plan"
 
 
-def _tasks(result: WizardResult) -> list[PlanTask]:
-    answers = result.answers
-    tiers = set(result.all_tiers)
-    inference = set(result.inference_tiers)
-    local = bool(inference & set(LOCAL_TIERS))
-    cloud_inference = Tier.CLOUD in inference
-    private = answers.privacy_risk is PrivacyRisk.HIGH or answers.phi_involved
-    hardware = answers.hardware
-    # A helper tier the rules marked optional gets its tasks, labelled as optional.
-    optional = {part.tier for part in result.parts if part.optional} - inference
-    tasks: list[PlanTask] = []
+class TaskEvidence(StrEnum):
+    """Kinds of evidence that show a task is done without anyone ticking it.
 
-    def maybe(tier: Tier, title: str) -> str:
-        return f"Optional: {title[0].lower()}{title[1:]}" if tier in optional else title
+    A task row names at most one; the plan board asks the organisation's records whether such
+    evidence exists for the plan (see ``roi.selectors.task_evidence_for_plan``).
+    """
 
-    def add(
-        task_id: str,
-        phase: str,
-        title: str,
-        detail: str,
-        owner: OwnerRole,
-        *,
-        source: str = _SEED,
-        status: TaskStatus = TaskStatus.TODO,
-    ) -> None:
-        tasks.append(PlanTask(task_id, phase, title, detail, owner, status, source))
+    SCORED_STACKS = "scorecard.scored_stacks"  # a scorecard with >= 2 fully scored candidates
+    ROI_SCENARIO = "roi.scenario"  # an ROI scenario for the plan's assessment
+    VALIDATED_MODEL = "model.validation_passed"  # a model version passed validation
+    ROLLOUT = "rollout.exists"  # a staged rollout was created
+    FIELD_TELEMETRY = "telemetry.latency"  # the fleet reported latency since the plan started
+    FIELD_OFFLINE = "telemetry.offline"  # the fleet reported offline coverage
+    FIELD_THERMAL = "telemetry.throttling"  # the fleet reported thermal throttling samples
 
-    p1, p2, p3, p4 = PHASE_KEYS
+
+@dataclass(frozen=True)
+class PlanFacts:
+    """What the task conditions read from a wizard result, computed once per plan."""
+
+    local: bool  # a local tier (on-device or near-edge) runs inference
+    cloud_inference: bool
+    private: bool  # high privacy risk or PHI
+    phi: bool
+    has_hardware: bool
+    tiers: frozenset[Tier]  # every tier the placement uses, helpers included
+    optional_tiers: frozenset[Tier]  # helper tiers the rules marked optional
+    workflow: Workflow
+    model_changes_per_year: float
+    sites: int
+    has_outage: bool
+    has_payload: bool
+    text: Mapping[str, Any]  # the values task details are formatted with
+
+    @classmethod
+    def of(cls, result: WizardResult) -> PlanFacts:
+        answers = result.answers
+        inference = set(result.inference_tiers)
+        return cls(
+            local=bool(inference & set(LOCAL_TIERS)),
+            cloud_inference=Tier.CLOUD in inference,
+            private=answers.privacy_risk is PrivacyRisk.HIGH or answers.phi_involved,
+            phi=answers.phi_involved,
+            has_hardware=bool(answers.hardware),
+            tiers=frozenset(result.all_tiers),
+            optional_tiers=frozenset(part.tier for part in result.parts if part.optional)
+            - inference,
+            workflow=answers.workflow,
+            model_changes_per_year=answers.model_changes_per_year,
+            sites=answers.sites,
+            has_outage=bool(answers.longest_outage_hours),
+            has_payload=bool(answers.payload_kb),
+            text={
+                "summary": result.summary,
+                "ruleset_version": result.ruleset_version,
+                "workflow_name": answers.workflow.value.replace("_", " "),
+                "payload_kb": answers.payload_kb,
+                "rate": answers.inferences_per_device_per_minute,
+                "devices_per_site": answers.devices_per_site,
+                "model_changes_per_year": answers.model_changes_per_year,
+                "longest_outage_hours": answers.longest_outage_hours,
+                "latency_tolerance_ms": answers.latency_tolerance_ms,
+                "sites": answers.sites,
+                "sites_after_pilot": answers.sites - 2,
+            },
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class When:
+    """A declarative condition on :class:`PlanFacts`: every field given must hold.
+
+    ``tier``: the placement uses that tier (as inference or as a helper); a task conditioned on
+    a helper tier the rules marked optional is titled "Optional: ...".
+    """
+
+    local: bool | None = None
+    cloud_inference: bool | None = None
+    private: bool | None = None
+    phi: bool | None = None
+    has_hardware: bool | None = None
+    has_outage: bool | None = None
+    has_payload: bool | None = None
+    tier: Tier | None = None
+    workflow: Workflow | None = None
+    min_model_changes_per_year: float | None = None
+    min_sites: int | None = None
+
+    def holds(self, facts: PlanFacts) -> bool:
+        flags = (
+            "local",
+            "cloud_inference",
+            "private",
+            "phi",
+            "has_hardware",
+            "has_outage",
+            "has_payload",
+        )
+        for name in flags:
+            wanted = getattr(self, name)
+            if wanted is not None and getattr(facts, name) is not wanted:
+                return False
+        return (
+            (self.tier is None or self.tier in facts.tiers)
+            and (self.workflow is None or facts.workflow is self.workflow)
+            and (
+                self.min_model_changes_per_year is None
+                or facts.model_changes_per_year >= self.min_model_changes_per_year
+            )
+            and (self.min_sites is None or facts.sites >= self.min_sites)
+        )
+
+
+ALWAYS = When()
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskRow:
+    """One row of the task table: a task and the plans it belongs to.
+
+    ``detail`` is a text formatted with :attr:`PlanFacts.text`, or ``(condition, text)`` pairs of
+    which the first that holds is used (the last is usually :data:`ALWAYS`). ``days`` is the
+    task's window (``None``: its phase's days). ``evidence``: what ticks it done by itself.
+    """
+
+    id: str
+    phase: str
+    title: str
+    detail: str | tuple[tuple[When, str], ...]
+    owner: OwnerRole
+    when: When = ALWAYS
+    days: tuple[int, int] | None = None
+    source: str = _SEED
+    status: TaskStatus = TaskStatus.TODO
+    evidence: TaskEvidence | None = None
+
+    def applies_to(self, facts: PlanFacts) -> bool:
+        return self.when.holds(facts)
+
+    def task(self, facts: PlanFacts) -> PlanTask:
+        if isinstance(self.detail, str):
+            detail = self.detail
+        else:
+            detail = next(text for condition, text in self.detail if condition.holds(facts))
+        title = self.title
+        if self.when.tier is not None and self.when.tier in facts.optional_tiers:
+            title = f"Optional: {title[0].lower()}{title[1:]}"
+        return PlanTask(
+            self.id,
+            self.phase,
+            title,
+            detail.format(**facts.text),
+            self.owner,
+            self.status,
+            self.source,
+        )
+
+
+_P1, _P2, _P3, _P4 = PHASE_KEYS
+_LOCAL = When(local=True)
+_PRIVATE = "tailored: high privacy risk or PHI"
+_PHI = "tailored: PHI"
+_NEAR_EDGE = "tailored: near-edge"
+_ON_DEVICE = "tailored: on-device"
+_CLOUD = "tailored: cloud inference"
+
+#: The plan's tasks in board order: the seed's steps and the tasks tailored to the answers.
+TASK_ROWS: tuple[TaskRow, ...] = (
     # Days 1-15: the assessment already did two of the seed's three steps.
-    add(
-        "pick_workflow",
-        p1,
-        "Pick one workflow with clear operational impact",
-        f"Assessed workflow: {answers.workflow.value.replace('_', ' ')}.",
-        OwnerRole.PLANNER,
+    TaskRow(
+        id="pick_workflow",
+        phase=_P1,
+        title="Pick one workflow with clear operational impact",
+        detail="Assessed workflow: {workflow_name}.",
+        owner=OwnerRole.PLANNER,
         status=TaskStatus.DONE,
-    )
-    add(
-        "decide_placement",
-        p1,
-        "Decide inference placement using the decision rules",
-        f"{result.summary} (ruleset {result.ruleset_version}).",
-        OwnerRole.PLANNER,
+        days=(1, 5),
+    ),
+    TaskRow(
+        id="decide_placement",
+        phase=_P1,
+        title="Decide inference placement using the decision rules",
+        detail="{summary} (ruleset {ruleset_version}).",
+        owner=OwnerRole.PLANNER,
         status=TaskStatus.DONE,
-    )
-    add(
-        "define_success_metrics",
-        p1,
-        "Define success metrics: latency targets, offline coverage, accuracy threshold, and "
-        "support KPIs",
-        "Draft targets are generated below; confirm or adjust them before building.",
-        OwnerRole.PLANNER,
+        days=(1, 5),
+    ),
+    TaskRow(
+        id="define_success_metrics",
+        phase=_P1,
+        title="Define success metrics: latency targets, offline coverage, accuracy threshold, "
+        "and support KPIs",
+        detail="Draft targets are generated below; confirm or adjust them before building.",
+        owner=OwnerRole.PLANNER,
         status=TaskStatus.DOING,
-    )
-    if local and not hardware:
-        add(
-            "score_stacks_before_buying",
-            p1,
-            "Score two or three candidate stacks before buying hardware",
-            "Use the stack scorecard; \u201cwe picked the hardware first\u201d is the playbook's "
-            "first failure mode.",
-            OwnerRole.PLANNER,
-            source="tailored: no existing hardware",
-        )
-    if private:
-        add(
-            "design_data_minimisation",
-            p1,
-            "Design data minimisation: what leaves the device or gateway",
-            "Send predictions and events, not raw sensitive media; decide what is stored "
-            "locally and when it is deleted.",
-            OwnerRole.PLANNER,
-            source="tailored: high privacy risk or PHI",
-        )
-    if answers.phi_involved:
-        add(
-            "label_ai_assistance",
-            p1,
-            "Agree user-facing labelling: AI assistance vs clinical decision",
-            "Seed healthcare control; agree it with clinical leads before the prototype.",
-            OwnerRole.PLANNER,
-            source="tailored: PHI",
-        )
-    if cloud_inference:
-        add(
-            "confirm_cloud_governance",
-            p1,
-            "Confirm data governance allows sending these inputs to the cloud",
-            "Cloud inference fits only when \u201cdata governance allows sending inputs to the "
-            "cloud\u201d.",
-            OwnerRole.PLANNER,
-            source="tailored: cloud inference",
-        )
-
+    ),
+    TaskRow(
+        id="score_stacks_before_buying",
+        phase=_P1,
+        title="Score two or three candidate stacks before buying hardware",
+        detail="Use the stack scorecard; \u201cwe picked the hardware first\u201d is the "
+        "playbook's first failure mode.",
+        owner=OwnerRole.PLANNER,
+        when=When(local=True, has_hardware=False),
+        source="tailored: no existing hardware",
+        evidence=TaskEvidence.SCORED_STACKS,
+    ),
+    TaskRow(
+        id="design_data_minimisation",
+        phase=_P1,
+        title="Design data minimisation: what leaves the device or gateway",
+        detail="Send predictions and events, not raw sensitive media; decide what is stored "
+        "locally and when it is deleted.",
+        owner=OwnerRole.PLANNER,
+        when=When(private=True),
+        source=_PRIVATE,
+    ),
+    TaskRow(
+        id="label_ai_assistance",
+        phase=_P1,
+        title="Agree user-facing labelling: AI assistance vs clinical decision",
+        detail="Seed healthcare control; agree it with clinical leads before the prototype.",
+        owner=OwnerRole.PLANNER,
+        when=When(phi=True),
+        source=_PHI,
+    ),
+    TaskRow(
+        id="confirm_cloud_governance",
+        phase=_P1,
+        title="Confirm data governance allows sending these inputs to the cloud",
+        detail="Cloud inference fits only when \u201cdata governance allows sending inputs to "
+        "the cloud\u201d.",
+        owner=OwnerRole.PLANNER,
+        when=When(cloud_inference=True),
+        source=_CLOUD,
+    ),
     # Days 16-45: build a reference deployment.
-    if local:
-        runtime_detail = (
-            "Run an early conversion spike that covers your exact operators and data shapes; "
-            "record operator coverage, INT8/FP16 accuracy drop and P95 on the target."
-        )
-    else:
-        runtime_detail = "Select the serving runtime and confirm the model loads unchanged."
-    add(
-        "select_runtime",
-        p2,
-        "Select a runtime stack and validate model conversion",
-        runtime_detail,
-        OwnerRole.APPROVER,
-    )
-    payload = (
-        f"{answers.payload_kb:g} KB at {answers.inferences_per_device_per_minute:g} per device "
-        "per minute"
-        if answers.payload_kb
-        else "the payload sizes and rates seen in the field"
-    )
-    add(
-        "prototype_real_payloads",
-        p2,
-        "Prototype with real payloads",
-        f"Use {payload}; measure the latency distribution, not just averages.",
-        OwnerRole.APPROVER,
-    )
-    add(
-        "device_identity",
-        p2,
-        "Implement device identity",
-        "Enroll each device or gateway with a one-time token and its own key.",
-        OwnerRole.ADMIN,
-    )
-    add(
-        "signed_model_loading",
-        p2,
-        "Implement signed model loading",
-        "Devices load only models whose signature verifies against the organisation's key.",
-        OwnerRole.ADMIN,
-    )
-    add(
-        "structured_events",
-        p2,
-        "Implement structured event output",
-        "Emit predictions, confidence and model version as events; sync only what you need.",
-        OwnerRole.APPROVER,
-    )
-    if Tier.NEAR_EDGE in tiers:
-        add(
-            "provision_gateways",
-            p2,
-            maybe(
-                Tier.NEAR_EDGE, "Provision site gateways: hardware, power, network and enrollment"
+    TaskRow(
+        id="select_runtime",
+        phase=_P2,
+        title="Select a runtime stack and validate model conversion",
+        detail=(
+            (
+                _LOCAL,
+                "Run an early conversion spike that covers your exact operators and data "
+                "shapes; record operator coverage, INT8/FP16 accuracy drop and P95 on the "
+                "target.",
             ),
-            f"One gateway serves the {answers.devices_per_site} device(s) at each site; plan "
-            "power, cooling and local log retention.",
-            OwnerRole.ADMIN,
-            source="tailored: near-edge",
-        )
-    if Tier.ON_DEVICE in tiers:
-        add(
-            "package_model_for_devices",
-            p2,
-            maybe(
-                Tier.ON_DEVICE, "Package the model for the device runtime and ship it in the app"
+            (ALWAYS, "Select the serving runtime and confirm the model loads unchanged."),
+        ),
+        owner=OwnerRole.APPROVER,
+        days=(16, 30),
+        evidence=TaskEvidence.VALIDATED_MODEL,
+    ),
+    TaskRow(
+        id="prototype_real_payloads",
+        phase=_P2,
+        title="Prototype with real payloads",
+        detail=(
+            (
+                When(has_payload=True),
+                "Use {payload_kb:g} KB at {rate:g} per device per minute; measure the latency "
+                "distribution, not just averages.",
             ),
-            "Quantised model within the app's size budget; offline-first UX so the workflow "
-            "completes without a network.",
-            OwnerRole.APPROVER,
-            source="tailored: on-device",
-        )
-        add(
-            "show_model_version",
-            p2,
-            maybe(Tier.ON_DEVICE, "Show the model version in the app for support"),
-            "Seed field-service control: support needs to know which model answered.",
-            OwnerRole.APPROVER,
-            source="tailored: on-device",
-        )
-    if local and cloud_inference:
-        add(
-            "define_escalation_contract",
-            p2,
-            "Define which cases go to which tier and what syncs",
-            "Which cases escalate to the cloud, and whether features, embeddings, predictions "
-            "or aggregated metrics are synced.",
-            OwnerRole.PLANNER,
-            source="tailored: hybrid",
-        )
-    if private:
-        add(
-            "encrypt_and_retain",
-            p2,
-            "Encrypt at rest and in transit; delete raw inputs on schedule",
-            "Store raw inputs securely only as long as needed.",
-            OwnerRole.ADMIN,
-            source="tailored: high privacy risk or PHI",
-        )
-    if answers.phi_involved:
-        add(
-            "audit_and_access",
-            p2,
-            "Audit logs and least-privilege access for PHI",
-            "Seed healthcare control: signed artifacts, audit logs, access controls.",
-            OwnerRole.ADMIN,
-            source="tailored: PHI",
-        )
-    if local and answers.model_changes_per_year >= 12:
-        add(
-            "automate_rollout",
-            p2,
-            "Automate staged rollout and rollback before the first site",
-            f"{answers.model_changes_per_year:g} model changes a year must reach every device "
-            "without manual work.",
-            OwnerRole.APPROVER,
-            source="tailored: frequent model changes at the edge",
-        )
-
+            (
+                ALWAYS,
+                "Use the payload sizes and rates seen in the field; measure the latency "
+                "distribution, not just averages.",
+            ),
+        ),
+        owner=OwnerRole.APPROVER,
+    ),
+    TaskRow(
+        id="device_identity",
+        phase=_P2,
+        title="Implement device identity",
+        detail="Enroll each device or gateway with a one-time token and its own key.",
+        owner=OwnerRole.ADMIN,
+    ),
+    TaskRow(
+        id="signed_model_loading",
+        phase=_P2,
+        title="Implement signed model loading",
+        detail="Devices load only models whose signature verifies against the organisation's key.",
+        owner=OwnerRole.ADMIN,
+    ),
+    TaskRow(
+        id="structured_events",
+        phase=_P2,
+        title="Implement structured event output",
+        detail="Emit predictions, confidence and model version as events; sync only what you need.",
+        owner=OwnerRole.APPROVER,
+    ),
+    TaskRow(
+        id="provision_gateways",
+        phase=_P2,
+        title="Provision site gateways: hardware, power, network and enrollment",
+        detail="One gateway serves the {devices_per_site} device(s) at each site; plan power, "
+        "cooling and local log retention.",
+        owner=OwnerRole.ADMIN,
+        when=When(tier=Tier.NEAR_EDGE),
+        source=_NEAR_EDGE,
+    ),
+    TaskRow(
+        id="package_model_for_devices",
+        phase=_P2,
+        title="Package the model for the device runtime and ship it in the app",
+        detail="Quantised model within the app's size budget; offline-first UX so the "
+        "workflow completes without a network.",
+        owner=OwnerRole.APPROVER,
+        when=When(tier=Tier.ON_DEVICE),
+        source=_ON_DEVICE,
+    ),
+    TaskRow(
+        id="show_model_version",
+        phase=_P2,
+        title="Show the model version in the app for support",
+        detail="Seed field-service control: support needs to know which model answered.",
+        owner=OwnerRole.APPROVER,
+        when=When(tier=Tier.ON_DEVICE),
+        source=_ON_DEVICE,
+    ),
+    TaskRow(
+        id="define_escalation_contract",
+        phase=_P2,
+        title="Define which cases go to which tier and what syncs",
+        detail="Which cases escalate to the cloud, and whether features, embeddings, "
+        "predictions or aggregated metrics are synced.",
+        owner=OwnerRole.PLANNER,
+        when=When(local=True, cloud_inference=True),
+        source="tailored: hybrid",
+    ),
+    TaskRow(
+        id="encrypt_and_retain",
+        phase=_P2,
+        title="Encrypt at rest and in transit; delete raw inputs on schedule",
+        detail="Store raw inputs securely only as long as needed.",
+        owner=OwnerRole.ADMIN,
+        when=When(private=True),
+        source=_PRIVATE,
+    ),
+    TaskRow(
+        id="audit_and_access",
+        phase=_P2,
+        title="Audit logs and least-privilege access for PHI",
+        detail="Seed healthcare control: signed artifacts, audit logs, access controls.",
+        owner=OwnerRole.ADMIN,
+        when=When(phi=True),
+        source=_PHI,
+    ),
+    TaskRow(
+        id="automate_rollout",
+        phase=_P2,
+        title="Automate staged rollout and rollback before the first site",
+        detail="{model_changes_per_year:g} model changes a year must reach every device "
+        "without manual work.",
+        owner=OwnerRole.APPROVER,
+        when=When(local=True, min_model_changes_per_year=12),
+        source="tailored: frequent model changes at the edge",
+    ),
     # Days 46-70: field-like tests.
-    if local:
-        outage = answers.longest_outage_hours
-        offline_detail = (
-            f"Cut connectivity for {outage:g} h (the longest outage answered) and confirm the "
-            "workflow completes; check what happens to logs and telemetry."
-            if outage
-            else "Cut connectivity and confirm the workflow completes; check what happens to "
-            "logs and telemetry."
-        )
-    else:
-        offline_detail = "Confirm the workflow degrades safely when the cloud is unreachable."
-    add("test_offline", p3, "Test offline scenarios", offline_detail, OwnerRole.APPROVER)
-    if local:
-        add(
-            "validate_power_thermal",
-            p3,
-            "Validate power/thermal behavior",
-            "Run continuously and measure the slowdown after 10 and 20 minutes.",
-            OwnerRole.APPROVER,
-        )
-    add(
-        "capture_observability",
-        p3,
-        "Capture observability data: latency, confidence, failure modes",
-        "Check drift can be measured without streaming everything.",
-        OwnerRole.APPROVER,
-    )
-    if Tier.NEAR_EDGE in tiers:
-        add(
-            "gateway_failure_test",
-            p3,
-            maybe(Tier.NEAR_EDGE, "Test the site when the gateway restarts or loses the WAN"),
-            "Devices keep working against the gateway; local logs are kept and synced later.",
-            OwnerRole.APPROVER,
-            source="tailored: near-edge",
-        )
-    if Tier.ON_DEVICE in tiers:
-        add(
-            "full_shift_device_test",
-            p3,
-            maybe(Tier.ON_DEVICE, "Run a full shift on the devices"),
-            "Battery, heat and latency at the end of the shift, not only at the start.",
-            OwnerRole.APPROVER,
-            source="tailored: on-device",
-        )
-    if cloud_inference:
-        add(
-            "cloud_latency_from_site",
-            p3,
-            "Measure end-to-end P95 time-to-action from a real site",
-            f"Capture to UI update against the {answers.latency_tolerance_ms:g} ms tolerance.",
-            OwnerRole.APPROVER,
-            source="tailored: cloud inference",
-        )
-    if answers.workflow is Workflow.LOGISTICS_DOCK_VISION:
-        add(
-            "tune_confidence_thresholds",
-            p3,
-            "Tune confidence thresholds per lane/site; route low-confidence cases to a human",
-            "Seed dock-vision controls: human-in-the-loop for low-confidence cases.",
-            OwnerRole.PLANNER,
-            source="tailored: logistics dock vision",
-        )
-
+    TaskRow(
+        id="test_offline",
+        phase=_P3,
+        title="Test offline scenarios",
+        detail=(
+            (
+                When(local=True, has_outage=True),
+                "Cut connectivity for {longest_outage_hours:g} h (the longest outage answered) "
+                "and confirm the workflow completes; check what happens to logs and telemetry.",
+            ),
+            (
+                _LOCAL,
+                "Cut connectivity and confirm the workflow completes; check what happens to "
+                "logs and telemetry.",
+            ),
+            (ALWAYS, "Confirm the workflow degrades safely when the cloud is unreachable."),
+        ),
+        owner=OwnerRole.APPROVER,
+        evidence=TaskEvidence.FIELD_OFFLINE,
+    ),
+    TaskRow(
+        id="validate_power_thermal",
+        phase=_P3,
+        title="Validate power/thermal behavior",
+        detail="Run continuously and measure the slowdown after 10 and 20 minutes.",
+        owner=OwnerRole.APPROVER,
+        when=_LOCAL,
+        evidence=TaskEvidence.FIELD_THERMAL,
+    ),
+    TaskRow(
+        id="capture_observability",
+        phase=_P3,
+        title="Capture observability data: latency, confidence, failure modes",
+        detail="Check drift can be measured without streaming everything.",
+        owner=OwnerRole.APPROVER,
+        evidence=TaskEvidence.FIELD_TELEMETRY,
+    ),
+    TaskRow(
+        id="gateway_failure_test",
+        phase=_P3,
+        title="Test the site when the gateway restarts or loses the WAN",
+        detail="Devices keep working against the gateway; local logs are kept and synced later.",
+        owner=OwnerRole.APPROVER,
+        when=When(tier=Tier.NEAR_EDGE),
+        source=_NEAR_EDGE,
+    ),
+    TaskRow(
+        id="full_shift_device_test",
+        phase=_P3,
+        title="Run a full shift on the devices",
+        detail="Battery, heat and latency at the end of the shift, not only at the start.",
+        owner=OwnerRole.APPROVER,
+        when=When(tier=Tier.ON_DEVICE),
+        source=_ON_DEVICE,
+    ),
+    TaskRow(
+        id="cloud_latency_from_site",
+        phase=_P3,
+        title="Measure end-to-end P95 time-to-action from a real site",
+        detail="Capture to UI update against the {latency_tolerance_ms:g} ms tolerance.",
+        owner=OwnerRole.APPROVER,
+        when=When(cloud_inference=True),
+        source=_CLOUD,
+    ),
+    TaskRow(
+        id="tune_confidence_thresholds",
+        phase=_P3,
+        title="Tune confidence thresholds per lane/site; route low-confidence cases to a human",
+        detail="Seed dock-vision controls: human-in-the-loop for low-confidence cases.",
+        owner=OwnerRole.PLANNER,
+        when=When(workflow=Workflow.LOGISTICS_DOCK_VISION),
+        source="tailored: logistics dock vision",
+    ),
     # Days 71-90: staged rollout.
-    add(
-        "start_with_pilot_sites",
-        p4,
-        "Start with 1-2 sites",
-        f"Pick the pilot sites out of {answers.sites}.",
-        OwnerRole.PLANNER,
-    )
-    add(
-        "staged_releases",
-        p4,
-        "Use staged model releases and rollback",
-        "Canary site first, then waves; rehearse a rollback before it is needed.",
-        OwnerRole.APPROVER,
-    )
-    feedback = (
-        "Post-job feedback in the app: thumbs up/down + reason."
-        if answers.workflow is Workflow.FIELD_SERVICE_TRIAGE
-        else "Operators flag wrong predictions; reviewed cases feed retraining."
-    )
-    add(
-        "operator_feedback_loop",
-        p4,
-        "Build a feedback loop from operators to model improvement",
-        feedback,
-        OwnerRole.PLANNER,
-    )
-    if answers.phi_involved:
-        add(
-            "compliant_retraining",
-            p4,
-            "Agree the compliance-approved retraining pipeline",
-            "Seed healthcare pattern: the cloud retrains on de-identified data only.",
-            OwnerRole.PLANNER,
-            source="tailored: PHI",
-        )
-    if local and answers.sites > 2:
-        add(
-            "plan_remaining_waves",
-            p4,
-            "Plan the waves for the remaining sites",
-            f"{answers.sites - 2} more site(s) after the pilot; gates on measured metrics.",
-            OwnerRole.APPROVER,
-            source="tailored: multi-site local inference",
-        )
-    add(
-        "recompute_roi_with_measurements",
-        p4,
-        "Recompute the ROI scenario with measured values",
-        "Replace assumptions with what the pilot measured and compare planned vs measured.",
-        OwnerRole.PLANNER,
+    TaskRow(
+        id="start_with_pilot_sites",
+        phase=_P4,
+        title="Start with 1-2 sites",
+        detail="Pick the pilot sites out of {sites}.",
+        owner=OwnerRole.PLANNER,
+        days=(71, 75),
+    ),
+    TaskRow(
+        id="staged_releases",
+        phase=_P4,
+        title="Use staged model releases and rollback",
+        detail="Canary site first, then waves; rehearse a rollback before it is needed.",
+        owner=OwnerRole.APPROVER,
+        evidence=TaskEvidence.ROLLOUT,
+    ),
+    TaskRow(
+        id="operator_feedback_loop",
+        phase=_P4,
+        title="Build a feedback loop from operators to model improvement",
+        detail=(
+            (
+                When(workflow=Workflow.FIELD_SERVICE_TRIAGE),
+                "Post-job feedback in the app: thumbs up/down + reason.",
+            ),
+            (ALWAYS, "Operators flag wrong predictions; reviewed cases feed retraining."),
+        ),
+        owner=OwnerRole.PLANNER,
+    ),
+    TaskRow(
+        id="compliant_retraining",
+        phase=_P4,
+        title="Agree the compliance-approved retraining pipeline",
+        detail="Seed healthcare pattern: the cloud retrains on de-identified data only.",
+        owner=OwnerRole.PLANNER,
+        when=When(phi=True),
+        source=_PHI,
+    ),
+    TaskRow(
+        id="plan_remaining_waves",
+        phase=_P4,
+        title="Plan the waves for the remaining sites",
+        detail="{sites_after_pilot} more site(s) after the pilot; gates on measured metrics.",
+        owner=OwnerRole.APPROVER,
+        when=When(local=True, min_sites=3),
+        source="tailored: multi-site local inference",
+    ),
+    TaskRow(
+        id="recompute_roi_with_measurements",
+        phase=_P4,
+        title="Recompute the ROI scenario with measured values",
+        detail="Replace assumptions with what the pilot measured and compare planned vs measured.",
+        owner=OwnerRole.PLANNER,
         source="OpsHero: planned vs measured",
-    )
-    return tasks
+        days=(81, 90),
+        evidence=TaskEvidence.ROI_SCENARIO,
+    ),
+)
+
+_ROWS_BY_ID: dict[str, TaskRow] = {row.id: row for row in TASK_ROWS}
+
+
+def _tasks(result: WizardResult) -> list[PlanTask]:
+    """The rows of :data:`TASK_ROWS` whose condition holds for the result, in table order."""
+    facts = PlanFacts.of(result)
+    return [row.task(facts) for row in TASK_ROWS if row.applies_to(facts)]
+
+
+def task_row(task_id: str) -> TaskRow | None:
+    """The table row of a task id (``None`` for an id no longer in the table)."""
+    return _ROWS_BY_ID.get(task_id)
 
 
 def _metrics(result: WizardResult, targets: MetricTargets) -> tuple[SuccessMetric, ...]:
@@ -819,6 +999,110 @@ def generate_plan(*, result: WizardResult, targets: MetricTargets | None = None)
         tasks=tuple(_tasks(result)),
         metrics=_metrics(result, targets),
     )
+
+
+# --- The board: dates, evidence and where each task stands -----------------------------------
+
+
+@dataclass(frozen=True)
+class EvidenceFound:
+    """Something in the organisation's records that shows a task is done, in plain words.
+
+    ``url`` is the page that shows it ("" when it has no page).
+    """
+
+    kind: TaskEvidence
+    summary: str
+    url: str = ""
+
+
+class Timing(StrEnum):
+    """Where a task stands against its dates."""
+
+    DONE = "done"
+    OVERDUE = "overdue"  # its last day has passed and it is not done
+    CURRENT = "current"  # today is within its days
+    UPCOMING = "upcoming"
+
+
+def day_date(start: date, day: int) -> date:
+    """The calendar date of plan day ``day``: day 1 is the start date."""
+    return start + timedelta(days=day - 1)
+
+
+@dataclass(frozen=True)
+class TaskState:
+    """A task as the board shows it: its status (done by evidence or as set), dates, timing."""
+
+    task: PlanTask
+    status: TaskStatus
+    evidence: EvidenceFound | None
+    first_day: int
+    last_day: int
+    first_date: date
+    last_date: date
+    timing: Timing
+
+    @property
+    def done_by_evidence(self) -> bool:
+        return self.evidence is not None
+
+
+def _phase(key: str) -> Phase | None:
+    return next((phase for phase in PHASES if phase.key == key), None)
+
+
+def task_days(task: PlanTask) -> tuple[int, int]:
+    """The task's days: its table row's, else its phase's (a task no longer in the table)."""
+    row = task_row(task.id)
+    if row is not None and row.days is not None:
+        return row.days
+    phase = _phase(task.phase)
+    return (phase.first_day, phase.last_day) if phase else (1, 90)
+
+
+def timing_of(*, status: TaskStatus, first: date, last: date, today: date) -> Timing:
+    if status is TaskStatus.DONE:
+        return Timing.DONE
+    if today > last:
+        return Timing.OVERDUE
+    if today >= first:
+        return Timing.CURRENT
+    return Timing.UPCOMING
+
+
+def task_states(
+    *,
+    tasks: Iterable[PlanTask],
+    evidence: Mapping[TaskEvidence, EvidenceFound],
+    start: date,
+    today: date,
+) -> tuple[TaskState, ...]:
+    """Each task with its dates and timing; a task whose evidence exists is done by it.
+
+    The status a person set is kept for tasks without evidence (or whose evidence is not there
+    yet); evidence never makes a task less done.
+    """
+    states = []
+    for task in tasks:
+        row = task_row(task.id)
+        found = evidence.get(row.evidence) if row is not None and row.evidence else None
+        status = TaskStatus.DONE if found is not None else task.status
+        first_day, last_day = task_days(task)
+        first, last = day_date(start, first_day), day_date(start, last_day)
+        states.append(
+            TaskState(
+                task=task,
+                status=status,
+                evidence=found,
+                first_day=first_day,
+                last_day=last_day,
+                first_date=first,
+                last_date=last,
+                timing=timing_of(status=status, first=first, last=last, today=today),
+            )
+        )
+    return tuple(states)
 
 
 # --- Measurements and their sources ----------------------------------------------------------
@@ -1157,7 +1441,9 @@ __all__ = [
     "DECIDING_PROVENANCE",
     "PHASES",
     "ROI_INPUT_FOR_MEASURE",
+    "TASK_ROWS",
     "Direction",
+    "EvidenceFound",
     "MeasureContext",
     "MeasureKey",
     "MeasureRegistry",
@@ -1172,13 +1458,22 @@ __all__ = [
     "PlanTask",
     "Provenance",
     "SuccessMetric",
+    "TaskEvidence",
+    "TaskRow",
+    "TaskState",
     "TaskStatus",
+    "Timing",
     "Tracking",
+    "When",
     "collect",
+    "day_date",
     "deciding_provenance",
     "evaluate_metrics",
     "generate_plan",
     "register_source",
     "registry",
     "roi_measured_values",
+    "task_days",
+    "task_row",
+    "task_states",
 ]

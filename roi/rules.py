@@ -17,6 +17,17 @@ near-edge (devices per site, model complexity, existing hardware, payload). The 
 - risks, and "what would change this answer": the nearest thresholds that flip the placement,
   found by re-running the rules on the answers with one value moved across a threshold.
 
+The workflow weighs in through its reference architecture (one point each, never a veto):
+healthcare decision support counts as a privacy concern for local inference, field service
+favours local and on-device inference for offline work, the logistics dock favours local
+inference on a near-edge gateway. Equal points between local and cloud go local when a privacy
+concern is among the local reasons (cloud inference needs governance that allows sending inputs),
+local when connectivity needs a local path anyway, and otherwise to the cloud; each tie-break
+says which case it was. A rule that fired but lost to a stronger one is reported with
+``overridden_by`` and is never cited as a reason for a part of the answer. Each rule's ``source``
+credits the seed (the "playbook") only with what it says; thresholds it does not give are
+labelled OpsHero defaults.
+
 Rules are versioned data (:data:`RULESET_VERSION`, :data:`RULES`, :data:`THRESHOLDS`), not
 scattered ifs: a saved result records the version it was decided under. Change a threshold or a
 rule and bump the version.
@@ -25,7 +36,7 @@ Boundary conventions (exact, and tested):
 
 - latency is *tight* when ``latency_tolerance_ms < 200`` (strictly less, the seed's "<200ms"):
   199 ms is tight, 200 ms and 201 ms are not;
-- latency is *very tight* when ``< 50`` ms (OpsHero assumption: a LAN hop to a shared gateway
+- latency is *very tight* when ``< 50`` ms (OpsHero default: a LAN hop to a shared gateway
   plus queueing eats a real share of such a budget, so on-device is favoured);
 - connectivity is *intermittent* when ``offline_share >= 0.01`` (about 7 hours a month) or the
   longest outage is ``>= 1`` hour: at least partial local inference is required;
@@ -47,106 +58,36 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, TypeVar
 
-RULESET_VERSION = "2026.1"
+from roi.vocabulary import (
+    CHANGE_FREQUENCY_PER_YEAR,
+    COMPLEXITY_LABELS,
+    HARDWARE_LABELS,
+    LOCAL_TIERS,
+    PRIVACY_LABELS,
+    TIER_LABELS,
+    TIER_PLACES,
+    WORKFLOW_LABELS,
+    ExistingHardware,
+    ModelComplexity,
+    Placement,
+    PlanningInputError,
+    PrivacyRisk,
+    Tier,
+    Workflow,
+    raise_for_field_errors,
+)
+
+RULESET_VERSION = "2026.2"
+
+# Where a rule comes from, as shown next to it. Only what the seed (the "playbook") says is
+# credited to it; a number the seed does not give is an OpsHero default and is labelled so.
+SOURCE_PLAYBOOK = "Playbook"
+SOURCE_PLAYBOOK_PATTERN = "Playbook reference architecture"
+SOURCE_OPSHERO = "OpsHero default"
 
 
-class PlanningInputError(ValueError):
-    """Bad planning input: ``fields`` maps each field name to what is wrong with it.
-
-    Shared by the wizard, the scorecard, the ROI engine and the plan, so every form and API
-    endpoint turns it into the same inline field errors (``code`` mirrors the platform's
-    ``invalid_input``; the Django layer maps it to a 422).
-    """
-
-    code = "invalid_input"
-
-    def __init__(self, message: str, *, fields: dict[str, list[str]]) -> None:
-        super().__init__(message)
-        self.message = message
-        self.fields = fields
-
-
-def raise_for_field_errors(errors: Mapping[str, list[str]], *, what: str) -> None:
-    """Raise :class:`PlanningInputError` when ``errors`` holds any field message."""
-    errors = {name: list(messages) for name, messages in errors.items() if messages}
-    if errors:
-        count = len(errors)
-        noun = "field needs" if count == 1 else "fields need"
-        raise PlanningInputError(f"{what}: {count} {noun} attention.", fields=errors)
-
-
-# --- Vocabulary ---------------------------------------------------------------------------------
-
-
-class Workflow(StrEnum):
-    LOGISTICS_DOCK_VISION = "logistics_dock_vision"
-    FIELD_SERVICE_TRIAGE = "field_service_triage"
-    HEALTHCARE_DECISION_SUPPORT = "healthcare_decision_support"
-    CUSTOM = "custom"
-
-
-class PrivacyRisk(StrEnum):
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
-
-
-class ModelComplexity(StrEnum):
-    SMALL = "small"
-    MEDIUM = "medium"
-    LARGE = "large"
-
-
-class ExistingHardware(StrEnum):
-    WINDOWS_NPU_FLEET = "windows_npu_fleet"
-    PHONES_TABLETS = "phones_tablets"
-    JETSON_CLASS = "jetson_class"
-    NONE = "none"
-
-
-class Tier(StrEnum):
-    """A place where compute runs."""
-
-    ON_DEVICE = "on_device"
-    NEAR_EDGE = "near_edge"
-    CLOUD = "cloud"
-
-
-class Placement(StrEnum):
-    """Where inference runs; ``hybrid`` splits inference between a local tier and the cloud."""
-
-    ON_DEVICE = "on_device"
-    NEAR_EDGE = "near_edge"
-    CLOUD = "cloud"
-    HYBRID = "hybrid"
-
-
-LOCAL_TIERS = (Tier.ON_DEVICE, Tier.NEAR_EDGE)
-
-TIER_LABELS = {Tier.ON_DEVICE: "on-device", Tier.NEAR_EDGE: "near-edge", Tier.CLOUD: "cloud"}
-TIER_PLACES = {
-    Tier.ON_DEVICE: "on the device",
-    Tier.NEAR_EDGE: "on a near-edge gateway at the site",
-    Tier.CLOUD: "in the cloud",
-}
-HARDWARE_LABELS = {
-    ExistingHardware.WINDOWS_NPU_FLEET: "a Windows NPU fleet",
-    ExistingHardware.PHONES_TABLETS: "phones or tablets",
-    ExistingHardware.JETSON_CLASS: "Jetson-class boxes",
-    ExistingHardware.NONE: "no suitable hardware",
-}
-
-# Labels a form may offer for "how often will the model change"; stored as changes per year.
-CHANGE_FREQUENCY_PER_YEAR: dict[str, float] = {
-    "daily": 365.0,
-    "weekly": 52.0,
-    "biweekly": 26.0,
-    "monthly": 12.0,
-    "quarterly": 4.0,
-    "half_yearly": 2.0,
-    "yearly": 1.0,
-    "never": 0.0,
-}
+def _playbook_rule_opshero_threshold(threshold: str) -> str:
+    return f"Playbook rule; the threshold ({threshold}) is an OpsHero default"
 
 
 # --- Answers ------------------------------------------------------------------------------------
@@ -458,18 +399,25 @@ class Condition:
                 f"{_with_unit(self.value, unit)}"  # type: ignore[arg-type]
             )
         if self.op is Op.HAS:
-            return f"{label} include {self.value}"
-        if self.op is Op.IN:
-            return f"{label} is {actual} (one of {', '.join(self.value)})"  # type: ignore[arg-type]
-        return f"{label} is {_fact_text(actual)}"
+            return f"{label} include {_fact_text(self.fact, self.value)}"
+        return f"{label}: {_fact_text(self.fact, actual)}"
 
 
-def _fact_text(value: Any) -> str:
+def _fact_text(fact: str, value: Any) -> str:
+    """A fact's value in plain words (``near-edge``, ``phones or tablets``), never a raw key."""
     if value is True:
         return "yes"
     if value is False:
         return "no"
-    return str(value)
+    text = str(value)
+    table: Mapping[str, str] = {
+        "primary": {str(k): v for k, v in TIER_LABELS.items()},
+        "privacy_risk": PRIVACY_LABELS,
+        "model_complexity": COMPLEXITY_LABELS,
+        "workflow": WORKFLOW_LABELS,
+        "hardware": {str(k): v for k, v in HARDWARE_LABELS.items()},
+    }.get(fact, {})
+    return table.get(text, text.replace("_", " "))
 
 
 def _with_unit(value: float, unit: str) -> str:
@@ -481,6 +429,7 @@ def _with_unit(value: float, unit: str) -> str:
 FACT_LABELS: dict[str, tuple[str, str]] = {
     **{name: (spec.label, spec.unit) for name, spec in NUMERIC_ANSWERS.items()},
     "site_upload_mbps": ("raw upload per site", "Mbit/s"),
+    "workflow": ("workflow", ""),
     "privacy_risk": ("privacy risk", ""),
     "phi_involved": ("PHI involved", ""),
     "model_complexity": ("model complexity", ""),
@@ -528,8 +477,11 @@ class Rule:
     effect: Effect
     when: tuple[tuple[Condition, ...], ...]
     rationale: str
-    source: str = "playbook"
+    source: str = SOURCE_PLAYBOOK
     weight: int = 0
+    # A data-governance concern (privacy): it wins a tie against a mere preference for the
+    # cloud, because cloud inference needs governance that "allows sending inputs to the cloud".
+    governance: bool = False
 
     def fires(self, facts: Mapping[str, Any]) -> bool:
         if not self.when:
@@ -595,6 +547,7 @@ RULES: tuple[Rule, ...] = (
             "If the environment is offline or intermittently connected, \u201cyou need at "
             "least partial on-device/near-edge inference\u201d so the workflow still completes."
         ),
+        source=_playbook_rule_opshero_threshold("1 % of the time or a 1 h outage"),
     ),
     Rule(
         id="offline.frequent",
@@ -606,7 +559,7 @@ RULES: tuple[Rule, ...] = (
             "Offline for a tenth of the time or more, the local path is the everyday path: "
             "this is \u201cwhere cloud-only systems fail\u201d, so local inference leads."
         ),
-        source="playbook, threshold is an OpsHero assumption",
+        source=SOURCE_OPSHERO + " (10 % of the time), from the playbook's offline guidance",
     ),
     Rule(
         id="privacy.high",
@@ -629,6 +582,7 @@ RULES: tuple[Rule, ...] = (
             "With PHI the playbook's healthcare pattern runs \u201con-device or near-edge with "
             "strict data minimization\u201d and uploads only de-identified results."
         ),
+        source=SOURCE_PLAYBOOK_PATTERN,
     ),
     Rule(
         id="privacy.medium",
@@ -641,6 +595,7 @@ RULES: tuple[Rule, ...] = (
             "Near-edge is \u201cbest for shared resources across multiple devices, moderate "
             "privacy, and stable latency\u201d; cloud needs governance that allows sending inputs."
         ),
+        governance=True,
     ),
     Rule(
         id="change.frequent",
@@ -653,6 +608,7 @@ RULES: tuple[Rule, ...] = (
             "\u201cFrequent iteration favors cloud\u201d: a model that changes monthly or more "
             "often is cheapest to ship where it is trained."
         ),
+        source=_playbook_rule_opshero_threshold("12 changes a year"),
     ),
     Rule(
         id="change.slow_assured",
@@ -670,6 +626,7 @@ RULES: tuple[Rule, ...] = (
             "\u201cSlower-changing high-assurance workflows can favor edge\u201d: quarterly or "
             "rarer changes keep edge rollouts manageable."
         ),
+        source=_playbook_rule_opshero_threshold("4 changes a year, moderate or high privacy"),
     ),
     Rule(
         id="model.large_favours_cloud",
@@ -694,9 +651,80 @@ RULES: tuple[Rule, ...] = (
             "Streaming every frame is the \u201cwe streamed everything to cloud\u201d failure "
             "mode; local inference sends events instead and reduces bandwidth costs."
         ),
-        source="playbook, threshold is an OpsHero assumption",
+        source=_playbook_rule_opshero_threshold("5 Mbit/s"),
+    ),
+    # Stage 1: the workflow's own reference architecture weighs in (one point, never a veto:
+    # the four questions above still decide when they are clear).
+    Rule(
+        id="workflow.healthcare_privacy",
+        title="Clinical decision support keeps patient data on site",
+        part=Part.INFERENCE_LOCATION,
+        effect=Effect.FAVOUR_LOCAL,
+        weight=1,
+        governance=True,
+        when=((_c("workflow", Op.EQ, Workflow.HEALTHCARE_DECISION_SUPPORT.value),),),
+        rationale=(
+            "The playbook's healthcare pattern runs \u201con-device or near-edge with strict "
+            "data minimization\u201d to minimise PHI exposure: clinical inputs are sensitive "
+            "even when no answer forces it."
+        ),
+        source=SOURCE_PLAYBOOK_PATTERN,
+    ),
+    Rule(
+        id="workflow.field_service_offline",
+        title="Field work must keep working without a network",
+        part=Part.INFERENCE_LOCATION,
+        effect=Effect.FAVOUR_LOCAL,
+        weight=1,
+        when=((_c("workflow", Op.EQ, Workflow.FIELD_SERVICE_TRIAGE.value),),),
+        rationale=(
+            "Technicians diagnose \u201cwithout needing constant connectivity\u201d: the field "
+            "is \u201cwhere cloud-only systems fail\u201d, so the playbook's pattern is "
+            "on-device-first."
+        ),
+        source=SOURCE_PLAYBOOK_PATTERN,
+    ),
+    Rule(
+        id="workflow.dock_local",
+        title="Dock vision favours inference at the site",
+        part=Part.INFERENCE_LOCATION,
+        effect=Effect.FAVOUR_LOCAL,
+        weight=1,
+        when=((_c("workflow", Op.EQ, Workflow.LOGISTICS_DOCK_VISION.value),),),
+        rationale=(
+            "The playbook's dock pattern gives \u201clow latency at the dock, offline tolerance "
+            "during WAN issues, and privacy by not streaming everything\u201d."
+        ),
+        source=SOURCE_PLAYBOOK_PATTERN,
     ),
     # Stage 1: which local tier (on-device or near-edge).
+    Rule(
+        id="workflow.dock_near_edge",
+        title="Dock vision runs on a site gateway",
+        part=Part.LOCAL_TIER,
+        effect=Effect.FAVOUR_NEAR_EDGE,
+        weight=1,
+        when=((_c("workflow", Op.EQ, Workflow.LOGISTICS_DOCK_VISION.value),),),
+        rationale=(
+            "In the dock pattern the near-edge gateway is the \u201cprimary inference\u201d, "
+            "running vision models \u201cto reduce per-device compute needs\u201d; handheld "
+            "scanners only add quick checks."
+        ),
+        source=SOURCE_PLAYBOOK_PATTERN,
+    ),
+    Rule(
+        id="workflow.field_service_on_device",
+        title="Technicians carry the model: on-device first",
+        part=Part.LOCAL_TIER,
+        effect=Effect.FAVOUR_ON_DEVICE,
+        weight=1,
+        when=((_c("workflow", Op.EQ, Workflow.FIELD_SERVICE_TRIAGE.value),),),
+        rationale=(
+            "The field-service pattern runs \u201ccore classification/regression locally\u201d "
+            "on the technician's device, with a site gateway only \u201cif available\u201d."
+        ),
+        source=SOURCE_PLAYBOOK_PATTERN,
+    ),
     Rule(
         id="model.large_not_on_device",
         title="A large model does not belong on a phone or handheld",
@@ -740,7 +768,7 @@ RULES: tuple[Rule, ...] = (
             "With one device per site a gateway serves nobody else; on-device gives "
             "\u201cimmediate UX (capture \u2192 predict \u2192 act)\u201d."
         ),
-        source="playbook, OpsHero reading of it",
+        source=SOURCE_OPSHERO + ", reading the playbook's near-edge guidance",
     ),
     Rule(
         id="latency.very_tight",
@@ -753,7 +781,7 @@ RULES: tuple[Rule, ...] = (
             "Under 50 ms a Wi-Fi hop and queueing at a shared gateway take a real share of the "
             "budget; on-device is \u201cbest for immediate feedback\u201d."
         ),
-        source="OpsHero assumption",
+        source=SOURCE_OPSHERO + " (50 ms)",
     ),
     Rule(
         id="hardware.device_npu",
@@ -780,6 +808,18 @@ RULES: tuple[Rule, ...] = (
         rationale=(
             "Embedded edge modules (Jetson-class) are \u201cuseful for near-edge vision "
             "workloads\u201d."
+        ),
+    ),
+    Rule(
+        id="hardware.site_gateway",
+        title="Existing site gateways make near-edge practical",
+        part=Part.LOCAL_TIER,
+        effect=Effect.FAVOUR_NEAR_EDGE,
+        weight=1,
+        when=((_c("hardware", Op.HAS, ExistingHardware.SITE_GATEWAY.value),),),
+        rationale=(
+            "A \u201clocal gateway/mini-PC at the site\u201d is what near-edge inference runs "
+            "on, \u201cbest for shared resources across multiple devices\u201d."
         ),
     ),
     # Stage 2: extra tiers, decided after the primary location.
@@ -833,6 +873,7 @@ RULES: tuple[Rule, ...] = (
             "The playbook's dock pattern adds \u201cquick checks on handheld scanners for "
             "immediate feedback\u201d (optional) next to the gateway."
         ),
+        source=SOURCE_PLAYBOOK_PATTERN,
     ),
     Rule(
         id="split.near_edge_fallback",
@@ -849,6 +890,7 @@ RULES: tuple[Rule, ...] = (
             "The playbook's field-service pattern is \u201con-device-first with near-edge "
             "fallback\u201d: where a gateway is available it runs the heavier models."
         ),
+        source=SOURCE_PLAYBOOK_PATTERN,
     ),
     Rule(
         id="cloud.brain",
@@ -890,6 +932,19 @@ TIE_BREAKS = {
         "Nothing requires or favours local inference: cloud fits when \u201clatency doesn't "
         "break the workflow\u201d and governance allows sending inputs, with centralised "
         "monitoring.",
+    ),
+    "tie.location_privacy": TieBreak(
+        "tie.location_privacy",
+        "Local and cloud scored equally; the privacy concern wins the tie, because cloud "
+        "inference needs governance that \u201callows sending inputs to the cloud\u201d and the "
+        "playbook lists moderate privacy under near-edge. The cloud still takes the heavy or "
+        "fast-changing cases.",
+    ),
+    "tie.location_even": TieBreak(
+        "tie.location_even",
+        "Local and cloud scored equally and no answer requires local inference or raises a "
+        "privacy concern: the cloud wins the tie for \u201cfast iteration, centralized "
+        "monitoring\u201d and one place to run the model.",
     ),
 }
 
@@ -1105,7 +1160,11 @@ class PlacementPart:
 
 @dataclass(frozen=True)
 class RuleFinding:
-    """A rule that shaped the answer, why, and the answers that triggered it."""
+    """A rule that fired, why, and the answers that triggered it.
+
+    ``overridden_by`` names the stronger rules (or the tie-break) that decided against it: such
+    a finding did not shape the answer and is shown as "overridden by ...", not as a reason.
+    """
 
     rule_id: str
     title: str
@@ -1113,6 +1172,12 @@ class RuleFinding:
     rationale: str
     observed: str
     source: str
+    overridden_by: tuple[str, ...] = ()
+    overridden_note: str = ""
+
+    @property
+    def overridden(self) -> bool:
+        return bool(self.overridden_by)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -1122,6 +1187,8 @@ class RuleFinding:
             "rationale": self.rationale,
             "observed": self.observed,
             "source": self.source,
+            "overridden_by": list(self.overridden_by),
+            "overridden_note": self.overridden_note,
         }
 
 
@@ -1232,6 +1299,8 @@ class _Decision:
     facts: Mapping[str, Any]
     primary_rules: tuple[str, ...]
     local_tier_rules: tuple[str, ...]
+    overridden: Mapping[str, tuple[str, ...]]
+    cloud_rules: tuple[str, ...]  # the cloud preferences an escalation to the cloud serves
 
     @property
     def key(self) -> tuple[Placement, tuple[Tier, ...], tuple[Tier, ...]]:
@@ -1241,6 +1310,7 @@ class _Decision:
 def _facts(answers: WizardAnswers) -> dict[str, Any]:
     facts: dict[str, Any] = {name: getattr(answers, name) for name in NUMERIC_ANSWERS}
     facts.update(
+        workflow=answers.workflow.value,
         privacy_risk=answers.privacy_risk.value,
         phi_involved=answers.phi_involved,
         model_complexity=answers.model_complexity.value,
@@ -1265,22 +1335,32 @@ def _decide_core(answers: WizardAnswers) -> _Decision:
         return sum(rule.weight for rule in effects.get(kind, []))
 
     ties: list[str] = []
+    # A fired rule that lost to a stronger one -> the rules (or tie-break) that beat it.
+    overridden: dict[str, tuple[str, ...]] = {}
+
+    def override(losers: tuple[str, ...], winners: tuple[str, ...]) -> None:
+        for loser in losers:
+            overridden.setdefault(loser, winners)
 
     # Which local tier would run inference if inference is local.
     on_device_allowed = Effect.EXCLUDE_ON_DEVICE not in effects
     if not on_device_allowed:
         local_tier = Tier.NEAR_EDGE
         local_tier_rules = ids(Effect.EXCLUDE_ON_DEVICE)
+        override(ids(Effect.FAVOUR_ON_DEVICE), local_tier_rules)
     else:
         on_device_points = points(Effect.FAVOUR_ON_DEVICE)
         near_edge_points = points(Effect.FAVOUR_NEAR_EDGE)
         if on_device_points > near_edge_points:
             local_tier, local_tier_rules = Tier.ON_DEVICE, ids(Effect.FAVOUR_ON_DEVICE)
+            override(ids(Effect.FAVOUR_NEAR_EDGE), local_tier_rules)
         elif near_edge_points > on_device_points:
             local_tier, local_tier_rules = Tier.NEAR_EDGE, ids(Effect.FAVOUR_NEAR_EDGE)
+            override(ids(Effect.FAVOUR_ON_DEVICE), local_tier_rules)
         else:
             local_tier = Tier.NEAR_EDGE
-            local_tier_rules = ids(Effect.FAVOUR_ON_DEVICE, Effect.FAVOUR_NEAR_EDGE)
+            local_tier_rules = ids(Effect.FAVOUR_NEAR_EDGE)
+            override(ids(Effect.FAVOUR_ON_DEVICE), ("tie.local_tier",))
             ties.append("tie.local_tier")
 
     cloud_allowed = Effect.FORBID_CLOUD_INFERENCE not in effects
@@ -1288,21 +1368,32 @@ def _decide_core(answers: WizardAnswers) -> _Decision:
     partial_local = Effect.REQUIRE_PARTIAL_LOCAL in effects
     cloud_points = points(Effect.FAVOUR_CLOUD)
     local_points = points(Effect.FAVOUR_LOCAL)
+    governance = any(rule.governance for rule in effects.get(Effect.FAVOUR_LOCAL, []))
 
     if local_required:
         primary = local_tier
         primary_rules = ids(Effect.REQUIRE_LOCAL, Effect.FORBID_CLOUD_INFERENCE)
+        if not cloud_allowed:  # no cloud escalation either: the cloud preference lost
+            override(ids(Effect.FAVOUR_CLOUD), ids(Effect.FORBID_CLOUD_INFERENCE))
     elif local_points > cloud_points:
         primary, primary_rules = local_tier, ids(Effect.FAVOUR_LOCAL)
     elif cloud_points > local_points:
         primary, primary_rules = Tier.CLOUD, ids(Effect.FAVOUR_CLOUD)
+        override(ids(Effect.FAVOUR_LOCAL), primary_rules)
+    elif governance:
+        primary = local_tier
+        primary_rules = ids(Effect.FAVOUR_LOCAL)
+        ties.append("tie.location_privacy")
     elif partial_local:
         primary = local_tier
-        primary_rules = ids(Effect.REQUIRE_PARTIAL_LOCAL, Effect.FAVOUR_LOCAL, Effect.FAVOUR_CLOUD)
+        primary_rules = ids(Effect.REQUIRE_PARTIAL_LOCAL, Effect.FAVOUR_LOCAL)
         ties.append("tie.location_local")
+    elif local_points:
+        primary, primary_rules = Tier.CLOUD, ids(Effect.FAVOUR_CLOUD)
+        override(ids(Effect.FAVOUR_LOCAL), (*primary_rules, "tie.location_even"))
+        ties.append("tie.location_even")
     else:
-        primary = Tier.CLOUD
-        primary_rules = ids(Effect.FAVOUR_LOCAL, Effect.FAVOUR_CLOUD)
+        primary, primary_rules = Tier.CLOUD, ()
         ties.append("tie.location_cloud")
 
     facts.update(
@@ -1332,6 +1423,8 @@ def _decide_core(answers: WizardAnswers) -> _Decision:
         inference_tiers=tiers,
         optional_tiers=tuple(tier for tier in dict.fromkeys(optional) if tier not in tiers),
         fired=tuple(rule.id for rule in fired + extra_fired),
+        overridden=overridden,
+        cloud_rules=ids(Effect.FAVOUR_CLOUD),
         ties=tuple(ties),
         facts=facts,
         primary_rules=primary_rules,
@@ -1396,6 +1489,8 @@ def _parts(decision: _Decision, *, cloud_allowed: bool) -> tuple[PlacementPart, 
             continue
         if rule.effect is Effect.ADD_LOCAL:
             tier, rule_ids = decision.inference_tiers[1], (rule.id, *local_choice)
+        elif rule.effect is Effect.ADD_CLOUD:
+            tier, rule_ids = Tier.CLOUD, (rule.id, *decision.cloud_rules)
         else:
             tier, rule_ids = _EXTRA_TIERS[rule.effect], (rule.id,)
         if any(part.tier is tier for part in parts):
@@ -1442,6 +1537,8 @@ def _findings(decision: _Decision) -> tuple[RuleFinding, ...]:
             rationale=rule.rationale,
             observed=rule.observed(decision.facts),
             source=rule.source,
+            overridden_by=decision.overridden.get(rule.id, ()),
+            overridden_note=_overridden_note(decision.overridden.get(rule.id, ())),
         )
         for rule in (RULES_BY_ID[rule_id] for rule_id in decision.fired)
         if uses_local or rule.part is not Part.LOCAL_TIER
@@ -1458,10 +1555,21 @@ def _findings(decision: _Decision) -> tuple[RuleFinding, ...]:
                 part=part,
                 rationale=tie.rationale,
                 observed="equal points",
-                source="OpsHero ruleset",
+                source="OpsHero tie-break",
             )
         )
-    return tuple(findings)
+    # What decided first, then what was considered and lost.
+    return tuple(sorted(findings, key=lambda finding: finding.overridden))
+
+
+def _overridden_note(winners: tuple[str, ...]) -> str:
+    if not winners:
+        return ""
+    names = [
+        RULES_BY_ID[rule_id].title if rule_id in RULES_BY_ID else "the tie-break"
+        for rule_id in winners
+    ]
+    return "Overridden by " + "; ".join(f"\u201c{name}\u201d" for name in names) + "."
 
 
 # --- Risks (data as well) -------------------------------------------------------------------
@@ -1724,6 +1832,7 @@ def _what_would_change(answers: WizardAnswers, base: _Decision) -> tuple[WhatIf,
         ExistingHardware.PHONES_TABLETS,
         ExistingHardware.WINDOWS_NPU_FLEET,
         ExistingHardware.JETSON_CLASS,
+        ExistingHardware.SITE_GATEWAY,
     ):
         present = item in answers.hardware
         hardware = tuple(h for h in answers.hardware if h is not item)
@@ -1801,10 +1910,14 @@ def rule_table() -> list[dict[str, Any]]:
 
 __all__ = [
     "CHANGE_FREQUENCY_PER_YEAR",
+    "HARDWARE_LABELS",
+    "LOCAL_TIERS",
     "REFERENCE_ARCHITECTURES",
     "RULES",
     "RULESET_VERSION",
     "THRESHOLDS",
+    "TIER_LABELS",
+    "TIER_PLACES",
     "ExistingHardware",
     "ModelComplexity",
     "Placement",
@@ -1821,6 +1934,7 @@ __all__ = [
     "WizardResult",
     "Workflow",
     "decide",
+    "raise_for_field_errors",
     "rule_table",
     "validate_answers",
 ]

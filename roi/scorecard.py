@@ -14,9 +14,13 @@ so all 1s give 0 and all 5s give 100 (the 1-5 scale is stretched over the full 0
 ``s / 5`` would make the worst possible stack score 20). Weights default to 1 for every category;
 a weight of 0 leaves a category out of the total; at least one weight must be positive.
 
-Ranking: highest score first; equal scores (to 1e-9) rank the stack with fewer red flags first,
-then keep the order in which the candidates were given (stable), so re-ranking never shuffles
-ties.
+Ranking: a stack with a red flag ranks below every stack without one, whatever its score (the
+seed: a stack weak on update strategy or observability "will cost you later"); its weighted score
+is still shown, and :attr:`RankedStack.held_back` says when the flag, not the score, placed it.
+``red_flags_rank_last=False`` (an OpsHero option, default on) ranks on score alone and lets red
+flags only break ties. Within each group: highest score first; equal scores (to 1e-9) rank the
+stack with fewer red flags first, then keep the order in which the candidates were given
+(stable), so re-ranking never shuffles ties.
 
 Measured evidence -> suggested score (:func:`suggest_scores`). Every suggestion carries the
 evidence's provenance and the hardware it was measured on (``StackEvidence.measured_on``) and says
@@ -50,7 +54,7 @@ from enum import StrEnum
 from typing import Any
 
 from roi.plan import Provenance
-from roi.rules import PlanningInputError, raise_for_field_errors
+from roi.vocabulary import PlanningInputError, raise_for_field_errors
 
 
 class Category(StrEnum):
@@ -115,6 +119,8 @@ MAX_SCORE = 5
 RED_FLAG_MAX_SCORE = 2
 RED_FLAG_CATEGORIES = (Category.UPDATE_STRATEGY, Category.OBSERVABILITY)
 RED_FLAG_MESSAGE = "You will not be able to support this in the field."
+# Default of the ranking rule "a red-flagged stack ranks below every flag-free stack".
+RED_FLAGS_RANK_LAST = True
 MAX_WEIGHT = 100.0
 
 
@@ -294,14 +300,34 @@ def weighted_score(
 
 @dataclass(frozen=True)
 class RankedStack:
+    """A candidate's place in the ranking; ``held_back`` names the flag-free stacks that its
+    red flags put ahead of it although they scored lower (empty when the score decided)."""
+
     position: int
     candidate: StackCandidate
     score: float
     red_flags: tuple[RedFlag, ...]
+    held_back_by: tuple[str, ...] = ()
 
     @property
     def supportable(self) -> bool:
         return not self.red_flags
+
+    @property
+    def held_back(self) -> bool:
+        return bool(self.held_back_by)
+
+    @property
+    def rank_note(self) -> str:
+        """Why a higher-scoring stack ranks lower, in words; empty when the score decided."""
+        if not self.held_back_by:
+            return ""
+        weak = " and ".join(CATEGORY_LABELS[flag.category].lower() for flag in self.red_flags)
+        ahead = ", ".join(self.held_back_by)
+        return (
+            f"Ranked below {ahead} despite a higher score: weak {weak} \u201cwill cost you "
+            "later\u201d, so a red-flagged stack ranks below every stack without a red flag."
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -310,13 +336,19 @@ class RankedStack:
             "score": self.score,
             "red_flags": [flag.to_dict() for flag in self.red_flags],
             "supportable": self.supportable,
+            "held_back_by": list(self.held_back_by),
+            "rank_note": self.rank_note,
         }
 
 
 def rank_stacks(
-    *, candidates: Sequence[StackCandidate], weights: Mapping[Category, float] | None = None
+    *,
+    candidates: Sequence[StackCandidate],
+    weights: Mapping[Category, float] | None = None,
+    red_flags_rank_last: bool = RED_FLAGS_RANK_LAST,
 ) -> list[RankedStack]:
-    """Rank candidates by weighted score (see the module docstring for tie-breaking)."""
+    """Rank candidates: flag-free stacks first (unless ``red_flags_rank_last`` is False), then
+    by weighted score (see the module docstring for tie-breaking)."""
     errors: dict[str, list[str]] = {}
     seen: dict[str, int] = {}
     for index, candidate in enumerate(candidates):
@@ -340,11 +372,28 @@ def rank_stacks(
         )
         for index, candidate in enumerate(candidates)
     ]
-    scored.sort(key=lambda row: (-row[0], len(row[1]), row[2]))
-    return [
-        RankedStack(position=position, candidate=candidate, score=score, red_flags=flags)
-        for position, (score, flags, _index, candidate) in enumerate(scored, start=1)
-    ]
+    scored.sort(
+        key=lambda row: (red_flags_rank_last and bool(row[1]), -row[0], len(row[1]), row[2])
+    )
+    ranked = []
+    for position, (score, flags, _index, candidate) in enumerate(scored, start=1):
+        held_back_by: tuple[str, ...] = ()
+        if flags and red_flags_rank_last:
+            held_back_by = tuple(
+                other.name
+                for other_score, other_flags, _i, other in scored[: position - 1]
+                if not other_flags and other_score < score
+            )
+        ranked.append(
+            RankedStack(
+                position=position,
+                candidate=candidate,
+                score=score,
+                red_flags=flags,
+                held_back_by=held_back_by,
+            )
+        )
+    return ranked
 
 
 @dataclass(frozen=True)
@@ -375,14 +424,20 @@ class Scorecard:
 
     candidates: tuple[StackCandidate, ...]
     weights: Mapping[Category, float] = field(default_factory=default_weights)
+    red_flags_rank_last: bool = RED_FLAGS_RANK_LAST
 
     def rank(self) -> list[RankedStack]:
-        return rank_stacks(candidates=self.candidates, weights=self.weights)
+        return rank_stacks(
+            candidates=self.candidates,
+            weights=self.weights,
+            red_flags_rank_last=self.red_flags_rank_last,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "candidates": [candidate.to_dict() for candidate in self.candidates],
             "weights": {str(cat): float(weight) for cat, weight in self.weights.items()},
+            "red_flags_rank_last": self.red_flags_rank_last,
         }
 
     @classmethod
@@ -413,9 +468,14 @@ class Scorecard:
                 weights[category] = float(raw)
             except ValueError:
                 errors[f"weights.{key}"] = ["Enter a number."]
+        rank_last = data.get("red_flags_rank_last", RED_FLAGS_RANK_LAST)
+        if not isinstance(rank_last, bool):
+            errors["red_flags_rank_last"] = ["Answer true or false."]
         raise_for_field_errors(errors, what="Scorecard")
         validate_weights(weights=weights)
-        return cls(candidates=tuple(candidates), weights=weights)
+        return cls(
+            candidates=tuple(candidates), weights=weights, red_flags_rank_last=bool(rank_last)
+        )
 
 
 # --- Measured evidence -> suggested score ------------------------------------------------------
@@ -594,6 +654,7 @@ def suggest_scores(*, evidence: StackEvidence) -> dict[Category, SuggestedScore]
 __all__ = [
     "CATEGORY_LABELS",
     "CATEGORY_QUESTIONS",
+    "RED_FLAGS_RANK_LAST",
     "RED_FLAG_MESSAGE",
     "Category",
     "CategoryScore",

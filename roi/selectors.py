@@ -8,13 +8,18 @@ row shows in a fixed number of queries, whatever the number of rows.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
+from modelregistry import selectors as model_selectors
 from opshero.models import Membership, Organization
+from rollouts import selectors as rollout_selectors
 
 from .models import Assessment, Plan, RoiScenario, Scorecard
+from .scorecard import Category
 
 
 def assessments_for_org(*, org: Organization) -> QuerySet[Assessment]:
@@ -39,7 +44,7 @@ def scorecard_for_org(*, org: Organization, pk: int | str | None) -> Scorecard |
 
 def scenarios_for_org(*, org: Organization) -> QuerySet[RoiScenario]:
     return RoiScenario.objects.filter(organization=org).select_related(
-        "assessment", "cloned_from", "created_by"
+        "organization", "assessment", "cloned_from", "created_by"
     )
 
 
@@ -106,3 +111,74 @@ def _is_id(value: int | str | None) -> bool:
     if isinstance(value, int):
         return value > 0
     return str(value).isdigit() and int(value) > 0
+
+
+# --- Evidence that ticks plan tasks -------------------------------------------------------------
+
+#: How many of the newest scorecards are read to find one with enough scored stacks.
+SCORECARDS_SEARCHED = 50
+#: Rollout states in which a staged release has really started (a draft or a refused one has not).
+ROLLOUT_STARTED = ("running", "paused", "completed", "aborted", "rolled_back")
+
+
+@dataclass(frozen=True)
+class PlanRecords:
+    """The records that show plan tasks done, each ``None`` when there is none yet.
+
+    ``scorecard`` has at least two fully scored candidate stacks (``scored_stacks`` of them);
+    ``scenario`` is the plan's linked scenario, else one built from its assessment;
+    ``validated_run`` is the newest passed validation run (of the plan's model, if it names one);
+    ``rollout`` is the newest rollout that started (of the plan's model, if it names one).
+    """
+
+    scorecard: Scorecard | None
+    scored_stacks: int
+    scenario: RoiScenario | None
+    validated_run: Any
+    rollout: Any
+
+
+def _scored(candidate: Any) -> bool:
+    scores = candidate.get("scores") if isinstance(candidate, dict) else None
+    return isinstance(scores, dict) and all(category in scores for category in Category)
+
+
+def plan_records(*, plan: Plan) -> PlanRecords:
+    """What the organisation has done for a plan, in at most four queries.
+
+    Scorecards count when they are tied to the plan's assessment or to no assessment (an
+    organisation-wide comparison); one tied to another assessment compared stacks for another
+    workflow.
+    """
+    org = plan.organization
+    scorecard, scored = None, 0
+    scorecards = (
+        Scorecard.objects.filter(organization=org)
+        .filter(Q(assessment_id=plan.assessment_id) | Q(assessment__isnull=True))
+        .order_by("-updated_at", "-pk")
+        .only("pk", "name", "candidates", "assessment_id", "updated_at")
+    )
+    for candidate_card in scorecards[:SCORECARDS_SEARCHED]:
+        count = sum(_scored(c) for c in candidate_card.candidates or [])
+        if count >= 2:
+            scorecard, scored = candidate_card, count
+            break
+    scenario = plan.scenario
+    if scenario is None:
+        scenario = (
+            RoiScenario.objects.filter(organization=org, assessment_id=plan.assessment_id)
+            .order_by("-updated_at", "-pk")
+            .first()
+        )
+    runs = model_selectors.finished_runs_for_org(org=org).filter(status="passed")
+    rollouts = rollout_selectors.rollouts_for_org(org=org).filter(status__in=ROLLOUT_STARTED)
+    if plan.model_id is not None:
+        runs = runs.filter(version__model_id=plan.model_id)
+        rollouts = rollouts.filter(model_id=plan.model_id)
+    return PlanRecords(
+        scorecard=scorecard,
+        scored_stacks=scored,
+        scenario=scenario,
+        validated_run=runs.first(),
+        rollout=rollouts.first(),
+    )

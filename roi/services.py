@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import date
 from typing import Any
 
 from django.db import transaction
@@ -154,7 +155,9 @@ def delete_assessment(*, assessment: Assessment, actor: Actor) -> None:
 # --- Scorecards -----------------------------------------------------------------------------
 
 
-def _parse_scorecard(candidates: Any, weights: Any) -> PureScorecard:
+def _parse_scorecard(
+    candidates: Any, weights: Any, red_flags_rank_last: bool = True
+) -> PureScorecard:
     if not isinstance(candidates, list) or not candidates:
         raise InvalidInput(
             "Add at least one candidate stack.",
@@ -179,7 +182,13 @@ def _parse_scorecard(candidates: Any, weights: Any) -> PureScorecard:
             ]
         seen.setdefault(name, index)
     try:
-        card = PureScorecard.from_dict({"candidates": candidates, "weights": weights or {}})
+        card = PureScorecard.from_dict(
+            {
+                "candidates": candidates,
+                "weights": weights or {},
+                "red_flags_rank_last": red_flags_rank_last,
+            }
+        )
         card.rank()  # every category scored, weights usable
     except PlanningInputError as exc:
         raise InvalidInput(exc.message, fields={**duplicates, **exc.fields}) from exc
@@ -196,11 +205,12 @@ def create_scorecard(
     name: str,
     candidates: list[Mapping[str, Any]],
     weights: Mapping[str, Any] | None = None,
+    red_flags_rank_last: bool = True,
     assessment: Assessment | None = None,
 ) -> Scorecard:
     """Save candidate stacks and weights after checking every score is a whole 1-5."""
     _same_org(assessment, organization, "assessment")
-    card = _parse_scorecard(candidates, weights)
+    card = _parse_scorecard(candidates, weights, bool(red_flags_rank_last))
     data = card.to_dict()
     now = timezone.now()
     scorecard = Scorecard.objects.create(
@@ -209,6 +219,7 @@ def create_scorecard(
         assessment=assessment,
         candidates=data["candidates"],
         weights=data["weights"],
+        red_flags_rank_last=card.red_flags_rank_last,
         created_by=actor.user,
         created_at=now,
         updated_at=now,
@@ -232,6 +243,7 @@ def update_scorecard(
     name: str | None = None,
     candidates: list[Mapping[str, Any]] | None = None,
     weights: Mapping[str, Any] | None = None,
+    red_flags_rank_last: bool | None = None,
     expected_revision: int | None = None,
 ) -> Scorecard:
     """Replace candidates and/or weights; refuses an edit made on an older revision (409)."""
@@ -240,11 +252,13 @@ def update_scorecard(
     card = _parse_scorecard(
         scorecard.candidates if candidates is None else candidates,
         scorecard.weights if weights is None else weights,
+        scorecard.red_flags_rank_last if red_flags_rank_last is None else bool(red_flags_rank_last),
     )
     data = card.to_dict()
     scorecard.name = _name(name, default=scorecard.name)
     scorecard.candidates = data["candidates"]
     scorecard.weights = data["weights"]
+    scorecard.red_flags_rank_last = card.red_flags_rank_last
     scorecard.revision += 1
     scorecard.updated_at = timezone.now()
     scorecard.save()
@@ -570,8 +584,10 @@ def update_plan(
     targets: Mapping[str, Any] | None = None,
     scenario: RoiScenario | None = _UNSET,
     model: Any = _UNSET,
+    start_date: date | None = None,
 ) -> Plan:
-    """Rename, set success-metric targets, (un)link the ROI scenario or the measured model.
+    """Rename, set success-metric targets, (un)link the ROI scenario or the measured model,
+    move the start date (every task's dates follow it).
 
     Targets are changed in place on the plan's metrics (tasks and statuses are untouched);
     a target left out keeps its current value.
@@ -606,6 +622,9 @@ def update_plan(
         _same_org(model, plan.organization, "model")
         plan.model = model
         changes["model"] = model.name if model else None
+    if start_date is not None:
+        plan.start_date = start_date
+        changes["start_date"] = start_date.isoformat()
     plan.updated_at = timezone.now()
     plan.save()
     record_audit_event(

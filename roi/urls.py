@@ -69,6 +69,7 @@ urlpatterns = [
     path("plan/plans/<int:plan_id>/", plans.plan_detail, name="plan"),
     path("plan/plans/<int:plan_id>/tasks/<slug:task_id>/", plans.plan_task, name="plan-task"),
     path("plan/plans/<int:plan_id>/targets/", plans.plan_targets, name="plan-targets"),
+    path("plan/plans/<int:plan_id>/start/", plans.plan_start, name="plan-start"),
     path("plan/plans/<int:plan_id>/scenario/", plans.plan_scenario, name="plan-scenario"),
     path("plan/plans/<int:plan_id>/model/", plans.plan_model, name="plan-model"),
     path("plan/plans/<int:plan_id>/delete/", plans.plan_delete, name="plan-delete"),

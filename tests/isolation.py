@@ -156,6 +156,16 @@ def _approval_policy(world: World) -> list[Probe]:
     ]
 
 
+def _org_currency(world: World) -> list[Probe]:
+    from opshero.models import Organization
+
+    def state():
+        return Organization.objects.filter(pk=world.a.org.pk).values_list("currency")[0]
+
+    url = reverse("org-currency", kwargs={"org": world.a.org.slug})
+    return [Probe("POST", url, data={"currency": "GBP"}, insider_status=302, state=state)]
+
+
 def _api_member(world: World) -> list[Probe]:
     target = world.a.members[Role.VIEWER]
     url = reverse("api-member", kwargs={"org": world.a.org.slug, "membership_id": target.pk})
@@ -492,6 +502,7 @@ CASES: dict[str, Callable[[World], list[Probe]]] = {
     "members": _org_page("members"),
     "member-add": _member_add,
     "approval-policy": _approval_policy,
+    "org-currency": _org_currency,
     "member-role": _member_write("member-role", {"role": "planner"}, 200),
     "member-remove": _member_write("member-remove", {}, 302),
     "audit": _org_page("audit", Role.APPROVER),

@@ -63,6 +63,7 @@ class ListProbe:
 NOT_LISTS: dict[str, str] = {
     "member-add": "POST only",
     "approval-policy": "POST only",
+    "org-currency": "POST only",
     "api-org": "the organisation itself",
     "fleet:device-new": "a form",
     "fleet:import": "a form (the created devices are shown once, after the POST)",

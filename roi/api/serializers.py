@@ -90,6 +90,7 @@ class ScorecardSerializer(serializers.ModelSerializer):
             "assessment",
             "candidates",
             "weights",
+            "red_flags_rank_last",
             "ranking",
             "revision",
             "created_by",
@@ -115,6 +116,11 @@ class ScorecardWriteSerializer(serializers.Serializer):
         help_text="[{name, hardware, runtime, toolchain, scores: {category: {score, evidence}}}]",
     )
     weights = serializers.JSONField(required=False, help_text="{category: weight >= 0}")
+    red_flags_rank_last = serializers.BooleanField(
+        required=False,
+        help_text="A red flag on update strategy or observability ranks a stack below every "
+        "flag-free one (default true).",
+    )
     revision = serializers.IntegerField(
         required=False, help_text="The revision you edited; a newer one answers 409."
     )
@@ -128,12 +134,18 @@ class ScenarioSerializer(serializers.ModelSerializer):
     summary = serializers.JSONField(read_only=True, help_text="Headline figures at last save")
     best_placement = serializers.CharField(read_only=True, help_text=PLACEMENT_HELP)
     created_by = _UsernameField(read_only=True)
+    currency = serializers.CharField(
+        source="organization.currency",
+        read_only=True,
+        help_text="ISO 4217 code of every money figure (the organisation's currency)",
+    )
 
     class Meta:
         model = RoiScenario
         fields = [
             "id",
             "name",
+            "currency",
             "workflow",
             "assessment",
             "cloned_from",

@@ -208,6 +208,7 @@ class ScorecardListView(OrgScopedMixin, generics.ListAPIView):
             name=data.get("name", ""),
             candidates=data.get("candidates") or [],
             weights=data.get("weights"),
+            red_flags_rank_last=data.get("red_flags_rank_last", True),
             assessment=assessment,
         )
         return Response(s.ScorecardSerializer(scorecard).data, status=status.HTTP_201_CREATED)
@@ -232,6 +233,7 @@ class ScorecardDetailView(OrgScopedMixin, APIView):
             name=data.get("name"),
             candidates=data.get("candidates"),
             weights=data.get("weights"),
+            red_flags_rank_last=data.get("red_flags_rank_last"),
             expected_revision=data.get("revision"),
         )
         return Response(s.ScorecardSerializer(scorecard).data)
@@ -339,6 +341,7 @@ class ScenarioComputeView(OrgScopedMixin, APIView):
             )
         return Response(
             {
+                "currency": self.org.currency,
                 "inputs": inputs.to_dict(),
                 "summary": scenario_summary(analysis),
                 "analysis": analysis.to_dict(),

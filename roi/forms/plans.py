@@ -1,8 +1,9 @@
-"""The 90-day plan's success-metric targets."""
+"""The 90-day plan's start date and success-metric targets."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date
 from typing import Any
 
 from django import forms
@@ -84,3 +85,29 @@ class PlanTargetsForm(forms.Form):
                 placed = True
         if not placed:
             self.add_error(None, error.message)
+
+
+class PlanStartForm(forms.Form):
+    """Day 1 of the plan; the dates of every phase and task follow from it."""
+
+    #: Dates a plan can start on: wide enough for any real plan, and day 90 stays a real date.
+    EARLIEST = date(2000, 1, 1)
+    LATEST = date(2100, 12, 31)
+
+    start_date = forms.DateField(
+        label="Start date (day 1)",
+        input_formats=["%Y-%m-%d"],
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        error_messages={
+            "required": "Give the day the plan starts.",
+            "invalid": "Enter a real date as YYYY-MM-DD, for example 2026-03-02.",
+        },
+    )
+
+    def clean_start_date(self) -> date:
+        value = self.cleaned_data["start_date"]
+        if not self.EARLIEST <= value <= self.LATEST:
+            raise forms.ValidationError(
+                f"Choose a date between {self.EARLIEST:%-d %b %Y} and {self.LATEST:%-d %b %Y}."
+            )
+        return value

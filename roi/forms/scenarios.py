@@ -25,15 +25,56 @@ from .common import ErrorSlot, slot_id
 # --- ROI calculator -----------------------------------------------------------------------------
 
 POINTS = ("low", "likely", "high")
-SCENARIO_INTEGER_FIELDS = ("sites", "devices_per_site", "gateways_per_site", "horizon_months")
+SCENARIO_INTEGER_FIELDS = (
+    "sites",
+    "devices_per_site",
+    "gateways_per_site",
+    "horizon_months",
+    "build_months",
+    "pilot_sites",
+    "pilot_months",
+    "rollout_sites_per_month",
+)
+# Shares of events the hybrid's tiers serve, entered as percentages.
+HYBRID_PERCENT_FIELDS = {
+    "hybrid_on_device_pct": "hybrid_on_device_share",
+    "hybrid_near_edge_pct": "hybrid_near_edge_share",
+    "hybrid_cloud_pct": "hybrid_cloud_share",
+}
+NOTE_TARGETS = {"annual_discount_rate_pct": "annual_discount_rate", **HYBRID_PERCENT_FIELDS}
+NOTE_SOURCES = {value: key for key, value in NOTE_TARGETS.items()}
 SCENARIO_LABELS = {
     "sites": ("Active sites", ""),
     "devices_per_site": ("Devices per site", ""),
     "gateways_per_site": ("Gateways per site", "for near-edge"),
     "annual_discount_rate_pct": ("Discount rate", "% per year"),
     "horizon_months": ("Horizon", "months"),
-    "hybrid_local_tier": ("Hybrid runs locally", ""),
+    "build_months": ("Build before anything is live", "months"),
+    "pilot_sites": ("Pilot sites", ""),
+    "pilot_months": ("Pilot length", "months"),
+    "rollout_sites_per_month": ("Roll-out pace after the pilot", "sites a month; 0 = all at once"),
+    "hybrid_on_device_pct": ("Hybrid: events served on-device", "%"),
+    "hybrid_near_edge_pct": ("Hybrid: events served near-edge", "%"),
+    "hybrid_cloud_pct": ("Hybrid: events served in the cloud", "%"),
+    "residual_value": ("Hardware value at the horizon", ""),
+    "allow_worse_than_today": ("With-AI figures may be worse than today", ""),
 }
+SCENARIO_GROUPS = (
+    (
+        "Fleet and finance",
+        (
+            "sites",
+            "devices_per_site",
+            "gateways_per_site",
+            "annual_discount_rate_pct",
+            "horizon_months",
+            "residual_value",
+        ),
+    ),
+    ("Roll-out ramp", ("build_months", "pilot_sites", "pilot_months", "rollout_sites_per_month")),
+    ("Hybrid tiers", ("hybrid_on_device_pct", "hybrid_near_edge_pct", "hybrid_cloud_pct")),
+    ("Checks", ("allow_worse_than_today",)),
+)
 
 
 @dataclass
@@ -47,6 +88,12 @@ class EstimateRow:
     high: str
     source: str
     errors: list[str] = field(default_factory=list)
+    swing: float = 0.0  # how far this input moves the NPV between its low and high
+    top: bool = False  # one of the three inputs that move the NPV most
+
+    @property
+    def full_label(self) -> str:
+        return f"{self.label} ({self.sublabel})" if self.sublabel else self.label
 
     @property
     def dom_id(self) -> str:
@@ -64,12 +111,20 @@ class InputGroup:
     unit: str
     rows: list[EstimateRow]
 
+    @property
+    def swing(self) -> float:
+        return max((row.swing for row in self.rows), default=0.0)
+
 
 @dataclass
 class SectionGroup:
     key: str
     label: str
     groups: list[InputGroup]
+
+    @property
+    def swing(self) -> float:
+        return max((group.swing for group in self.groups), default=0.0)
 
     @property
     def error_count(self) -> int:
@@ -135,10 +190,12 @@ class CalculatorForm:
         raw["scenario.annual_discount_rate_pct"] = format_number(
             round(scenario.annual_discount_rate * 100, 6)
         )
-        raw["scenario.hybrid_local_tier"] = str(scenario.hybrid_local_tier)
+        for key, share_key in HYBRID_PERCENT_FIELDS.items():
+            raw[f"scenario.{key}"] = format_number(round(getattr(scenario, share_key) * 100, 6))
+        raw["scenario.residual_value"] = str(scenario.residual_value)
+        raw["scenario.allow_worse_than_today"] = "on" if scenario.allow_worse_than_today else ""
         for key, note in scenario.notes.items():
-            target = "annual_discount_rate_pct" if key == "annual_discount_rate" else key
-            raw[f"scenario.notes.{target}"] = note
+            raw[f"scenario.notes.{NOTE_SOURCES.get(key, key)}"] = note
         return raw
 
     # -- validation --
@@ -158,12 +215,20 @@ class CalculatorForm:
         if scenario["horizon_months"] is None:
             # The engine would quietly fall back to 36 months; a cleared field is a mistake.
             self.errors["scenario.horizon_months"] = ["This figure is required."]
-        scenario["hybrid_local_tier"] = self.raw.get("scenario.hybrid_local_tier") or None
+        for key, share_key in HYBRID_PERCENT_FIELDS.items():
+            text = self.raw.get(f"scenario.{key}", "") or "0"
+            try:
+                scenario[share_key] = round(float(text) / 100, 8)
+            except ValueError:
+                self.errors[f"scenario.{key}"] = ["Enter a percentage (e.g. 80)."]
+                scenario[share_key] = None
+        scenario["residual_value"] = self.raw.get("scenario.residual_value") or None
+        scenario["allow_worse_than_today"] = bool(self.raw.get("scenario.allow_worse_than_today"))
         notes = {}
         for key in SCENARIO_LABELS:
             note = self.raw.get(f"scenario.notes.{key}", "")
             if note:
-                notes["annual_discount_rate" if key == "annual_discount_rate_pct" else key] = note
+                notes[NOTE_TARGETS.get(key, key)] = note
         scenario["notes"] = notes
         rate = self.raw.get("scenario.annual_discount_rate_pct", "")
         try:
@@ -190,15 +255,18 @@ class CalculatorForm:
                             "scenario.annual_discount_rate_pct" in self.errors
                         ):
                             continue
-                        target = (
-                            "scenario.annual_discount_rate_pct"
-                            if key == "scenario.annual_discount_rate"
-                            else key
-                        )
-                        self.errors.setdefault(target, []).extend(reasons)
+                        self.errors.setdefault(self._target(key), []).extend(reasons)
                 if self.errors:
                     self.inputs = None
         return self.inputs is not None and not self.errors
+
+    @staticmethod
+    def _target(key: str) -> str:
+        """The form field that shows an engine error about ``key``."""
+        if key.startswith("scenario."):
+            field_name = key.removeprefix("scenario.")
+            return f"scenario.{NOTE_SOURCES.get(field_name, field_name)}"
+        return key
 
     @staticmethod
     def _range_errors(data: dict[str, Any], first: PlanningInputError) -> dict[str, list[str]]:
@@ -219,7 +287,17 @@ class CalculatorForm:
                 repaired["estimates"][key] = {"low": bound, "likely": bound, "high": bound}
             elif key.startswith("scenario."):
                 field_name = key.removeprefix("scenario.")
-                placeholder = {"annual_discount_rate": 0.1, "hybrid_local_tier": "near_edge"}
+                placeholder = {
+                    "annual_discount_rate": 0.1,
+                    "residual_value": "straight_line",
+                    "hybrid_on_device_share": 0.0,
+                    "hybrid_near_edge_share": 0.9,
+                    "hybrid_cloud_share": 0.1,
+                    "pilot_sites": 0,
+                    "build_months": 0,
+                    "pilot_months": 0,
+                    "rollout_sites_per_month": 0,
+                }
                 repaired["scenario"][field_name] = placeholder.get(field_name, 1)
         try:
             RoiInputs.from_dict(repaired)
@@ -230,7 +308,7 @@ class CalculatorForm:
     def add_domain_error(self, error: DomainError) -> None:
         placed = False
         for key, reasons in error.fields.items():
-            target = "scenario.annual_discount_rate_pct" if key.endswith("discount_rate") else key
+            target = self._target(key)
             if target in self.raw or target == "name":
                 self.errors.setdefault(target, []).extend(reasons)
                 placed = True
@@ -247,7 +325,13 @@ class CalculatorForm:
     def focus(self) -> str:
         return self.raw.get("focus", "")
 
-    def sections(self) -> list[SectionGroup]:
+    def sections(self, influence: Mapping[str, float] | None = None) -> list[SectionGroup]:
+        """The inputs by the seed's ROI sections.
+
+        With ``influence`` (input name -> how far it swings the NPV, from the tornado), the
+        sections come most influential first, and so do the inputs inside each; the page opens
+        the first and folds the rest.
+        """
         grouped: dict[Section, list[InputGroup]] = {section: [] for section in Section}
         for spec in INPUT_SPECS:
             rows = []
@@ -266,13 +350,32 @@ class CalculatorForm:
                         high=self.raw.get(f"{input_name}.high", ""),
                         source=self.raw.get(f"{input_name}.source", ""),
                         errors=self.errors.get(input_name, []),
+                        swing=(influence or {}).get(input_name, 0.0),
                     )
                 )
-            grouped[spec.section].append(InputGroup(spec.key, spec.label, spec.unit, rows))
-        return [
+            group = InputGroup(spec.key, spec.label, spec.unit, rows)
+            grouped[spec.section].append(group)
+        sections = [
             SectionGroup(section.value, SECTION_LABELS[section], groups)
             for section, groups in grouped.items()
         ]
+        if influence:
+            order = list(Section)
+            for section in sections:
+                section.groups.sort(key=lambda group: -group.swing)
+            sections.sort(key=lambda item: (-item.swing, order.index(Section(item.key))))
+            top = sorted(influence.values(), reverse=True)[:3]
+            threshold = top[-1] if top else 0
+            for section in sections:
+                for group in section.groups:
+                    for row in group.rows:
+                        row.top = threshold > 0 and row.swing >= threshold
+        return sections
+
+    def scenario_groups(self) -> list[tuple[str, list[dict[str, Any]]]]:
+        """The scenario's figures in their groups (fleet, ramp, hybrid tiers, checks)."""
+        by_key = {item["key"]: item for item in self.scenario_fields()}
+        return [(label, [by_key[key] for key in keys]) for label, keys in SCENARIO_GROUPS]
 
     def scenario_fields(self) -> list[dict[str, Any]]:
         fields = []

@@ -67,6 +67,7 @@ class ScorecardForm:
             self.name = str(data.get("name", "")).strip()
             self.candidates = [self._candidate_from_post(data, i) for i in range(count)]
             self.weights = {str(cat): str(data.get(f"w.{cat}", "")).strip() for cat in Category}
+            self.red_flags_rank_last = bool(data.get("red_flags_rank_last"))
         else:
             initial = initial or {}
             self.name = name
@@ -78,6 +79,7 @@ class ScorecardForm:
                 **(initial.get("weights") or {}),
             }
             self.weights = {str(cat): format_number(float(weights[str(cat)])) for cat in Category}
+            self.red_flags_rank_last = bool(initial.get("red_flags_rank_last", True))
 
     @staticmethod
     def _candidate_from_post(data: Mapping[str, Any], index: int) -> dict[str, Any]:
@@ -132,7 +134,12 @@ class ScorecardForm:
                 weights[cat] = float(value)
             except ValueError:
                 self.errors.setdefault(f"w.{cat}", []).append("Enter a number.")
-        return {"name": self.name, "candidates": candidates, "weights": weights}
+        return {
+            "name": self.name,
+            "candidates": candidates,
+            "weights": weights,
+            "red_flags_rank_last": self.red_flags_rank_last,
+        }
 
     def is_valid(self) -> bool:
         """Read what was posted into ``cleaned_data``; True when nothing needs fixing yet."""

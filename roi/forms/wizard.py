@@ -54,6 +54,7 @@ HARDWARE_CHOICES = [
     (ExistingHardware.PHONES_TABLETS.value, "Phones or tablets (mobile NPUs)"),
     (ExistingHardware.WINDOWS_NPU_FLEET.value, "A Windows fleet with NPUs"),
     (ExistingHardware.JETSON_CLASS.value, "Jetson-class edge boxes"),
+    (ExistingHardware.SITE_GATEWAY.value, "Site gateways or mini-PCs (no GPU module)"),
 ]
 
 

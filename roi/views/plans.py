@@ -1,17 +1,24 @@
-"""The 90-day plan board: phases and tasks, success metrics, planned vs measured.
+"""The 90-day plan board: phases and tasks with their dates, success metrics, planned vs measured.
 
 Task status and owner change in place (HTMX): the task card is swapped and the phase and plan
-progress counters are refreshed out of band in the same response.
+progress counters are refreshed out of band in the same response. A task whose evidence exists
+(``roi.plan.TaskEvidence``: a scorecard, a scenario, a passed validation, a rollout, field
+telemetry) shows done by that evidence, with a link to it; the board reads the evidence through
+``roi.selectors.plan_records`` and the measurements already collected for the metrics.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any
 
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render, resolve_url
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from modelregistry.selectors import model_for_org, models_for_org
@@ -23,8 +30,24 @@ from opshero.tenancy import org_view
 
 from .. import selectors, services
 from ..forms import PlanTargetsForm
-from ..measurements import planned_vs_measured
-from ..plan import MeasureKey, TaskStatus, Tracking
+from ..forms.plans import PlanStartForm
+from ..measurements import load_sources, measurement_context, planned_vs_measured
+from ..plan import (
+    PHASES,
+    EvidenceFound,
+    MeasureKey,
+    Measurement,
+    NinetyDayPlan,
+    Provenance,
+    TaskEvidence,
+    TaskState,
+    TaskStatus,
+    Timing,
+    Tracking,
+    collect,
+    day_date,
+    task_states,
+)
 from ..reports import PLACEMENT_LABELS, format_money, format_payback
 from .common import actor, can_edit, invalid_status, plan_or_404
 
@@ -40,6 +63,12 @@ TRACKING_LABELS = {
     Tracking.OFF_TRACK.value: "Off track",
     Tracking.NOT_MEASURED.value: "Not measured yet",
 }
+TIMING_LABELS = {
+    Timing.DONE.value: "Done",
+    Timing.OVERDUE.value: "Overdue",
+    Timing.CURRENT.value: "Due now",
+    Timing.UPCOMING.value: "Upcoming",
+}
 # What the "Field measurements" card calls a figure that is no metric of the plan.
 FIELD_MEASURE_LABELS = {
     MeasureKey.LATENCY_P95_MS.value: "P95 time-to-action",
@@ -49,39 +78,189 @@ FIELD_MEASURE_LABELS = {
     MeasureKey.FIELD_INFERENCE_P95_MS.value: "P95 on-device inference latency",
     MeasureKey.FIELD_THROTTLED_SHARE.value: "Share of health samples throttled",
 }
+# Every measure key in plain words, for the sentences that would otherwise name a raw key.
+MEASURE_LABELS = {
+    **FIELD_MEASURE_LABELS,
+    MeasureKey.ACCURACY.value: "Accuracy on real-world data",
+    MeasureKey.INT8_ACCURACY_DROP.value: "INT8 accuracy drop",
+    MeasureKey.ECE.value: "Calibration error (ECE)",
+    MeasureKey.OPERATOR_COVERAGE.value: "Operator coverage on the target",
+    MeasureKey.ROLLOUT_HOURS.value: "Model rollout time",
+    MeasureKey.ROLLBACK_MINUTES.value: "Model rollback time",
+    MeasureKey.STAFF_HOURS_PER_ROLLOUT.value: "Staff hours per rollout",
+    MeasureKey.STAFF_HOURS_PER_ROLLBACK.value: "Staff hours per rollback",
+}
+PROVENANCE_LABELS = {Provenance.LAB.value: "lab", Provenance.FIELD.value: "field"}
+# Field figures that show a field-like test was run, by the evidence they are.
+EVIDENCE_MEASURES: dict[TaskEvidence, tuple[str, ...]] = {
+    TaskEvidence.FIELD_TELEMETRY: (MeasureKey.LATENCY_P95_MS, MeasureKey.FIELD_INFERENCE_P95_MS),
+    TaskEvidence.FIELD_OFFLINE: (MeasureKey.OFFLINE_COVERAGE,),
+    TaskEvidence.FIELD_THERMAL: (MeasureKey.FIELD_THROTTLED_SHARE,),
+}
+# "<summary>. (ruleset 2026.1)." on the placement task: the version and its full stop.
+_RULESET = re.compile(r"(?<=\.) \(ruleset [^)]*\)\.| \(ruleset [^)]*\)")
+
+
+def _plain(text: str, keys: Mapping[str, str]) -> str:
+    """``text`` with every raw measure key replaced by its label."""
+    for key in sorted(keys, key=len, reverse=True):
+        text = text.replace(key, keys[key])
+    return text
 
 
 def _members(request: HttpRequest) -> dict[int, Any]:
     return {user.pk: user for user in selectors.members_for_org(org=request.org)}
 
 
-def _task_view(task: dict[str, Any], plan, members: dict[int, Any]) -> dict[str, Any]:
+def _url(name: str, **kwargs: Any) -> str:
+    try:
+        return reverse(name, kwargs=kwargs)
+    except NoReverseMatch:  # an app not mounted in this deployment: no link, same words
+        return ""
+
+
+def _field(measurements: Mapping[str, Any], key: str) -> Measurement | None:
+    return next((m for m in measurements.get(key, ()) if m.provenance is Provenance.FIELD), None)
+
+
+def task_evidence(
+    request: HttpRequest, plan, measurements: Mapping[str, Any]
+) -> dict[TaskEvidence, EvidenceFound]:
+    """What the organisation's records show done for this plan, in plain words with links.
+
+    ``measurements`` are those collected for the plan (by key); the rest is read through
+    :func:`roi.selectors.plan_records` in a fixed number of queries.
+    """
+    org = request.org.slug
+    records = selectors.plan_records(plan=plan)
+    found: dict[TaskEvidence, EvidenceFound] = {}
+    if records.scorecard is not None:
+        found[TaskEvidence.SCORED_STACKS] = EvidenceFound(
+            TaskEvidence.SCORED_STACKS,
+            f"Scorecard \u201c{records.scorecard.name}\u201d scores "
+            f"{records.scored_stacks} candidate stacks.",
+            _url("roi:scorecard", org=org, scorecard_id=records.scorecard.pk),
+        )
+    if records.scenario is not None:
+        how = (
+            "is linked to this plan"
+            if records.scenario.pk == plan.scenario_id
+            else "was built from this plan's assessment"
+        )
+        found[TaskEvidence.ROI_SCENARIO] = EvidenceFound(
+            TaskEvidence.ROI_SCENARIO,
+            f"ROI scenario \u201c{records.scenario.name}\u201d {how}.",
+            _url("roi:scenario", org=org, scenario_id=records.scenario.pk),
+        )
+    run = records.validated_run
+    if run is not None:
+        version = run.version
+        found[TaskEvidence.VALIDATED_MODEL] = EvidenceFound(
+            TaskEvidence.VALIDATED_MODEL,
+            f"{version.model.name} {version.version} passed validation"
+            f"{f' on {run.target.name}' if run.target else ''} "
+            f"({run.finished_at:%-d %b %Y}).",
+            _url("modelregistry:version", org=org, version_id=version.pk),
+        )
+    rollout = records.rollout
+    if rollout is not None:
+        found[TaskEvidence.ROLLOUT] = EvidenceFound(
+            TaskEvidence.ROLLOUT,
+            f"Staged rollout of {rollout.model.name} {rollout.version.version}: "
+            f"{rollout.get_status_display().lower()}.",
+            _url("rollouts:detail", org=org, rollout_id=rollout.pk),
+        )
+    for kind, keys in EVIDENCE_MEASURES.items():
+        measurement = next((m for key in keys if (m := _field(measurements, key))), None)
+        if measurement is not None:
+            found[kind] = EvidenceFound(
+                kind,
+                f"Fleet telemetry: {MEASURE_LABELS.get(measurement.key, measurement.key)} "
+                f"{_target_text(measurement.value, measurement.unit)} "
+                f"({measurement.where.removeprefix('field: ')}).",
+                _url("telemetry:health", org=org),
+            )
+    return found
+
+
+def _task_view(state: TaskState, plan, members: dict[int, Any]) -> dict[str, Any]:
+    task = state.task.to_dict()
     assignee_id = plan.assignees.get(task["id"])
+    status = state.status.value
     return {
         **task,
-        "status_label": STATUS_LABELS.get(task["status"], task["status"]),
+        # The ruleset's version is jargon on a task card; it is behind the card's "details".
+        "detail": _RULESET.sub("", task["detail"]),
+        "ruleset": plan.data.get("ruleset_version", "") if _RULESET.search(task["detail"]) else "",
+        "set_status": task["status"],
+        "status": status,
+        "status_label": STATUS_LABELS.get(status, status),
+        "evidence": state.evidence,
+        "first_date": state.first_date,
+        "last_date": state.last_date,
+        "first_day": state.first_day,
+        "last_day": state.last_day,
+        "timing": state.timing.value,
+        "timing_label": TIMING_LABELS[state.timing.value],
         "assignee": members.get(assignee_id) if assignee_id else None,
         "tailored": task.get("source", "").startswith("tailored"),
     }
 
 
-def _phases(plan, members: dict[int, Any]) -> list[dict[str, Any]]:
+def _board(
+    plan, members: dict[int, Any], evidence: Mapping[TaskEvidence, EvidenceFound]
+) -> list[dict[str, Any]]:
+    """The phases with their dates and their tasks as the board shows them."""
+    pure = NinetyDayPlan.from_dict(plan.data)
+    states = {
+        state.task.id: state
+        for state in task_states(
+            tasks=pure.tasks, evidence=evidence, start=plan.start_date, today=_today()
+        )
+    }
     phases = []
     for phase in plan.data.get("phases", []):
-        tasks = [_task_view(task, plan, members) for task in phase["tasks"]]
+        tasks = [_task_view(states[task["id"]], plan, members) for task in phase["tasks"]]
         phases.append(
             {
                 **phase,
+                "first_date": day_date(plan.start_date, phase["first_day"]),
+                "last_date": day_date(plan.start_date, phase["last_day"]),
                 "tasks": tasks,
                 "done": sum(task["status"] == TaskStatus.DONE.value for task in tasks),
+                "overdue": sum(task["timing"] == Timing.OVERDUE.value for task in tasks),
                 "total": len(tasks),
             }
         )
     return phases
 
 
-def _metrics_context(plan, form: PlanTargetsForm | None = None) -> dict[str, Any]:
-    measured = planned_vs_measured(plan)
+def _today():
+    return timezone.localdate()
+
+
+def _schedule_note(start, today) -> str:
+    """Where today falls in the plan, in words."""
+    day = (today - start).days + 1
+    last = PHASES[-1].last_day
+    if day < 1:
+        return f"Starts in {1 - day} day{'s' if day != 0 else ''}."
+    if day > last:
+        return f"Day {last} was {day_date(start, last):%-d %b %Y}."
+    return f"Today is day {day} of {last}."
+
+
+def _progress(phases: list[dict[str, Any]]) -> dict[str, int]:
+    return {
+        "done": sum(phase["done"] for phase in phases),
+        "total": sum(phase["total"] for phase in phases),
+        "overdue": sum(phase["overdue"] for phase in phases),
+    }
+
+
+def _metrics_context(plan, form: PlanTargetsForm | None = None, measured=None) -> dict[str, Any]:
+    measured = measured or planned_vs_measured(plan)
+    labels = {key: f"\u201c{label}\u201d" for key, label in MEASURE_LABELS.items()}
     metrics = []
     for status in measured.statuses:
         metric = status.metric
@@ -93,7 +272,7 @@ def _metrics_context(plan, form: PlanTargetsForm | None = None) -> dict[str, Any
                 "measurement": status.measurement,
                 "reference": status.reference,
                 "decided_by": str(metric.decided_by),
-                "reason": status.reason,
+                "reason": _plain(status.reason, labels),
                 "target": _target_text(metric.target, metric.unit),
                 "direction": "≤" if metric.direction.value == "at_most" else "≥",
             }
@@ -143,6 +322,10 @@ def _metrics_context(plan, form: PlanTargetsForm | None = None) -> dict[str, Any
         "metrics": metrics,
         "counts": measured.counts,
         "connected": measured.connected,
+        "connected_labels": [
+            (MEASURE_LABELS.get(key, key), PROVENANCE_LABELS.get(str(provenance), provenance))
+            for key, provenance in measured.connected
+        ],
         "field_measurements": field_measurements,
         "roi": roi,
         "targets_form": form,
@@ -176,24 +359,39 @@ def plan_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _start_url(request: HttpRequest, plan) -> str:
+    """Where the start date is posted ("" until the route exists: the date is shown only)."""
+    return _url("roi:plan-start", org=request.org.slug, plan_id=plan.pk)
+
+
 def _detail_context(
-    request: HttpRequest, plan, targets_form: PlanTargetsForm | None = None
+    request: HttpRequest,
+    plan,
+    targets_form: PlanTargetsForm | None = None,
+    start_form: PlanStartForm | None = None,
 ) -> dict[str, Any]:
     members = _members(request)
-    done, total = plan.progress
+    measured = planned_vs_measured(plan)
+    phases = _board(plan, members, task_evidence(request, plan, measured.measurements))
+    today = _today()
     return {
         "plan": plan,
-        "phases": _phases(plan, members),
+        "phases": phases,
         "members": list(members.values()),
         "status_choices": list(STATUS_LABELS.items()),
-        "done": done,
-        "total": total,
+        **_progress(phases),
+        "today": today,
+        "end_date": day_date(plan.start_date, PHASES[-1].last_day),
+        "schedule_note": _schedule_note(plan.start_date, today),
+        "start_form": start_form or PlanStartForm(initial={"start_date": plan.start_date}),
+        "start_url": _start_url(request, plan),
+        "ruleset_version": plan.data.get("ruleset_version", ""),
         "can_edit": can_edit(request),
         "placement_label": PLACEMENT_LABELS.get(plan.placement, plan.placement),
         "scenarios": list(selectors.scenarios_for_org(org=request.org)[:50]),
         "models": list(models_for_org(org=request.org)[:100]),
         "tab": "plans",
-        **_metrics_context(plan, targets_form),
+        **_metrics_context(plan, targets_form, measured),
     }
 
 
@@ -236,10 +434,14 @@ def plan_task(request: HttpRequest, plan_id: int, task_id: str) -> HttpResponse:
             messages.error(request, error)
         return redirect("roi:plan", org=request.org.slug, plan_id=plan.pk)
     members = _members(request)
-    phases = _phases(plan, members)
+    # Only the telemetry figures that tick tasks, not every metric's: the counters must agree
+    # with the board without re-measuring the whole plan on each change.
+    load_sources()
+    keys = [key for keys in EVIDENCE_MEASURES.values() for key in keys]
+    measurements = collect(keys=keys, context=measurement_context(plan))
+    phases = _board(plan, members, task_evidence(request, plan, measurements))
     task = next(t for phase in phases for t in phase["tasks"] if t["id"] == task_id)
     phase = next(p for p in phases if any(t["id"] == task_id for t in p["tasks"]))
-    done, total = plan.progress
     context = {
         "plan": plan,
         "task": task,
@@ -247,8 +449,7 @@ def plan_task(request: HttpRequest, plan_id: int, task_id: str) -> HttpResponse:
         "members": list(members.values()),
         "status_choices": list(STATUS_LABELS.items()),
         "can_edit": True,
-        "done": done,
-        "total": total,
+        **_progress(phases),
         "task_error": error,
         "oob": True,
     }
@@ -290,6 +491,30 @@ def plan_targets(request: HttpRequest, plan_id: int) -> HttpResponse:
             metrics(saved, None, 200) if fragment else _plan_url(request, saved)
         ),
         render_invalid=lambda status: metrics(plan, form, status),
+    )
+
+
+@require_POST
+@org_view(Action.EDIT_PLANS)
+def plan_start(request: HttpRequest, plan_id: int) -> HttpResponse:
+    """Move the plan's day 1; every task and phase date follows."""
+    plan = plan_or_404(request, plan_id)
+    form = PlanStartForm(request.POST)
+    return handle_form_post(
+        request,
+        form=form,
+        perform=lambda: services.update_plan(
+            plan=plan, actor=actor(request), start_date=form.cleaned_data["start_date"]
+        ),
+        invalid_status=invalid_status(request),
+        success_message="Start date saved: task dates follow it.",
+        redirect_to=lambda saved: _plan_url(request, saved),
+        render_invalid=lambda status: render(
+            request,
+            "roi/plan_detail.html",
+            _detail_context(request, plan, start_form=form),
+            status=status,
+        ),
     )
 
 

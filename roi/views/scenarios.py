@@ -22,19 +22,30 @@ from opshero.roles import Action
 from opshero.tenancy import org_view
 
 from .. import charts, selectors, services
-from ..engine import DEFAULT_DRAWS, RoiInputs, analyse
+from ..engine import (
+    BENEFIT_LABELS,
+    COST_LABELS,
+    DEFAULT_DRAWS,
+    PLACEMENTS,
+    RESIDUAL_LABELS,
+    RoiInputs,
+    analyse,
+)
 from ..forms import CalculatorForm
 from ..models import Workflow
-from ..presets import PRESET_WORKFLOWS, local_tier_of, starting_inputs
+from ..presets import PRESET_WORKFLOWS, starting_inputs
 from ..reports import (
     PLACEMENT_LABELS,
+    current_currency,
     format_money,
     input_differences,
     kpi_rows,
+    placement_order,
+    ruled_out_placements,
     scenario_csv,
     scenario_summary,
 )
-from ..rules import Placement, PlanningInputError, WizardAnswers
+from ..rules import TIER_LABELS, Placement, PlanningInputError, WizardAnswers
 from .common import actor, can_edit, optional, require_edit, scenario_or_404
 
 PAGE_SIZE = 25
@@ -48,8 +59,12 @@ def _focus(form: CalculatorForm) -> Placement | None:
         return None
 
 
-def results_context(form: CalculatorForm) -> dict[str, Any]:
-    """Everything the results pane shows, computed once from valid inputs."""
+def results_context(form: CalculatorForm, assessment=None) -> dict[str, Any]:
+    """Everything the results pane shows, computed once from valid inputs.
+
+    With an assessment, its placement comes first and the placements its rules ruled out are
+    flagged (and never marked best), each with the rule.
+    """
     if not form.is_valid() or form.inputs is None:
         return {"analysis": None, "form": form}
     try:
@@ -73,11 +88,36 @@ def results_context(form: CalculatorForm) -> dict[str, Any]:
         for bar in bars[:3]
     ]
     econ = det[Placement(focus)]
+    assessed = assessment.placement if assessment else None
+    ruled_out = ruled_out_placements(assessment.result if assessment else None)
+    allowed = [p for p in PLACEMENTS if str(p) not in ruled_out]
+    best_allowed = (
+        max(allowed, key=lambda p: (det[p].npv, -PLACEMENTS.index(p))) if allowed else None
+    )
+    order = placement_order(assessed)
     return {
         "form": form,
         "analysis": analysis,
         "summary": summary,
-        "rows": kpi_rows(summary),
+        "rows": kpi_rows(summary, first=assessed, ruled_out=ruled_out),
+        "assessment": assessment,
+        "assessed": assessed,
+        "assessed_label": PLACEMENT_LABELS.get(assessed or "", ""),
+        "assessed_economics": det[Placement(assessed)] if assessed else None,
+        "ruled_out": ruled_out,
+        "ruled_out_rows": [
+            {"placement": p, "label": PLACEMENT_LABELS[p], "reason": ruled_out[p]}
+            for p in order
+            if p in ruled_out
+        ],
+        "best_allowed": str(best_allowed) if best_allowed else "",
+        "best_allowed_label": PLACEMENT_LABELS[str(best_allowed)] if best_allowed else "",
+        "cohorts": det.cohorts,
+        "ramp": form.inputs.scenario.has_ramp,
+        "residual_label": RESIDUAL_LABELS[det.residual_value],
+        "correlations": analysis.monte_carlo.correlations,
+        "tiers": _tier_text(form.inputs.scenario),
+        "currency": current_currency(),
         "focus": focus,
         "focus_label": PLACEMENT_LABELS[focus],
         "best": str(det.best_placement),
@@ -92,22 +132,26 @@ def results_context(form: CalculatorForm) -> dict[str, Any]:
     }
 
 
+def _influence(context: dict[str, Any]) -> dict[str, float]:
+    """Input name -> NPV swing from the tornado of the placement in focus (a paired group's
+    swing counts for each of its members)."""
+    analysis = context.get("analysis")
+    if analysis is None:
+        return {}
+    swings: dict[str, float] = {}
+    for bar in analysis.tornado.bars:
+        for name in bar.members or (bar.name,):
+            swings[name] = max(swings.get(name, 0.0), bar.swing)
+    return swings
+
+
+def _tier_text(scenario) -> str:
+    shares = scenario.hybrid_shares
+    return ", ".join(f"{TIER_LABELS[tier]} {shares[tier]:.0%}" for tier in scenario.hybrid_tiers)
+
+
 def _breakdown(econ) -> list[dict[str, Any]]:
-    names = {
-        "latency": "Time saved",
-        "offline": "Work rescued during outages",
-        "compliance": "Compliance cost avoided",
-        "accuracy": "Errors avoided",
-        "power": "Power and cooling",
-        "maintenance": "Rollouts, rollbacks, interventions",
-        "data_egress": "Data leaving the site",
-        "monitoring": "Accuracy and drift monitoring",
-        "licences": "Licences",
-        "tooling": "Deployment and management tooling",
-        "support": "Support hours",
-        "cloud_inference": "Cloud inference",
-        "bandwidth": "Extra bandwidth",
-    }
+    names = {**BENEFIT_LABELS, **COST_LABELS}
     rows = [
         {"kind": "benefit", "label": names.get(k, k), "value": format_money(v, signed=True)}
         for k, v in econ.benefits.items()
@@ -122,14 +166,15 @@ def _breakdown(econ) -> list[dict[str, Any]]:
 def _page_context(
     request: HttpRequest, form: CalculatorForm, *, scenario=None, **extra: Any
 ) -> dict[str, Any]:
-    context = results_context(form)
+    context = results_context(form, extra.get("assessment"))
     context.update(
         {
             "scenario": scenario,
             "can_edit": can_edit(request),
             "placement_choices": CalculatorForm.placement_choices(),
-            "sections": form.sections(),
+            "sections": form.sections(influence=_influence(context)),
             "scenario_fields": form.scenario_fields(),
+            "scenario_groups": form.scenario_groups(),
             "error_slots": form.error_slots(),
             "shown_errors": form.shown_errors,
             "error_summary": form.error_summary(),
@@ -202,7 +247,7 @@ def scenario_new(request: HttpRequest) -> HttpResponse:
         workflow=workflow,
         answers=answers,
         assessment_name=assessment.name if assessment else "",
-        local_tier=local_tier_of(assessment.result.get("inference_tiers")) if assessment else None,
+        inference_tiers=assessment.result.get("inference_tiers") if assessment else None,
     )
     name = f"{assessment.name} · ROI" if assessment else inputs.name
     form = CalculatorForm(
@@ -267,7 +312,10 @@ def _int(value: Any) -> int | None:
 def scenario_compute(request: HttpRequest) -> HttpResponse:
     """Stateless recompute for the live calculator (changes nothing, so every role may)."""
     form = CalculatorForm(request.POST)
-    context = results_context(form)
+    assessment = optional(
+        selectors.assessment_for_org, request, request.POST.get("assessment"), "assessment"
+    )
+    context = results_context(form, assessment)
     context["error_slots"] = form.error_slots(
         shown=request.POST.get(CalculatorForm.SHOWN_ERRORS, "")
     )
@@ -323,13 +371,14 @@ def scenario_report(request: HttpRequest, scenario_id: int) -> HttpResponse:
     inputs = RoiInputs.from_dict(scenario.inputs)
     focus = scenario.assessment.placement if scenario.assessment else ""
     form = CalculatorForm(inputs=inputs, name=scenario.name, focus=focus)
-    context = results_context(form)
+    context = results_context(form, scenario.assessment)
     context.update(
         {
             "scenario": scenario,
             "inputs": inputs,
             "sections": form.sections(),
             "scenario_fields": form.scenario_fields(),
+            "scenario_groups": form.scenario_groups(),
         }
     )
     return render(request, "roi/scenario_report.html", context)

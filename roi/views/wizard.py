@@ -9,6 +9,7 @@ submit of the current step, so leaving a step always keeps what is on it.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from django.http import Http404, HttpRequest, HttpResponse
@@ -17,6 +18,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import push_url
 
+from fleet import selectors as fleet_selectors
+from fleet.models import Device, ExecutionProvider
+from fleet.models import Placement as FleetPlacement
 from opshero.errors import DomainError
 from opshero.form_flow import handle_form_post
 from opshero.htmx import render_page, wants_fragment
@@ -32,10 +36,91 @@ from ..forms import (
     WizardStep,
 )
 from ..models import Workflow
-from ..rules import PlanningInputError, WizardAnswers, decide
+from ..rules import FACT_LABELS, PlanningInputError, WizardAnswers, decide
+from ..vocabulary import (
+    COMPLEXITY_LABELS,
+    HARDWARE_LABELS,
+    PRIVACY_LABELS,
+    ExistingHardware,
+)
 from .common import actor, assessment_or_404, can_edit, invalid_status, require_edit
 
 SESSION_PREFIX = "roi.wizard."
+
+# Which registered sites a workflow's plan is about (by fleet site kind); other workflows, or an
+# organisation without sites of that kind, count every site.
+WORKFLOW_SITE_KINDS = {
+    Workflow.LOGISTICS_DOCK_VISION: ("dock", "hub"),
+    Workflow.FIELD_SERVICE_TRIAGE: ("field",),
+    Workflow.HEALTHCARE_DECISION_SUPPORT: ("clinic",),
+}
+# Execution providers of a Windows NPU fleet and of a Jetson-class module; every other on-device
+# provider is a phone, tablet or handheld scanner NPU, every other gateway a plain site gateway.
+WINDOWS_PROVIDERS = {ExecutionProvider.DIRECTML, ExecutionProvider.OPENVINO}
+JETSON_PROVIDERS = {ExecutionProvider.TENSORRT, ExecutionProvider.CUDA}
+IN_SERVICE = (Device.Status.PROVISIONING, Device.Status.ACTIVE)
+
+
+def _device_hardware(placement: str, provider: str) -> ExistingHardware | None:
+    if placement == FleetPlacement.ON_DEVICE:
+        if provider in WINDOWS_PROVIDERS:
+            return ExistingHardware.WINDOWS_NPU_FLEET
+        return ExistingHardware.PHONES_TABLETS
+    if placement == FleetPlacement.NEAR_EDGE:
+        if provider in JETSON_PROVIDERS:
+            return ExistingHardware.JETSON_CLASS
+        return ExistingHardware.SITE_GATEWAY
+    return None  # a cloud endpoint is not local hardware
+
+
+def fleet_prefill(request: HttpRequest, workflow: str | None) -> dict[str, Any] | None:
+    """Fleet-step answers read from the organisation's registered devices (read-only).
+
+    Sites are those with a device in service (of the workflow's site kind when there are any);
+    devices per site counts the endpoints (on-device hardware) per such site, rounded, or every
+    device when no site has endpoints; hardware is what those devices are. None without devices.
+    """
+    rows = list(
+        fleet_selectors.devices_for_org(org=request.org)
+        .filter(status__in=IN_SERVICE)
+        .values_list(
+            "site_id",
+            "site__name",
+            "site__kind",
+            "placement",
+            "hardware_target__execution_provider",
+        )
+    )
+    kinds = WORKFLOW_SITE_KINDS.get(workflow or "")
+    if kinds and any(row[2] in kinds for row in rows):
+        rows = [row for row in rows if row[2] in kinds]
+    if not rows:
+        return None
+    sites = {row[0]: row[1] for row in rows}
+    endpoints = Counter(row[0] for row in rows if row[3] == FleetPlacement.ON_DEVICE)
+    per_site = endpoints if endpoints else Counter(row[0] for row in rows)
+    devices_per_site = max(1, round(sum(per_site.values()) / len(sites)))
+    hardware = {_device_hardware(row[3], row[4] or "") for row in rows} - {None}
+    order = [item for item in ExistingHardware if item in hardware]
+    gateways = sum(1 for row in rows if row[3] == FleetPlacement.NEAR_EDGE)
+    handhelds = sum(1 for row in rows if row[3] == FleetPlacement.ON_DEVICE)
+    return {
+        "initial": {
+            "sites": len(sites),
+            "devices_per_site": devices_per_site,
+            "existing_hardware": [str(item) for item in order],
+        },
+        "site_names": sorted(sites.values()),
+        "gateways": gateways,
+        "handhelds": handhelds,
+        "hardware_labels": [HARDWARE_LABELS[item] for item in order],
+    }
+
+
+def answer_label(key: str) -> str:
+    """A plain name for an answer key (``latency_tolerance_ms`` -> "Latency tolerance")."""
+    label = FACT_LABELS.get(key, (key.replace("_", " "), ""))[0]
+    return label[:1].upper() + label[1:]
 
 
 def _key(request: HttpRequest) -> str:
@@ -97,17 +182,21 @@ def _answers_summary(answers: dict[str, Any]) -> list[tuple[str, str, str]]:
         )
     if "privacy_risk" in answers:
         phi = ", PHI involved" if answers.get("phi_involved") else ""
-        rows.append(("privacy", "Privacy risk", f"{answers['privacy_risk']}{phi}"))
+        privacy = PRIVACY_LABELS.get(answers["privacy_risk"], answers["privacy_risk"])
+        rows.append(("privacy", "Privacy risk", f"{privacy}{phi}"))
     if "model_changes_per_year" in answers:
         rows.append(("change", "Model changes", f"{answers['model_changes_per_year']:g} a year"))
     if "sites" in answers:
-        hardware = ", ".join(h.replace("_", " ") for h in answers.get("existing_hardware") or [])
+        hardware = ", ".join(
+            HARDWARE_LABELS.get(h, h) for h in answers.get("existing_hardware") or []
+        )
+        complexity = answers.get("model_complexity", "medium")
         rows.append(
             (
                 "fleet",
                 "Fleet",
                 f"{answers['sites']} site(s) x {answers['devices_per_site']} device(s); "
-                f"{answers.get('model_complexity', 'medium')} model"
+                f"{COMPLEXITY_LABELS.get(complexity, complexity)} model"
                 + (f"; has {hardware}" if hardware else ""),
             )
         )
@@ -147,6 +236,8 @@ def _render(
     request: HttpRequest, step: WizardStep, state: dict[str, Any], form: Any, *, status: int = 200
 ) -> HttpResponse:
     context = _context(request, step, state, form)
+    if step.key == "fleet":
+        context["fleet"] = fleet_prefill(request, state["answers"].get("workflow"))
     if step.key == "result":
         context.update(_result_context(state))
     return render_page(
@@ -168,7 +259,8 @@ def _result_context(state: dict[str, Any]) -> dict[str, Any]:
     try:
         result = decide(answers=WizardAnswers.from_dict(answers))
     except PlanningInputError as exc:
-        return {"missing": [], "result": None, "result_errors": exc.fields}
+        errors = [(answer_label(key), reasons) for key, reasons in exc.fields.items()]
+        return {"missing": [], "result": None, "result_errors": errors}
     return {"missing": [], "result": result.to_dict()}
 
 
@@ -226,11 +318,21 @@ def wizard_step(request: HttpRequest, step: str) -> HttpResponse:
         form = _draft_form(form_class, draft, state["answers"])  # the draft's real reasons
         status = 200
     else:
-        form = form_class(
-            initial=form_class.initial_from(state["answers"]), previous=state["answers"]
-        )
+        form = _fresh_form(request, definition, state)
         status = 200
     return _render(request, definition, state, form, status=status)
+
+
+def _fresh_form(request: HttpRequest, step: WizardStep, state: dict[str, Any]) -> Any:
+    """The step's form from the answers so far; the fleet step not yet answered starts from
+    the registered fleet (still editable: nothing is saved until the step is submitted)."""
+    answers = state["answers"]
+    initial = step.form_class.initial_from(answers)
+    if step.key == "fleet" and not _done(step, answers):
+        prefill = fleet_prefill(request, answers.get("workflow"))
+        if prefill:
+            initial = {**prefill["initial"], **initial}
+    return step.form_class(initial=initial, previous=answers)
 
 
 def _has_problems(form) -> bool:
@@ -275,10 +377,7 @@ def _go(request: HttpRequest, step: WizardStep, state: dict[str, Any]) -> HttpRe
         if draft is not None:
             form = _draft_form(step.form_class, draft, state["answers"])
         else:
-            form = step.form_class(
-                initial=step.form_class.initial_from(state["answers"]),
-                previous=state["answers"],
-            )
+            form = _fresh_form(request, step, state)
     return push_url(_render(request, step, state, form), url)
 
 
@@ -319,7 +418,7 @@ def _show_on_top(form: ResultStep, error: DomainError) -> None:
     form.add_error(None, error.message)
     for key, reasons in error.fields.items():
         for reason in reasons:
-            form.add_error(None, f"{key}: {reason}")
+            form.add_error(None, f"{answer_label(key)}: {reason}")
 
 
 @require_POST

@@ -92,6 +92,8 @@ def scorecard_data(*, name: str = "Stacks", **overrides: str) -> dict[str, str]:
 
     form = ScorecardForm(initial={"candidates": candidates(), "weights": {}}, name=name)
     data: dict[str, str] = {"name": name, "count": str(len(form.candidates))}
+    if form.red_flags_rank_last:
+        data["red_flags_rank_last"] = "on"  # the checkbox, ticked by default
     for index, candidate in enumerate(form.candidates):
         for key in ("name", "hardware", "runtime", "toolchain"):
             data[f"c{index}.{key}"] = candidate[key]

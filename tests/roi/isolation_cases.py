@@ -30,7 +30,7 @@ def _state(world: World) -> Callable[[], tuple]:
             list(RoiScenario.objects.filter(organization=org).values_list("pk", "revision")),
             list(
                 Plan.objects.filter(organization=org).values_list(
-                    "pk", "name", "data", "targets", "scenario_id", "assignees"
+                    "pk", "name", "data", "targets", "scenario_id", "assignees", "start_date"
                 )
             ),
         )
@@ -147,6 +147,7 @@ CASES: dict[str, Callable[[World], list[Probe]]] = {
         plan_id="plan",
         extra_kwargs={"task_id": "select_runtime"},
     ),
+    "roi:plan-start": write("roi:plan-start", {"start_date": "2026-03-02"}, plan_id="plan"),
     "roi:plan-targets": write(
         "roi:plan-targets",
         {

@@ -21,6 +21,7 @@ from roi.engine import (
     SPEC_BY_NAME,
     Distribution,
     Estimate,
+    ResidualValue,
     RoiInputs,
     Scenario,
     analyse,
@@ -31,7 +32,7 @@ from roi.engine import (
     simulate,
     tornado,
 )
-from roi.rules import Placement, PlanningInputError, Tier, Workflow
+from roi.rules import Placement, PlanningInputError, Workflow
 
 NE, CL, HY = (Placement.NEAR_EDGE, Placement.CLOUD, Placement.HYBRID)
 
@@ -44,10 +45,13 @@ def blank(
     gateways_per_site: int = 1,
     annual_discount_rate: float = 0.0,
     horizon_months: int = 12,
-    hybrid_local_tier: Tier = Tier.NEAR_EDGE,
+    hybrid: tuple[float, float, float] = (0.0, 1.0, 0.0),
+    residual_value: str = "none",
+    **scenario: object,
 ) -> RoiInputs:
     """Every input exactly at its minimum (0, cooling factor 1), no replacement within the
-    horizon, then ``values`` on top: only what a test sets contributes."""
+    horizon, no residual value, no ramp, then ``values`` on top: only what a test sets
+    contributes. ``hybrid`` is the (on-device, near-edge, cloud) share of events."""
     estimates = {name: Estimate.exactly(SPEC_BY_NAME[name].minimum) for name in INPUT_NAMES}
     estimates["tco.device_replacement_months"] = Estimate.exactly(240)
     estimates["tco.gateway_replacement_months"] = Estimate.exactly(240)
@@ -60,20 +64,23 @@ def blank(
             gateways_per_site=gateways_per_site,
             annual_discount_rate=annual_discount_rate,
             horizon_months=horizon_months,
-            hybrid_local_tier=hybrid_local_tier,
+            hybrid_on_device_share=hybrid[0],
+            hybrid_near_edge_share=hybrid[1],
+            hybrid_cloud_share=hybrid[2],
+            residual_value=ResidualValue(residual_value),
+            **scenario,
         ),
         estimates=estimates,
     )
 
 
-# A near-edge pilot: 2 sites x 1 gateway at 1,000, integration 1,000, outages worth
-# 2 sites x 10 h x 50/h = 1,000 a month of which near-edge rescues half, tooling 100 a month.
+# A near-edge pilot: 2 sites x 1 gateway at 1,000, integration 1,000, a compliance cost of
+# 12,000 a year of which near-edge avoids half (500 a month), tooling 100 a month.
 PILOT = {
     "tco.gateway_hardware_cost": 1_000,
     "tco.integration.near_edge": 1_000,
-    "offline.outage_hours_per_site": 10,
-    "offline.revenue_lost_per_outage_hour": 50,
-    "offline.completes_offline.near_edge": 0.5,
+    "privacy.annual_compliance_cost": 12_000,
+    "privacy.compliance_reduction.near_edge": 0.5,
     "tco.tooling_per_month.near_edge": 100,
 }
 
@@ -82,7 +89,7 @@ def test_npv_payback_and_costs_of_a_simple_pilot_by_hand():
     # Monthly rate 1 %: the annual rate (1.01 ** 12 - 1) converted back is exactly 0.01.
     inputs = blank(PILOT, sites=2, devices_per_site=3, annual_discount_rate=1.01**12 - 1)
     near_edge = evaluate(inputs=inputs)[NE]
-    # benefit = 2 sites x 10 h x 50 x 0.5 = 500; operating = tooling 100; net = 400.
+    # benefit = 12,000 / 12 x 0.5 = 500; operating = tooling 100; net = 400.
     assert near_edge.monthly_benefit == pytest.approx(500)
     assert near_edge.monthly_operating_cost == pytest.approx(100)
     assert near_edge.net_monthly == pytest.approx(400)
@@ -101,8 +108,7 @@ def test_npv_payback_and_costs_of_a_simple_pilot_by_hand():
     assert near_edge.cost_per_device_month == pytest.approx(58.333333, rel=1e-6)
     # ROI = (12 x 500 - 4,200) / 4,200 = 42.857 %.
     assert near_edge.roi_pct == pytest.approx(42.857142857, rel=1e-9)
-    # Outage loss left = 1,000 x (1 - 0.5) = 500 a month.
-    assert near_edge.outage_loss_monthly == pytest.approx(500)
+    assert near_edge.outage_loss_monthly == 0  # no outages in this pilot
 
 
 def test_a_placement_with_nothing_set_has_zero_economics():
@@ -111,17 +117,16 @@ def test_a_placement_with_nothing_set_has_zero_economics():
     assert cloud.tco == 0
     assert cloud.roi_pct is None  # no cost, no ROI
     assert cloud.payback_month == 0  # never below zero
-    # The cloud rescues nothing: it loses all 2 x 10 x 50 = 1,000 a month of outages.
-    assert cloud.outage_loss_monthly == pytest.approx(1_000)
+    assert cloud.outage_loss_monthly == 0
 
 
 def test_replacement_delays_payback_until_the_curve_stays_above_zero():
     # No discounting; gateways replaced every 6 months within a 12-month horizon: bought at
-    # months 0 and 6 (not 12). Benefit 2 x 10 x 50 x 0.7 = 700, net 600.
+    # months 0 and 6 (not 12). Benefit 12,000 / 12 x 0.7 = 700, net 600.
     inputs = blank(
         {
             **PILOT,
-            "offline.completes_offline.near_edge": 0.7,
+            "privacy.compliance_reduction.near_edge": 0.7,
             "tco.gateway_replacement_months": 6,
         },
         sites=2,
@@ -139,8 +144,8 @@ def test_replacement_delays_payback_until_the_curve_stays_above_zero():
 
 
 def test_payback_is_none_when_never_reached_within_the_horizon():
-    inputs = blank({**PILOT, "offline.completes_offline.near_edge": 0.1}, sites=2)
-    # Net = 2 x 10 x 50 x 0.1 - 100 = 0: the 3,000 upfront is never recovered.
+    inputs = blank({**PILOT, "privacy.compliance_reduction.near_edge": 0.1}, sites=2)
+    # Net = 12,000 / 12 x 0.1 - 100 = 0: the 3,000 upfront is never recovered.
     assert evaluate(inputs=inputs)[NE].payback_month is None
 
 
@@ -152,7 +157,6 @@ def test_per_event_benefits_and_cloud_inference_cost_by_hand():
         "accuracy.baseline_error_rate": 0.02,
         "accuracy.cost_per_error": 5,
         "tco.cloud_price_per_1000": 2,
-        "tco.hybrid_cloud_share": 0.25,
         "power.gateway_watts": 50,
         "power.electricity_price_per_kwh": 0.2,
         "power.cooling_overhead_factor": 1.5,
@@ -160,7 +164,7 @@ def test_per_event_benefits_and_cloud_inference_cost_by_hand():
     for placement in PLACEMENTS:
         values[f"latency.time_to_action_s.{placement}"] = 4
         values[f"accuracy.error_rate.{placement}"] = 0.01
-    result = evaluate(inputs=blank(values, devices_per_site=2))
+    result = evaluate(inputs=blank(values, devices_per_site=2, hybrid=(0, 0.75, 0.25)))
     # events = 1 site x 2 devices x 30 a day x 30.4375 days = 1,826.25 a month.
     # latency = 1,826.25 x (10 - 4) s / 3,600 x 36 = 109.575
     # accuracy = 1,826.25 x (0.02 - 0.01) x 5 = 91.3125
@@ -170,7 +174,7 @@ def test_per_event_benefits_and_cloud_inference_cost_by_hand():
     assert cloud.benefits["accuracy"] == pytest.approx(91.3125)
     assert cloud.costs["cloud_inference"] == pytest.approx(3.6525)
     assert cloud.net_monthly == pytest.approx(197.235)
-    # Hybrid (near-edge local tier): a quarter of events also go to the cloud = 0.913125,
+    # Hybrid (near-edge 75 %, cloud 25 %): a quarter of events go to the cloud = 0.913125,
     # plus one gateway at 50 W x 24 h x 30.4375 / 1,000 = 36.525 kWh x 0.2 x 1.5 = 10.9575.
     hybrid = result[HY]
     assert hybrid.costs["cloud_inference"] == pytest.approx(0.913125)
@@ -205,8 +209,8 @@ def test_operating_cost_breakdown_of_near_edge_by_hand():
         {
             # 2 gateways x 40 W x 24 h x 30.4375 / 1,000 = 58.44 kWh x 0.25 x 1.2
             "power": 17.532,
-            # 2 rollouts x (3 h + 0.5 x 2 h) x 50 + 2 sites x 1.5 x 20
-            "maintenance": 460,
+            "rollouts": 400,  # 2 rollouts x (3 h + 0.5 x 2 h) x 50
+            "interventions": 60,  # 2 sites x 1.5 x 20
             "data_egress": 2,  # 2 sites x 10 GB x 0.1
             "monitoring": 25,
             "licences": 9,  # 6 devices x 1.5
@@ -214,6 +218,7 @@ def test_operating_cost_breakdown_of_near_edge_by_hand():
             "support": 200,  # 4 h x 50
             "cloud_inference": 0,
             "bandwidth": 30,  # 2 sites x 15
+            "wan_outages": 0,  # no outage hours set
         }
     )
     assert near_edge.monthly_operating_cost == pytest.approx(843.532)
@@ -222,9 +227,7 @@ def test_operating_cost_breakdown_of_near_edge_by_hand():
 
 def test_hybrid_uses_the_local_tier_the_scenario_names():
     values = {"tco.device_hardware_cost": 100, "tco.gateway_hardware_cost": 1_000}
-    on_device_hybrid = evaluate(
-        inputs=blank(values, devices_per_site=4, hybrid_local_tier=Tier.ON_DEVICE)
-    )[HY]
+    on_device_hybrid = evaluate(inputs=blank(values, devices_per_site=4, hybrid=(0.9, 0, 0.1)))[HY]
     near_edge_hybrid = evaluate(inputs=blank(values, devices_per_site=4))[HY]
     assert on_device_hybrid.hardware_purchase == pytest.approx(400)  # 4 devices x 100
     assert near_edge_hybrid.hardware_purchase == pytest.approx(1_000)  # 1 gateway
@@ -277,9 +280,8 @@ def test_a_higher_discount_rate_never_raises_the_npv_of_positive_savings(rates, 
     def npv(rate: float) -> float:
         inputs = blank(
             {
-                "offline.outage_hours_per_site": 1,
-                "offline.revenue_lost_per_outage_hour": saving,
-                "offline.completes_offline.near_edge": 1,
+                "privacy.annual_compliance_cost": saving * 12,
+                "privacy.compliance_reduction.near_edge": 1,
                 "tco.integration.near_edge": upfront,
             },
             annual_discount_rate=rate,
@@ -401,9 +403,8 @@ def test_a_sure_loss_has_zero_probability_of_positive_npv():
     inputs = blank(
         {
             "tco.tooling_per_month.cloud": Estimate(100, 200, 300),
-            "offline.outage_hours_per_site": 1,
-            "offline.revenue_lost_per_outage_hour": Estimate(10, 20, 50),
-            "offline.completes_offline.near_edge": 1,
+            "privacy.annual_compliance_cost": Estimate(120, 240, 600),
+            "privacy.compliance_reduction.near_edge": 1,
         }
     )
     result = simulate(inputs=inputs, draws=1_000)
@@ -424,8 +425,13 @@ def test_tornado_bars_are_sorted_by_swing_and_match_one_at_a_time_evaluation():
     assert swings[0] > 0
     assert result.base == pytest.approx(evaluate(inputs=inputs)[NE].npv)
     for bar in result.bars[:3]:
-        low = inputs.with_estimates({bar.name: Estimate.exactly(bar.low)})
-        high = inputs.with_estimates({bar.name: Estimate.exactly(bar.high)})
+        # A correlated group swings all its members together, as the Monte Carlo draws them.
+        low = inputs.with_estimates(
+            {name: Estimate.exactly(inputs.estimates[name].low) for name in bar.members}
+        )
+        high = inputs.with_estimates(
+            {name: Estimate.exactly(inputs.estimates[name].high) for name in bar.members}
+        )
         assert bar.output_at_low == pytest.approx(evaluate(inputs=low)[NE].npv)
         assert bar.output_at_high == pytest.approx(evaluate(inputs=high)[NE].npv)
 
@@ -433,16 +439,15 @@ def test_tornado_bars_are_sorted_by_swing_and_match_one_at_a_time_evaluation():
 def test_tornado_leaves_out_point_estimates_and_keeps_input_order_for_equal_swings():
     inputs = blank(
         {
-            "offline.outage_hours_per_site": 1,
-            "offline.completes_offline.cloud": 1,
-            "offline.revenue_lost_per_outage_hour": Estimate(0, 10, 20),
+            "privacy.annual_compliance_cost": Estimate(0, 120, 240),
+            "privacy.compliance_reduction.cloud": 1,
             "tco.tooling_per_month.cloud": Estimate(0, 10, 20),  # same swing, later input
             "tco.tooling_per_month.near_edge": Estimate(0, 50, 100),  # other placement
         }
     )
     result = tornado(inputs=inputs, placement=CL, output="net_monthly")
     assert [bar.name for bar in result.bars] == [
-        "offline.revenue_lost_per_outage_hour",
+        "privacy.annual_compliance_cost",
         "tco.tooling_per_month.cloud",
         "tco.tooling_per_month.near_edge",
     ]
@@ -469,14 +474,23 @@ def test_tornado_defaults_to_the_best_placement():
 
 def test_recompute_with_measurements_shows_both_results():
     inputs = blank(
-        {**PILOT, "offline.completes_offline.near_edge": Estimate(0.4, 0.5, 0.9)}, sites=2
+        {
+            **PILOT,
+            "offline.outage_hours_per_site": 10,
+            "offline.revenue_lost_per_outage_hour": 50,
+            "offline.completes_offline.near_edge": Estimate(0.4, 0.5, 0.9),
+        },
+        sites=2,
     )
     both = recompute_with_measurements(
         inputs=inputs, measured={"offline.completes_offline.near_edge": 0.8}
     )
-    # Planned benefit 1,000 x 0.5 = 500, measured 1,000 x 0.8 = 800.
-    assert both.planned[NE].monthly_benefit == pytest.approx(500)
-    assert both.measured[NE].monthly_benefit == pytest.approx(800)
+    # Outages are worth 2 sites x 10 h x 50 = 1,000 a month; what does not keep working is
+    # lost: planned 1,000 x (1 - 0.5) = 500, measured 1,000 x (1 - 0.8) = 200, plus tooling 100.
+    assert both.planned[NE].outage_loss_monthly == pytest.approx(500)
+    assert both.measured[NE].outage_loss_monthly == pytest.approx(200)
+    assert both.planned[NE].monthly_operating_cost == pytest.approx(600)
+    assert both.measured[NE].monthly_operating_cost == pytest.approx(300)
     assert both.measured_inputs.estimates["offline.completes_offline.near_edge"].is_exact
     (replaced,) = both.replaced
     assert (replaced.name, replaced.planned.likely, replaced.measured) == (

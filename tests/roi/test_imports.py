@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_roi_modules_import_without_django():
     probe = (
         "import sys\n"
-        "import roi, roi.rules, roi.scorecard, roi.engine, roi.plan\n"
+        "import roi, roi.vocabulary, roi.rules, roi.scorecard, roi.engine, roi.plan\n"
         "import roi.reports, roi.presets, roi.charts\n"
         "loaded = sorted(m for m in sys.modules if m == 'django' or m.startswith('django.'))\n"
         "print(loaded)\n"

@@ -132,7 +132,8 @@ def test_a_new_source_shows_on_the_plan_and_in_the_roi_recompute(client, world, 
     assert "field: 3 devices at Dock 1 2026-02-22 to 2026-03-01" in page
     assert "Connected measurement sources: <code>latency.p95_ms</code> (lab), " in page
     assert "<code>latency.p95_ms</code> (field)" in page
-    assert "Share of workflow completing offline (near-edge) (planned 0.95, measured 0.5)" in page
+    label = "Share of the workflow that keeps working in a WAN outage (near-edge)"
+    assert f"{label} (planned 0.95, measured 0.5)" in page
 
 
 def test_a_measurement_in_the_wrong_unit_is_not_compared(world, sources):

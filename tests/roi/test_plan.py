@@ -406,11 +406,12 @@ def test_measured_offline_coverage_and_staff_hours_feed_the_roi_recompute():
     }
     both = recompute_with_measurements(inputs=inputs, measured=measured)
     planned, actual = both.planned[Placement.NEAR_EDGE], both.measured[Placement.NEAR_EDGE]
-    # Offline coverage fell from 0.95 to 0.6: the offline benefit falls by the same ratio.
-    assert actual.benefits["offline"] == pytest.approx(planned.benefits["offline"] * 0.6 / 0.95)
+    # Offline coverage fell from 0.95 to 0.6: what stops in an outage is lost, so the outage
+    # loss grows from 5 % to 40 % of the outage value.
+    assert actual.outage_loss_monthly == pytest.approx(planned.outage_loss_monthly * 0.4 / 0.05)
     point = inputs.with_estimates({"offline.completes_offline.near_edge": Estimate.exactly(0.6)})
-    assert evaluate(inputs=point)[Placement.NEAR_EDGE].benefits["offline"] == pytest.approx(
-        actual.benefits["offline"]
+    assert evaluate(inputs=point)[Placement.NEAR_EDGE].outage_loss_monthly == pytest.approx(
+        actual.outage_loss_monthly
     )
 
 

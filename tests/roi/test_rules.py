@@ -236,7 +236,14 @@ def test_logistics_pattern_is_near_edge_with_handheld_checks_and_cloud_escalatio
 
 
 def test_answer_differing_from_the_workflow_pattern_says_so():
-    result = decide(answers=answers(workflow=Workflow.LOGISTICS_DOCK_VISION))
+    # A large, monthly-changing model outweighs the dock pattern's one point for local.
+    result = decide(
+        answers=answers(
+            workflow=Workflow.LOGISTICS_DOCK_VISION,
+            model_complexity=ModelComplexity.LARGE,
+            model_changes_per_year=12,
+        )
+    )
     assert result.placement is Placement.CLOUD
     assert result.architecture.key == "logistics_dock_vision"
     assert "differs from the playbook's pattern" in result.architecture_note

@@ -90,14 +90,16 @@ def test_red_flag_when_update_strategy_or_observability_is_two_or_less(overrides
         assert f"scored {flag.score}/5" in flag.message
 
 
-def test_ranking_by_score_then_red_flags_then_input_order():
+def test_with_the_cap_off_red_flags_only_break_ties():
     strong = stack("strong", 5, 5, 5, 5, 5, 4, 4, 4)
     # Same total (all 4s with two 5s and two 3s) but update strategy at 2 -> flagged.
     flagged = stack("flagged", 5, 5, 5, 5, 5, 5, 2, 5)
     equal_a = stack("equal-a", 4, 4, 4, 4, 4, 4, 4, 4)
     equal_b = stack("equal-b", 4, 4, 4, 4, 4, 4, 4, 4)
     tied = stack("tied", 5, 5, 5, 5, 5, 4, 4, 4)
-    ranked = rank_stacks(candidates=[equal_a, flagged, strong, equal_b, tied])
+    ranked = rank_stacks(
+        candidates=[equal_a, flagged, strong, equal_b, tied], red_flags_rank_last=False
+    )
     assert [r.candidate.name for r in ranked] == [
         "strong",  # 90.625, no flags
         "tied",  # 90.625, no flags, given after "strong"
@@ -110,6 +112,48 @@ def test_ranking_by_score_then_red_flags_then_input_order():
     assert ranked[2].score == pytest.approx(90.625)
     assert ranked[2].supportable is False
     assert ranked[0].supportable is True
+    assert not any(row.held_back for row in ranked)
+
+
+def test_a_red_flag_ranks_a_higher_score_below_every_flag_free_stack():
+    # 65.6 with update strategy 1/5 against a flag-free 50: the seed says it "will cost you
+    # later", so the flag, not the score, decides (the default).
+    flagged = stack("flagged", 4, 4, 4, 4, 4, 1, 4, 4)
+    plain = stack("plain")  # all 3s: 50
+    weak_obs = stack("weak-obs", 5, 5, 5, 5, 5, 5, 2, 5)  # 90.6, observability 2/5
+    ranked = rank_stacks(candidates=[flagged, weak_obs, plain])
+    assert [r.candidate.name for r in ranked] == ["plain", "weak-obs", "flagged"]
+    assert [round(r.score, 1) for r in ranked] == [50.0, 90.6, 65.6]  # scores are not altered
+    assert ranked[0].held_back_by == ()
+    assert ranked[1].held_back_by == ("plain",)
+    assert ranked[2].held_back_by == ("plain",)
+    assert "Ranked below plain despite a higher score" in ranked[2].rank_note
+    assert "update strategy" in ranked[2].rank_note
+    assert "will cost you later" in ranked[2].rank_note
+    assert ranked[2].to_dict()["rank_note"] == ranked[2].rank_note
+
+
+def test_a_flagged_stack_that_scores_lower_anyway_is_not_called_held_back():
+    flagged = stack("flagged", 3, 3, 3, 3, 3, 1, 3, 3)
+    better = stack("better", 4, 4, 4, 4, 4, 4, 4, 4)
+    ranked = rank_stacks(candidates=[flagged, better])
+    assert [r.candidate.name for r in ranked] == ["better", "flagged"]
+    assert ranked[1].held_back_by == ()
+    assert ranked[1].rank_note == ""
+
+
+def test_scorecard_keeps_the_red_flag_option_and_defaults_it_on():
+    flagged = stack("flagged", 4, 4, 4, 4, 4, 1, 4, 4)
+    card = Scorecard(candidates=(flagged, stack("plain")))
+    assert card.red_flags_rank_last is True
+    assert [r.candidate.name for r in card.rank()] == ["plain", "flagged"]
+    off = Scorecard.from_dict({**card.to_dict(), "red_flags_rank_last": False})
+    assert [r.candidate.name for r in off.rank()] == ["flagged", "plain"]
+    stored_without_it = {"candidates": card.to_dict()["candidates"], "weights": {}}
+    assert Scorecard.from_dict(stored_without_it).red_flags_rank_last is True
+    with pytest.raises(PlanningInputError) as caught:
+        Scorecard.from_dict({**card.to_dict(), "red_flags_rank_last": "sometimes"})
+    assert set(caught.value.fields) == {"red_flags_rank_last"}
 
 
 def test_ranking_refuses_duplicate_names_and_missing_categories():

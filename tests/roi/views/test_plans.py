@@ -66,7 +66,8 @@ def test_task_status_changes_in_place_and_updates_the_counters(client, world):
     )
     assert response.status_code == 200
     body = response.content.decode()
-    assert 'id="task-select_runtime" class="card card-sm task-card status-done mb-2"' in body
+    card = 'id="task-select_runtime" class="card card-sm task-card status-done timing-done mb-2"'
+    assert card in body
     assert f'data-testid="plan-progress">{done_before + 1} / {total}<' in body
     assert 'id="phase-count-days_16_45" hx-swap-oob="true"' in body
     plan.refresh_from_db()

@@ -47,9 +47,10 @@ def test_preview_ranks_flags_and_draws_the_radar(client, world):
     assert radar["data"][0]["r"][0] == radar["data"][0]["r"][-1]  # the polygon is closed
 
 
-def test_weights_change_the_ranking(client, world):
+def test_weights_change_the_ranking_but_a_red_flag_still_ranks_last(client, world):
     client.force_login(world.a.user(Role.PLANNER))
-    # Make offline and performance all that matters: the cloud API falls to last place.
+    # Make offline and performance all that matters: the cloud API scores below the handheld,
+    # but the handheld's red flags keep it below every flag-free stack, and the page says why.
     weights = {
         f"w.{cat}": "0"
         for cat in (
@@ -64,7 +65,12 @@ def test_weights_change_the_ranking(client, world):
     data = scorecard_data(**weights, **{"w.offline": "5", "w.performance": "5"})
     body = client.post(url("scorecard-preview"), data, **HX).content.decode()
     ranked = re.findall(r'data-testid="rank-\d">([^<]+)<', body)
-    assert ranked[-1] == "Cloud vision API"
+    assert ranked == ["Jetson Orin gateway", "Cloud vision API", "Handheld NPU only"]
+    scores = [int(s) for s in re.findall(r'data-testid="score-\d">(\d+)<', body)]
+    assert scores[1] < scores[2]  # the weights did move the cloud API below on score
+    note = re.search(r'data-testid="rank-note-3">(.*?)</div>', body, re.S).group(1)
+    assert "Ranked below Cloud vision API despite a higher score" in note
+    assert 'data-testid="rank-note-2"' not in body
 
 
 def test_missing_score_is_reported_next_to_its_cell(client, world):
