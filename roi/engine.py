@@ -15,56 +15,69 @@ Baseline
     and left out. NPV > 0 means "better than carrying on without AI"; compare placements by
     the difference of their NPVs.
 
-Cost model (all monthly, for the whole organisation; ``S`` sites, ``D`` devices per site,
-``G`` gateways per site, ``p`` the placement, ``DAYS = 365.25 / 12``)::
+Cost model (monthly at full roll-out, for the whole organisation; ``S`` sites, ``D`` devices
+per site, ``G`` gateways per site, ``p`` the placement, ``DAYS = 365.25 / 12``,
+``HOURS = 24 * DAYS``)::
 
     events        = S * D * events_per_device_per_day * DAYS          (one inference per event)
+    available     = 1 - outage_hours / HOURS * (1 - completes_offline[p])
     latency       = events * (baseline_time_to_action_s - time_to_action_s[p]) / 3600
-                    * value_per_hour_saved
-    offline       = S * outage_hours * revenue_lost_per_outage_hour * completes_offline[p]
-    outage_loss   = S * outage_hours * revenue_lost_per_outage_hour * (1 - completes_offline[p])
+                    * value_per_hour_saved * available
+    accuracy      = events * (baseline_error_rate - error_rate[p]) * cost_per_error * available
     compliance    = annual_compliance_cost / 12 * compliance_reduction[p]
-    accuracy      = events * (baseline_error_rate - error_rate[p]) * cost_per_error
-    benefit       = latency + offline + compliance + accuracy
+    benefit       = latency + accuracy + compliance
 
-    energy kWh    = on-device: S*D * device_watts * device_hours_per_day * DAYS / 1000
-                    near-edge: S*G * gateway_watts * 24 * DAYS / 1000  (gateways never sleep)
-                    cloud: 0 (in the inference price); hybrid: its local tier's
+    wan_outages   = S * outage_hours * revenue_lost_per_outage_hour * (1 - completes_offline[p])
+                    (a placement that needs the WAN loses the workflow while it is down; local
+                    inference is credited only with what it keeps working, never with
+                    "rescuing" today's outages)
+    energy kWh    = on-device tier: S * ceil(share * D) * device_watts * device_hours * DAYS / 1000
+                    near-edge tier: S * G * gateway_watts * 24 * DAYS / 1000 (gateways never sleep)
     power         = kWh * electricity_price_per_kwh * cooling_overhead_factor
-    maintenance   = rollouts_per_month * (rollout_hours[p] + rollback_share * rollback_hours[p])
-                    * support_hourly_rate + S * interventions_per_site[p] * cost_per_intervention
-    privacy       = S * data_leaving_gb_per_site[p] * egress_price_per_gb
-    running       = S*D * licence_per_device[p] + tooling[p] + support_hours[p] * hourly_rate
-                    + S * bandwidth_per_site[p] + monitoring[p]
-                    + events * cloud_share[p] * cloud_price_per_1000 / 1000
-                    with cloud_share = 1 (cloud), hybrid_cloud_share (hybrid), 0 (local)
-    operating     = power + maintenance + privacy + running
-    net_monthly   = benefit - operating
+    variable      = power + S * interventions_per_site[p] * cost_per_intervention
+                    + S * data_leaving_gb_per_site[p] * egress_price_per_gb
+                    + S * D * licence_per_device[p] + S * bandwidth_per_site[p]
+                    + events * cloud_share * cloud_price_per_1000 / 1000 + wan_outages
+    fixed         = rollouts_per_month * (rollout_hours[p] + rollback_share * rollback_hours[p])
+                    * support_hourly_rate + monitoring[p] + tooling[p]
+                    + support_hours[p] * support_hourly_rate
 
-Hardware: on-device buys ``S*D`` devices (``device_hardware_cost`` is the *incremental* cost
-of an NPU-capable device), near-edge buys ``S*G`` gateways, cloud buys nothing, hybrid buys its
-local tier's (``Scenario.hybrid_local_tier``; the hybrid split is "local tier for every event,
-plus ``hybrid_cloud_share`` of events also sent to cloud inference"). The fleet is bought at
-month 0 and bought again every replacement cycle (rounded to whole months) at months
-``c, 2c, ...`` strictly before the horizon (a purchase at the horizon would serve only after it).
+Tiers: on-device, near-edge and cloud are one tier each (share 1). The hybrid is the
+scenario's mix of tiers (``Scenario.hybrid_*_share``, adding up to 1): each local tier buys its
+own hardware (on-device: ``ceil(share * D)`` NPU devices per site at the *incremental*
+``device_hardware_cost``; near-edge: every site's ``G`` gateways), the cloud tier pays per
+inference for its share. So "near-edge plus selective on-device" and "cloud primary, near-edge
+for outages" are both costed with the hardware they really need.
+
+The ramp (``Scenario``): nothing is live during ``build_months``; then ``pilot_sites`` go live
+for ``pilot_months``; then ``rollout_sites_per_month`` more a month. In month ``t`` the variable
+benefits and costs are scaled by the share of sites live; the fixed costs run from the first
+live month; each site's hardware is bought the month before it goes live and again every
+replacement cycle (whole months) strictly before the horizon. At the horizon the hardware still
+in service is worth its straight-line residual value, ``cost * (1 - age / cycle)``, unless the
+scenario says ``residual_value = none``.
 
 Conventions
-    - Cash flows: month 0 = ``-(hardware + integration)``; months 1..H = ``net_monthly`` minus any
-      replacement purchase that month. H = ``horizon_months`` (36 by default).
+    - Cash flows: month 0 = ``-integration`` (plus hardware for sites live in month 1); month
+      ``t`` = live share x (benefit - variable) - fixed (once live) - hardware bought that
+      month; month H also + residual value. H = ``horizon_months`` (36 by default).
     - NPV discounts monthly at the rate equivalent to the annual rate,
-      ``r_m = (1 + r_annual) ** (1/12) - 1``; month ``t`` is discounted by ``(1 + r_m) ** t``,
-      month 0 not at all (upfront hardware at month 0).
-    - TCO over the horizon = hardware purchases + integration + H * operating (undiscounted).
-    - Cost per active site per month = TCO / H / S; per device = TCO / H / (S * D).
-    - ROI % = (H * benefit - TCO) / TCO * 100 (undiscounted; None when TCO is 0).
+      ``r_m = (1 + r_annual) ** (1/12) - 1``; month ``t`` is discounted by ``(1 + r_m) ** t``.
+    - TCO over the horizon = hardware bought - residual value + integration + running costs
+      as they are incurred (undiscounted).
+    - Cost per active site per month = TCO / live site-months; per device = that / D.
+    - ROI % = (benefits as incurred - TCO) / TCO * 100 (undiscounted; None when TCO is 0).
     - Payback month = the first month from which the *undiscounted* cumulative cash flow stays
-      >= 0 to the end of the horizon (0 if it never dips below 0; None if it never gets there),
-      so a replacement purchase that drops the curve below zero again delays it.
-    - Monte Carlo draws every input independently (no correlations) from Beta-PERT (lambda 4)
-      or triangular distributions; ``low == high`` is a constant. Each input has its own random
-      stream derived from the seed and the input's name, so results are reproducible, do not
-      depend on the order of inputs or the number of sampling threads, and editing one input
-      leaves the other inputs' draws unchanged.
+      >= 0 to the end of the horizon (0 if it never dips below 0; None if it never gets there).
+    - Monte Carlo draws every input from Beta-PERT (lambda 4) or triangular distributions;
+      ``low == high`` is a constant. Each input has its own random stream derived from the seed
+      and the input's name, so results are reproducible and do not depend on the number of
+      sampling threads. Inputs in a declared :class:`Correlation` group are then reordered so
+      their ranks follow a Gaussian copula (``rho`` 1: one shared percentile), which keeps each
+      input's own distribution: today's time-to-action and every placement's are drawn
+      together, so a saving is never the gap between two unrelated draws.
+    - With-AI time-to-action and error rate must be at most today's at each of low / likely /
+      high unless ``Scenario.allow_worse_than_today``.
 
 Money is in the organisation's currency; nothing here converts currencies.
 """

@@ -11,8 +11,10 @@ from opshero.errors import DomainError
 from ..engine import (
     INPUT_SPECS,
     PLACEMENTS,
+    RESIDUAL_LABELS,
     SECTION_LABELS,
     SPEC_BY_NAME,
+    ResidualValue,
     RoiInputs,
     Section,
 )
@@ -377,6 +379,18 @@ class CalculatorForm:
         by_key = {item["key"]: item for item in self.scenario_fields()}
         return [(label, [by_key[key] for key in keys]) for label, keys in SCENARIO_GROUPS]
 
+    @staticmethod
+    def _display(key: str, value: str) -> str:
+        """A scenario figure as a person reads it (the report)."""
+        if key == "residual_value":
+            try:
+                return RESIDUAL_LABELS[ResidualValue(value)]
+            except ValueError:
+                return value
+        if key == "allow_worse_than_today":
+            return "yes" if value else "no"
+        return value
+
     def scenario_fields(self) -> list[dict[str, Any]]:
         fields = []
         for key, (label, unit) in SCENARIO_LABELS.items():
@@ -389,6 +403,7 @@ class CalculatorForm:
                     "label": label,
                     "unit": unit,
                     "value": self.raw.get(name, ""),
+                    "display": self._display(key, self.raw.get(name, "")),
                     "note": self.raw.get(f"scenario.notes.{key}", ""),
                     "note_name": f"scenario.notes.{key}",
                     "errors": self.errors.get(name, []),

@@ -33,6 +33,8 @@ def test_a_scenario_from_an_assessment_puts_its_placement_first_and_flags_ruled_
     body = client.get(url("scenario-new") + f"?assessment={assessment.pk}").content.decode()
     assert kpi_heads(body)[0] == assessment.placement == "near_edge"
     assert 'data-testid="assessed-placement">Near-edge<' in body
+    assert 'data-testid="headline-assessed">Near-edge<' in body
+    assert "Cloud (ruled out)" in body
     flagged = re.search(r'data-testid="ruled-out-cloud">(.*?)</li>', body, re.S).group(1)
     assert "Tight latency keeps inference local" in flagged
     assert "150 ms" in flagged
