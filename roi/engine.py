@@ -163,12 +163,17 @@ _S = Section
 
 INPUT_SPECS: tuple[InputSpec, ...] = (
     InputSpec(
-        "latency.baseline_time_to_action_s", _S.LATENCY, "Time-to-action today", "s", 0, 86_400
+        "latency.baseline_time_to_action_s",
+        _S.LATENCY,
+        "Task time per event today (capture to action, by people)",
+        "s",
+        0,
+        86_400,
     ),
     InputSpec(
         "latency.time_to_action_s",
         _S.LATENCY,
-        "Time-to-action (capture to action)",
+        "Task time per event with AI (capture to action, incl. the operator)",
         "s",
         0,
         86_400,
@@ -496,7 +501,7 @@ IMPROVEMENT_PAIRS: dict[str, str] = {
 DEFAULT_CORRELATIONS: tuple[Correlation, ...] = (
     Correlation(
         "time_to_action",
-        "Time-to-action today and with AI",
+        "Task time per event today and with AI",
         ("latency.baseline_time_to_action_s", *_placement_names("latency.time_to_action_s")),
         note="A slow dock is slow with or without AI: today's figure and every placement's "
         "are drawn at the same percentile, so the time saved is never the gap between two "
@@ -1839,8 +1844,11 @@ def tornado(
     result = _outputs(flows[Placement(placement)], line, scenario)[output]
     labels = {group.key: group.label for group in inputs.correlations}
     bars = []
+    focus = str(Placement(placement))
     for index, (key, members) in enumerate(units):
-        first = inputs.estimates[members[0]]
+        # A group's low and high are shown for the member of the placement in focus.
+        shown = next((name for name in members if name.endswith(f".{focus}")), members[0])
+        first = inputs.estimates[shown]
         if key.startswith("correlation:"):
             label = f"{labels[key.split(':', 1)[1]]} (drawn together)"
         else:

@@ -356,16 +356,18 @@ def kpi_rows(
 
 
 def _payback_range(figures: dict[str, Any], horizon: int) -> str:
+    """P10-P90 of the payback month with the median: "months 5-12, median 7"; a month beyond
+    the horizon reads "36+"; none within it reads "not within 36 months"."""
     if "payback_month_p50" not in figures:
         return "—"  # a summary cached before payback had a range
+    p10, p50, p90 = (figures[f"payback_month_p{q}"] for q in (10, 50, 90))
+    if p10 is None:
+        return f"not within {horizon} months"
 
     def month(value: int | None) -> str:
-        return f"after {horizon}" if value is None else str(value)
+        return f"{horizon}+" if value is None else str(value)
 
-    return (
-        f"months {month(figures['payback_month_p10'])}\u2013{month(figures['payback_month_p90'])}"
-        f" (median {month(figures['payback_month_p50'])})"
-    )
+    return f"months {month(p10)}\u2013{month(p90)}, median {month(p50)}"
 
 
 # --- CSV export -------------------------------------------------------------------------------

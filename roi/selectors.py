@@ -175,6 +175,10 @@ def plan_records(*, plan: Plan) -> PlanRecords:
     if plan.model_id is not None:
         runs = runs.filter(version__model_id=plan.model_id)
         rollouts = rollouts.filter(model_id=plan.model_id)
+    else:
+        # Without the plan's model, another model's validation or rollout proves nothing here.
+        runs = runs.none()
+        rollouts = rollouts.none()
     return PlanRecords(
         scorecard=scorecard,
         scored_stacks=scored,

@@ -18,7 +18,7 @@ from ..engine import (
     RoiInputs,
     Section,
 )
-from ..reports import PLACEMENT_LABELS, format_number
+from ..reports import PLACEMENT_LABELS, current_currency, format_number
 from ..rules import (
     PlanningInputError,
 )
@@ -45,6 +45,10 @@ HYBRID_PERCENT_FIELDS = {
 }
 NOTE_TARGETS = {"annual_discount_rate_pct": "annual_discount_rate", **HYBRID_PERCENT_FIELDS}
 NOTE_SOURCES = {value: key for key, value in NOTE_TARGETS.items()}
+# Units of money inputs (``roi.engine.INPUT_SPECS``): shown with the organisation's currency.
+MONEY_UNITS = frozenset(
+    {"per h", "each", "per month", "per kWh", "per GB", "per year", "once", "per 1,000"}
+)
 SCENARIO_LABELS = {
     "sites": ("Active sites", ""),
     "devices_per_site": ("Devices per site", ""),
@@ -327,6 +331,12 @@ class CalculatorForm:
     def focus(self) -> str:
         return self.raw.get("focus", "")
 
+    @staticmethod
+    def _unit(unit: str) -> str:
+        """A money unit carries the organisation's currency ("EUR per h")."""
+        code = current_currency()
+        return f"{code} {unit}" if code and unit in MONEY_UNITS else unit
+
     def sections(self, influence: Mapping[str, float] | None = None) -> list[SectionGroup]:
         """The inputs by the seed's ROI sections.
 
@@ -346,7 +356,7 @@ class CalculatorForm:
                         name=input_name,
                         label=spec.label,
                         sublabel=sublabel,
-                        unit=spec.unit,
+                        unit=self._unit(spec.unit),
                         low=self.raw.get(f"{input_name}.low", ""),
                         likely=self.raw.get(f"{input_name}.likely", ""),
                         high=self.raw.get(f"{input_name}.high", ""),
@@ -355,7 +365,7 @@ class CalculatorForm:
                         swing=(influence or {}).get(input_name, 0.0),
                     )
                 )
-            group = InputGroup(spec.key, spec.label, spec.unit, rows)
+            group = InputGroup(spec.key, spec.label, self._unit(spec.unit), rows)
             grouped[spec.section].append(group)
         sections = [
             SectionGroup(section.value, SECTION_LABELS[section], groups)

@@ -146,6 +146,22 @@ def starting_inputs(
         f"{where}: {answers.model_changes_per_year:g} model changes a year; the range keeps "
         "the preset's spread.",
     )
+    # Outage hours follow the share of time the assessment says sites are offline or
+    # intermittent (of a month's 730.5 hours); keep the preset's spread around it.
+    outages = inputs.estimates["offline.outage_hours_per_site"]
+    offline_hours = round(float(answers.offline_share) * 24 * 365.25 / 12, 4)
+    if outages.likely > 0 and offline_hours > 0:
+        scale_out = offline_hours / outages.likely
+        low, high = outages.low * scale_out, outages.high * scale_out
+    else:
+        low, high = offline_hours, offline_hours
+    updates["offline.outage_hours_per_site"] = Estimate(
+        round(low, 4),
+        offline_hours,
+        round(min(high, 744.0), 4),
+        f"{where}: offline or intermittent {float(answers.offline_share) * 100:g} % of the time "
+        f"= {offline_hours:g} h a month; the range keeps the preset's spread.",
+    )
     if per_site != before.devices_per_site:
         scale = per_site / preset_devices
         for name in INPUT_NAMES:

@@ -49,7 +49,7 @@ def build() -> RoiInputs:
             on_device=(4, 6, 9),
             near_edge=(4, 6, 9),
             cloud=(6, 9, 16),
-            hybrid=(4, 6, 10),
+            hybrid=(4, 6, 9),
             source=a + "capture to action including the operator's confirmation; the cloud adds "
             "a ~250 KB image upload over the site WAN and queueing.",
         ),
@@ -89,19 +89,20 @@ def build() -> RoiInputs:
             on_device=(0.85, 0.95, 1.0),
             near_edge=(0.85, 0.95, 1.0),
             cloud=(0.0, 0.0, 0.1),
-            hybrid=(0.8, 0.9, 1.0),
+            hybrid=(0.85, 0.95, 1.0),
             source=a + "local inference keeps working on the site LAN (power or LAN failures are "
-            "not covered); cloud inference stops with the WAN.",
+            "not covered); cloud inference stops with the WAN; the dock hybrid's two tiers are "
+            "both local.",
         ),
         **each(
             "privacy.data_leaving_gb_per_site",
             on_device=(0.05, 0.2, 1.0),
             near_edge=(0.05, 0.2, 1.0),
             cloud=(5, 8.8, 15),
-            hybrid=(0.5, 1.1, 3),
+            hybrid=(0.05, 0.2, 1.0),
             source="derived: 6 devices x 120 events/day x 30.4 days x 400 KB image = 8.8 GB "
-            "streamed to the cloud; local placements send events plus low-confidence samples; "
-            "hybrid sends its ~10 % escalations.",
+            "streamed to the cloud; local placements (the dock hybrid included: gateway plus "
+            "handhelds) send events plus low-confidence samples.",
         ),
         "privacy.egress_price_per_gb": e(
             0.0,
@@ -120,7 +121,7 @@ def build() -> RoiInputs:
             on_device=(0.1, 0.3, 0.5),
             near_edge=(0.1, 0.3, 0.5),
             cloud=(0.0, 0.0, 0.05),
-            hybrid=(0.05, 0.2, 0.4),
+            hybrid=(0.1, 0.3, 0.5),
             source=a + "keeping footage on site removes part of the retention and transfer "
             "controls; streaming it keeps them.",
         ),
@@ -164,9 +165,10 @@ def build() -> RoiInputs:
             on_device=(0.004, 0.008, 0.014),
             near_edge=(0.004, 0.007, 0.012),
             cloud=(0.0035, 0.0065, 0.011),
-            hybrid=(0.0035, 0.0065, 0.011),
+            hybrid=(0.004, 0.0072, 0.0124),
             source=a + "AI-assisted miss rate: smaller INT8 models on handhelds miss more, the "
-            "largest cloud model least; validate on your own footage.",
+            "largest cloud model least; the dock hybrid is 80 % gateway, 20 % handheld "
+            "(0.8 x near-edge + 0.2 x on-device); validate on your own footage.",
         ),
         "accuracy.cost_per_error": e(
             8, 20, 60, a + "average claim, relabel or re-handling cost of a miss."
@@ -194,8 +196,8 @@ def build() -> RoiInputs:
             near_edge=(6_000, 12_000, 25_000),
             cloud=(4_000, 8_000, 15_000),
             hybrid=(8_000, 16_000, 32_000),
-            source=a + "one-off build: mobile packaging, gateway provisioning, cloud endpoint, "
-            "or both paths for hybrid.",
+            source=a + "one-off build: mobile packaging, gateway provisioning, cloud endpoint; "
+            "the dock hybrid builds both the gateway and the handheld path.",
         ),
         **each(
             "tco.licence_per_device",
@@ -235,7 +237,7 @@ def build() -> RoiInputs:
             on_device=(0, 0, 10),
             near_edge=(0, 0, 10),
             cloud=(20, 60, 150),
-            hybrid=(0, 10, 40),
+            hybrid=(0, 0, 10),
             source=a + "uplink upgrade per site per month needed to stream images; none for "
             "events only.",
         ),

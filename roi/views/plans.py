@@ -34,6 +34,7 @@ from ..forms.plans import PlanStartForm
 from ..measurements import load_sources, measurement_context, planned_vs_measured
 from ..plan import (
     PHASES,
+    ROI_INPUT_FOR_MEASURE,
     EvidenceFound,
     MeasureKey,
     Measurement,
@@ -141,15 +142,16 @@ def task_evidence(
             f"{records.scored_stacks} candidate stacks.",
             _url("roi:scorecard", org=org, scorecard_id=records.scorecard.pk),
         )
-    if records.scenario is not None:
-        how = (
-            "is linked to this plan"
-            if records.scenario.pk == plan.scenario_id
-            else "was built from this plan's assessment"
-        )
+    # "Recompute with measured values" is done only when a field measurement replaces one of
+    # the linked scenario's assumptions, not merely because a scenario exists.
+    measured_inputs = [
+        key for key in ROI_INPUT_FOR_MEASURE if _field(measurements, key) is not None
+    ]
+    if records.scenario is not None and plan.scenario_id == records.scenario.pk and measured_inputs:
+        labels = ", ".join(MEASURE_LABELS.get(key, key) for key in measured_inputs)
         found[TaskEvidence.ROI_SCENARIO] = EvidenceFound(
             TaskEvidence.ROI_SCENARIO,
-            f"ROI scenario \u201c{records.scenario.name}\u201d {how}.",
+            f"ROI scenario \u201c{records.scenario.name}\u201d recomputed with measured {labels}.",
             _url("roi:scenario", org=org, scenario_id=records.scenario.pk),
         )
     run = records.validated_run

@@ -95,7 +95,12 @@ def results_context(form: CalculatorForm, assessment=None) -> dict[str, Any]:
         max(allowed, key=lambda p: (det[p].npv, -PLACEMENTS.index(p))) if allowed else None
     )
     order = placement_order(assessed)
+    fixed_keys = ("rollouts", "monitoring", "tooling", "support")
+    all_negative = all(det[p].npv < 0 for p in PLACEMENTS)
     return {
+        "all_negative": all_negative,
+        "focus_fixed_monthly": sum(econ.costs.get(key, 0.0) for key in fixed_keys),
+        "devices": form.inputs.scenario.sites * form.inputs.scenario.devices_per_site,
         "form": form,
         "analysis": analysis,
         "summary": summary,

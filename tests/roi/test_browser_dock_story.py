@@ -88,13 +88,13 @@ def test_dock_case_from_wizard_to_plan_tells_one_story(page_factory, live_server
     scenario = RoiScenario.objects.get(assessment=assessment)
     assert scenario.inputs["scenario"]["build_months"] == 3
 
-    # The plan: dated, and the ROI task ticked by the scenario that now exists.
+    # The plan: dated; the ROI recompute waits for measured values (a scenario alone is not it).
     page.goto(f"{live_server.url}/o/northwind/plan/assessments/{assessment.pk}/")
     page.click("[data-testid=generate-plan]")
     expect(page.locator("[data-testid=plan-board]")).to_be_visible()
     expect(page.locator("[data-testid=plan-dates]")).to_have_text(re.compile(r"\d{4}"))
-    expect(page.locator("[data-testid=evidence-recompute_roi_with_measurements]")).to_contain_text(
-        "Done"
+    expect(page.locator("#task-recompute_roi_with_measurements")).to_have_class(
+        re.compile("status-todo")
     )
     page.wait_for_load_state("networkidle")
     screenshot(page, "roi-dock-plan")

@@ -161,6 +161,10 @@ def test_the_tornado_swings_a_paired_group_as_one_bar():
     assert "latency.baseline_time_to_action_s" not in names
     bar = next(bar for bar in result.bars if bar.name == "correlation:error_rate")
     assert "accuracy.baseline_error_rate" in bar.members and len(bar.members) == 5
+    # A group's low and high are those of the placement in focus, not the first member's.
+    support = next(bar for bar in result.bars if bar.name == "correlation:support")
+    near_edge = inputs.estimates["tco.support_hours_per_month.near_edge"]
+    assert (support.low, support.high) == (near_edge.low, near_edge.high)
 
 
 # --- The ramp ----------------------------------------------------------------------------------
@@ -465,3 +469,11 @@ def test_an_assessment_rescales_per_device_quantities_and_shapes_the_hybrid():
     assert scenario.hybrid_on_device_share == pytest.approx(0.8)
     assert "Docks" in scenario.notes["hybrid_on_device_share"]
     assert scenario.pilot_sites == 2 and scenario.build_months == 2
+    # Outages follow the answered offline share: 20 % of 730.5 h = 146.1 h a month.
+    outages = inputs.estimates["offline.outage_hours_per_site"]
+    assert outages.likely == pytest.approx(146.1)
+    preset_outages = base.estimates["offline.outage_hours_per_site"]
+    assert outages.high / outages.likely == pytest.approx(
+        preset_outages.high / preset_outages.likely
+    )
+    assert "offline or intermittent 20 %" in outages.source

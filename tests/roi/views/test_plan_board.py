@@ -13,10 +13,17 @@ from django.urls import reverse
 from django.utils import timezone
 
 from opshero.roles import Role
+from roi import services
 from roi.measurements import load_sources
 from roi.models import Plan
 from roi.plan import MeasureKey, Measurement, Provenance, register_source, registry
-from tests.roi.builders import make_assessment, make_plan, make_scenario, make_scorecard
+from tests.roi.builders import (
+    SYSTEM,
+    make_assessment,
+    make_plan,
+    make_scenario,
+    make_scorecard,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -168,14 +175,24 @@ def test_a_scorecard_with_one_stack_is_not_enough(client, world):
     assert "status-todo" in card(page(client, world, plan), "score_stacks_before_buying")
 
 
-def test_a_scenario_for_the_assessment_ticks_the_roi_task(client, world):
+def test_the_roi_task_ticks_only_once_a_field_measurement_replaces_an_assumption(
+    client, world, sources
+):
     plan = make_plan(world.a.org)
     assert "status-todo" in card(page(client, world, plan), "recompute_roi_with_measurements")
     scenario = make_scenario(world.a.org, assessment=plan.assessment)
+    # A scenario alone is not "recomputed with measured values" (it used to tick on day 1).
+    assert "status-todo" in card(page(client, world, plan), "recompute_roi_with_measurements")
+    services.update_plan(plan=plan, actor=SYSTEM, scenario=scenario)
+    assert "status-todo" in card(page(client, world, plan), "recompute_roi_with_measurements")
+    sources(
+        MeasureKey.OFFLINE_COVERAGE,
+        lambda context: field(MeasureKey.OFFLINE_COVERAGE, 0.9, "share"),
+    )
     after = card(page(client, world, plan), "recompute_roi_with_measurements")
     assert "status-done" in after
     assert url("scenario", scenario_id=scenario.pk) in after
-    assert "was built from this plan&#x27;s assessment" in after
+    assert "recomputed with measured Share of the workflow completing offline" in after
 
 
 def _model_with_run(world, status: str, name: str = "dock-detector"):
@@ -206,11 +223,17 @@ def _model_with_run(world, status: str, name: str = "dock-detector"):
     return model, version
 
 
-def test_a_passed_validation_ticks_the_conversion_task(client, world):
+def test_a_passed_validation_of_the_plans_model_ticks_the_conversion_task(client, world):
     plan = make_plan(world.a.org)
-    _model_with_run(world, "failed", name="failing-detector")
+    failing, _ = _model_with_run(world, "failed", name="failing-detector")
+    services.update_plan(plan=plan, actor=SYSTEM, model=failing)
     assert "status-todo" in card(page(client, world, plan), "select_runtime")
-    _, version = _model_with_run(world, "passed")
+    model, version = _model_with_run(world, "passed")
+    # Another model's passed run proves nothing about this plan's model.
+    assert "status-todo" in card(page(client, world, plan), "select_runtime")
+    services.update_plan(plan=plan, actor=SYSTEM, model=None)
+    assert "status-todo" in card(page(client, world, plan), "select_runtime")
+    services.update_plan(plan=plan, actor=SYSTEM, model=model)
     after = card(page(client, world, plan), "select_runtime")
     assert "status-done" in after
     assert "dock-detector 1.2 passed validation" in after
@@ -224,6 +247,7 @@ def test_a_started_rollout_ticks_the_staged_release_task(client, world):
 
     plan = make_plan(world.a.org)
     model, version = _model_with_run(world, "passed")
+    services.update_plan(plan=plan, actor=SYSTEM, model=model)
 
     def rollout(status):
         return Rollout.objects.create(
@@ -265,26 +289,33 @@ def test_field_telemetry_ticks_the_field_like_tests(client, world, sources):
     assert "status-todo" in card(body, "test_offline")  # no device has been offline yet
 
 
-def test_a_task_ticked_by_evidence_offers_no_status_choice_others_do(client, world):
+def throttling(sources) -> None:
+    sources(
+        MeasureKey.FIELD_THROTTLED_SHARE,
+        lambda context: field(MeasureKey.FIELD_THROTTLED_SHARE, 0.02, "share"),
+    )
+
+
+def test_a_task_ticked_by_evidence_offers_no_status_choice_others_do(client, world, sources):
     plan = make_plan(world.a.org)
-    make_scenario(world.a.org, assessment=plan.assessment)
+    throttling(sources)
     body = page(client, world, plan, role=Role.PLANNER)
-    ticked = card(body, "recompute_roi_with_measurements")
+    ticked = card(body, "validate_power_thermal")
     assert '<select name="status"' not in ticked
     assert '<select name="assignee"' in ticked
     assert '<select name="status"' in card(body, "select_runtime")
 
 
-def test_counters_count_tasks_ticked_by_evidence_after_a_status_change(client, world):
+def test_counters_count_tasks_ticked_by_evidence_after_a_status_change(client, world, sources):
     plan = make_plan(world.a.org)
     done_stored, total = plan.progress
-    make_scenario(world.a.org, assessment=plan.assessment)
+    throttling(sources)
     client.force_login(world.a.user(Role.PLANNER))
     response = client.post(
         url("plan-task", plan_id=plan.pk, task_id="select_runtime"), {"status": "done"}, **HX
     )
     body = response.content.decode()
-    # the runtime task set by hand, plus the ROI task ticked by its scenario
+    # the runtime task set by hand, plus the power/thermal task ticked by field throttling
     assert f'data-testid="plan-progress">{done_stored + 2} / {total}<' in body
     assert 'id="phase-count-days_71_90" hx-swap-oob="true"' not in body
 

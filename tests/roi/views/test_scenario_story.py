@@ -169,3 +169,25 @@ def test_the_api_says_which_currency_its_money_is_in(client, world):
     assert payload["currency"] == "EUR"
     near_edge = payload["summary"]["placements"]["near_edge"]
     assert near_edge["cost_per_site_month_p10"] <= near_edge["cost_per_site_month_p90"]
+
+
+def test_money_inputs_carry_the_currency_and_a_loss_at_small_scale_is_explained(client, world):
+    client.force_login(world.a.user(Role.PLANNER))
+    body = client.get(url("scenario-new") + "?workflow=logistics_dock_vision").content.decode()
+    assert "EUR per h" in body and "EUR each" in body
+    assert 'data-testid="all-negative"' not in body
+    tiny = calculator_data(
+        **{"scenario.sites": "1", "scenario.devices_per_site": "1", "scenario.pilot_sites": "1"}
+    )
+    small = client.post(url("scenario-compute"), tiny, **HX).content.decode()
+    note = re.search(r'data-testid="all-negative">(.*?)</div>', small, re.S).group(1)
+    assert "do not shrink with the fleet" in note and "1 device" in note
+
+
+def test_payback_ranges_read_plainly():
+    from roi.reports import _payback_range
+
+    figures = {"payback_month_p10": 5, "payback_month_p50": 8, "payback_month_p90": None}
+    assert _payback_range(figures, 36) == "months 5\u201336+, median 8"
+    none = dict.fromkeys(figures)
+    assert _payback_range(none, 36) == "not within 36 months"
