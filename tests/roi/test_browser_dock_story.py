@@ -16,14 +16,9 @@ from opshero.demo import DEMO_PASSWORD
 from opshero.models import Organization
 from roi.models import Assessment, RoiScenario
 from tests.conftest import browser_login, screenshot
+from tests.roi.test_browser import next_step
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def next_step(page, url_part: str) -> None:
-    with page.expect_response(re.compile(r"/plan/wizard/")):
-        page.click("[data-testid=wizard-next]")
-    expect(page).to_have_url(re.compile(url_part))
 
 
 def test_dock_case_from_wizard_to_plan_tells_one_story(page_factory, live_server):
